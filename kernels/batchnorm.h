@@ -1,0 +1,117 @@
+// kernels/batchnorm.h: 2-D batch normalisation over (N, H, W) per channel, PyTorch semantics.
+//
+//   batchnorm_train_forward   y = gamma * (x - mean_B) * invstd_B + beta                (=)
+//       writes save_mean, save_invstd = 1/sqrt(var_B + eps) (biased var) for the backward, and
+//       updates running_mean/var (if non-null) with momentum, running_var from the *unbiased*
+//       batch variance: r = (1 - momentum) * r + momentum * v.
+//   batchnorm_train_backward  gx, ggamma, gbeta += (batch statistics are functions of x)  (+=)
+//   batchnorm_eval_forward    y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta  (=)
+//   batchnorm_eval_backward   gx, ggamma, gbeta += (running statistics are constants)       (+=)
+// gx, ggamma, gbeta may each be null. CUDA: cuDNN's spatial batch norm for the first three, a
+// functor plus per-channel reductions for the last.
+#pragma once
+
+#include "kernels/dispatch.h"
+#include "kernels/elementwise_math.h"
+
+namespace caf {
+
+struct BatchNormArgs {
+  Shape4 s;
+  double eps = 1e-5;
+  double momentum = 0.1;
+};
+
+// gx += gamma * invstd * gy for the inference-mode backward (statistics are constants).
+template <class T>
+struct BatchNormEvalGradInput {
+  const T* gamma;
+  const T* running_var;
+  const T* gy;
+  T* gx;
+  Shape4 s;
+  T eps;
+  CAF_HD void operator()(int64_t i) const {
+    int64_t c = (i / s.hw()) % s.c;
+    gx[i] += gy[i] * gamma[c] / math_sqrt(running_var[c] + eps);
+  }
+};
+
+template <class T>
+struct BatchNormEvalForward {
+  const T* x;
+  const T* gamma;
+  const T* beta;
+  const T* running_mean;
+  const T* running_var;
+  T* y;
+  Shape4 s;
+  T eps;
+  CAF_HD void operator()(int64_t i) const {
+    int64_t c = (i / s.hw()) % s.c;
+    y[i] = (x[i] - running_mean[c]) / math_sqrt(running_var[c] + eps) * gamma[c] + beta[c];
+  }
+};
+
+namespace cpu {
+template <class T>
+void batchnorm_train_forward(const T* x, const T* gamma, const T* beta, T* y, T* save_mean,
+                             T* save_invstd, T* running_mean, T* running_var,
+                             const BatchNormArgs& a);
+template <class T>
+void batchnorm_train_backward(const T* x, const T* gamma, const T* gy, const T* save_mean,
+                              const T* save_invstd, T* gx, T* ggamma, T* gbeta,
+                              const BatchNormArgs& a);
+template <class T>
+void batchnorm_eval_forward(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                            const T* running_var, T* y, const BatchNormArgs& a);
+template <class T>
+void batchnorm_eval_backward(const T* x, const T* gamma, const T* running_mean,
+                             const T* running_var, const T* gy, T* gx, T* ggamma, T* gbeta,
+                             const BatchNormArgs& a);
+}  // namespace cpu
+
+namespace cuda {
+void batchnorm_train_forward(const float* x, const float* gamma, const float* beta, float* y,
+                             float* save_mean, float* save_invstd, float* running_mean,
+                             float* running_var, const BatchNormArgs& a);
+void batchnorm_train_backward(const float* x, const float* gamma, const float* gy,
+                              const float* save_mean, const float* save_invstd, float* gx,
+                              float* ggamma, float* gbeta, const BatchNormArgs& a);
+void batchnorm_eval_forward(const float* x, const float* gamma, const float* beta,
+                            const float* running_mean, const float* running_var, float* y,
+                            const BatchNormArgs& a);
+void batchnorm_eval_backward(const float* x, const float* gamma, const float* running_mean,
+                             const float* running_var, const float* gy, float* gx, float* ggamma,
+                             float* gbeta, const BatchNormArgs& a);
+}  // namespace cuda
+
+template <class T>
+void batchnorm_train_forward(Device d, const T* x, const T* gamma, const T* beta, T* y,
+                             T* save_mean, T* save_invstd, T* running_mean, T* running_var,
+                             const BatchNormArgs& a) {
+  CAF_DISPATCH(T, d, batchnorm_train_forward, x, gamma, beta, y, save_mean, save_invstd,
+               running_mean, running_var, a);
+}
+template <class T>
+void batchnorm_train_backward(Device d, const T* x, const T* gamma, const T* gy, const T* save_mean,
+                              const T* save_invstd, T* gx, T* ggamma, T* gbeta,
+                              const BatchNormArgs& a) {
+  CAF_DISPATCH(T, d, batchnorm_train_backward, x, gamma, gy, save_mean, save_invstd, gx, ggamma,
+               gbeta, a);
+}
+template <class T>
+void batchnorm_eval_forward(Device d, const T* x, const T* gamma, const T* beta,
+                            const T* running_mean, const T* running_var, T* y,
+                            const BatchNormArgs& a) {
+  CAF_DISPATCH(T, d, batchnorm_eval_forward, x, gamma, beta, running_mean, running_var, y, a);
+}
+template <class T>
+void batchnorm_eval_backward(Device d, const T* x, const T* gamma, const T* running_mean,
+                             const T* running_var, const T* gy, T* gx, T* ggamma, T* gbeta,
+                             const BatchNormArgs& a) {
+  CAF_DISPATCH(T, d, batchnorm_eval_backward, x, gamma, running_mean, running_var, gy, gx, ggamma,
+               gbeta, a);
+}
+
+}  // namespace caf

@@ -1,0 +1,70 @@
+// kernels/channels.h: concatenation and slicing along the channel axis (the U-Net skips).
+//
+// One primitive, channel_copy, moves `count` channels of every image from src (src_c channels,
+// starting at src_c0) into dst (dst_c channels, starting at dst_c0); it writes (=) or
+// accumulates (+=). Concat and slice, forward and backward, are four uses of it:
+//   concat_channels_forward   y = [a, b]                     (=)
+//   concat_channels_backward  ga += gy[:ca], gb += gy[ca:]   (+=; ga or gb may be null)
+//   slice_channels_forward    y = x[:, c0:c1]                (=)
+//   slice_channels_backward   gx[:, c0:c1] += gy             (+=)
+#pragma once
+
+#include "kernels/dispatch.h"
+
+namespace caf {
+
+struct ChannelCopyArgs {
+  int64_t n, hw;              // images and pixels per channel
+  int64_t src_c, src_c0;      // channels of src and first one read
+  int64_t dst_c, dst_c0;      // channels of dst and first one written
+  int64_t count;              // channels moved
+};
+
+template <class T>
+struct ChannelCopy {
+  const T* src;
+  T* dst;
+  ChannelCopyArgs a;
+  bool accumulate;
+  CAF_HD void operator()(int64_t i) const {  // i over n * count * hw
+    int64_t p = i % a.hw, c = (i / a.hw) % a.count, n = i / (a.hw * a.count);
+    T v = src[(n * a.src_c + a.src_c0 + c) * a.hw + p];
+    T& d = dst[(n * a.dst_c + a.dst_c0 + c) * a.hw + p];
+    d = accumulate ? d + v : v;
+  }
+};
+
+namespace cpu {
+template <class T> void channel_copy(const T* src, T* dst, ChannelCopyArgs a, bool accumulate);
+}
+namespace cuda {
+void channel_copy(const float* src, float* dst, ChannelCopyArgs a, bool accumulate);
+}
+
+template <class T>
+void channel_copy(Device d, const T* src, T* dst, ChannelCopyArgs a, bool accumulate) {
+  CAF_DISPATCH(T, d, channel_copy, src, dst, a, accumulate);
+}
+
+template <class T>
+void concat_channels_forward(Device d, const T* a, int64_t ca, const T* b, int64_t cb, int64_t n,
+                             int64_t hw, T* y) {
+  channel_copy(d, a, y, {n, hw, ca, 0, ca + cb, 0, ca}, false);
+  channel_copy(d, b, y, {n, hw, cb, 0, ca + cb, ca, cb}, false);
+}
+template <class T>
+void concat_channels_backward(Device d, const T* gy, int64_t ca, int64_t cb, int64_t n, int64_t hw,
+                              T* ga, T* gb) {
+  if (ga) channel_copy(d, gy, ga, {n, hw, ca + cb, 0, ca, 0, ca}, true);
+  if (gb) channel_copy(d, gy, gb, {n, hw, ca + cb, ca, cb, 0, cb}, true);
+}
+template <class T>
+void slice_channels_forward(Device d, const T* x, Shape4 s, int64_t c0, int64_t c1, T* y) {
+  channel_copy(d, x, y, {s.n, s.hw(), s.c, c0, c1 - c0, 0, c1 - c0}, false);
+}
+template <class T>
+void slice_channels_backward(Device d, const T* gy, Shape4 s, int64_t c0, int64_t c1, T* gx) {
+  channel_copy(d, gy, gx, {s.n, s.hw(), c1 - c0, 0, s.c, c0, c1 - c0}, true);
+}
+
+}  // namespace caf

@@ -1,0 +1,56 @@
+// kernels/conv2d.h: 2-D convolution, stride 1, zero padding k/2 ("same"), with bias; k odd.
+// DRAEM uses k = 3 everywhere.
+//
+//   conv2d_forward          y = w * x + b        x (N,C,H,W), w (K,C,k,k), b (K) or null, y (N,K,H,W)  (=)
+//   conv2d_backward_data    gx += w^T * gy       (+=)
+//   conv2d_backward_filter  gw += gy * x^T       (+=)
+//   conv2d_backward_bias    gb += sum_{n,h,w} gy (+=)
+// CPU: im2col + the blocked GEMM. CUDA: cuDNN, algorithm found once per shape and cached,
+// deterministic algorithms only, one shared workspace.
+#pragma once
+
+#include "kernels/dispatch.h"
+
+namespace caf {
+
+struct Conv2dShape {
+  Shape4 x;      // input
+  int64_t k_out; // output channels
+  int64_t k;     // kernel size (odd)
+  Shape4 y() const { return {x.n, k_out, x.h, x.w}; }
+  int64_t weight_numel() const { return k_out * x.c * k * k; }
+  double flops() const { return 2.0 * x.n * k_out * x.h * x.w * x.c * k * k; }
+};
+
+namespace cpu {
+template <class T>
+void conv2d_forward(const T* x, const T* w, const T* b, T* y, const Conv2dShape& s);
+template <class T> void conv2d_backward_data(const T* w, const T* gy, T* gx, const Conv2dShape& s);
+template <class T> void conv2d_backward_filter(const T* x, const T* gy, T* gw, const Conv2dShape& s);
+template <class T> void conv2d_backward_bias(const T* gy, T* gb, const Conv2dShape& s);
+}  // namespace cpu
+namespace cuda {
+void conv2d_forward(const float* x, const float* w, const float* b, float* y, const Conv2dShape& s);
+void conv2d_backward_data(const float* w, const float* gy, float* gx, const Conv2dShape& s);
+void conv2d_backward_filter(const float* x, const float* gy, float* gw, const Conv2dShape& s);
+void conv2d_backward_bias(const float* gy, float* gb, const Conv2dShape& s);
+}  // namespace cuda
+
+template <class T>
+void conv2d_forward(Device d, const T* x, const T* w, const T* b, T* y, const Conv2dShape& s) {
+  CAF_DISPATCH(T, d, conv2d_forward, x, w, b, y, s);
+}
+template <class T>
+void conv2d_backward_data(Device d, const T* w, const T* gy, T* gx, const Conv2dShape& s) {
+  CAF_DISPATCH(T, d, conv2d_backward_data, w, gy, gx, s);
+}
+template <class T>
+void conv2d_backward_filter(Device d, const T* x, const T* gy, T* gw, const Conv2dShape& s) {
+  CAF_DISPATCH(T, d, conv2d_backward_filter, x, gy, gw, s);
+}
+template <class T>
+void conv2d_backward_bias(Device d, const T* gy, T* gb, const Conv2dShape& s) {
+  CAF_DISPATCH(T, d, conv2d_backward_bias, gy, gb, s);
+}
+
+}  // namespace caf

@@ -1,0 +1,112 @@
+// kernels/cpu/batchnorm.cpp: batch normalisation reference, one channel per OpenMP task,
+// statistics accumulated in double for float data.
+#include <cmath>
+
+#include "kernels/batchnorm.h"
+#include "kernels/launch.h"
+
+namespace caf::cpu {
+
+namespace {
+// Visit x[n, c, :, :] for every n.
+template <class T, class F>
+void for_channel(const T* x, const Shape4& s, int64_t c, F f) {
+  for (int64_t n = 0; n < s.n; ++n) {
+    const T* p = x + (n * s.c + c) * s.hw();
+    for (int64_t i = 0; i < s.hw(); ++i) f((n * s.c + c) * s.hw() + i, p[i]);
+  }
+}
+}  // namespace
+
+template <class T>
+void batchnorm_train_forward(const T* x, const T* gamma, const T* beta, T* y, T* save_mean,
+                             T* save_invstd, T* running_mean, T* running_var,
+                             const BatchNormArgs& a) {
+  const Shape4& s = a.s;
+  const int64_t m = s.n * s.hw();
+#pragma omp parallel for schedule(static) if (s.numel() >= kParallelGrain)
+  for (int64_t c = 0; c < s.c; ++c) {
+    acc_t<T> sum = 0, sq = 0;
+    for_channel(x, s, c, [&](int64_t, T v) { sum += v; });
+    acc_t<T> mean = sum / m;
+    for_channel(x, s, c, [&](int64_t, T v) { sq += (v - mean) * (v - mean); });
+    acc_t<T> var = sq / m;
+    acc_t<T> invstd = 1 / std::sqrt(var + a.eps);
+    for_channel(x, s, c, [&](int64_t i, T v) {
+      y[i] = T((v - mean) * invstd * gamma[c] + beta[c]);
+    });
+    save_mean[c] = T(mean);
+    save_invstd[c] = T(invstd);
+    if (running_mean) running_mean[c] = T((1 - a.momentum) * running_mean[c] + a.momentum * mean);
+    if (running_var) {
+      acc_t<T> unbiased = m > 1 ? sq / (m - 1) : var;
+      running_var[c] = T((1 - a.momentum) * running_var[c] + a.momentum * unbiased);
+    }
+  }
+}
+
+template <class T>
+void batchnorm_train_backward(const T* x, const T* gamma, const T* gy, const T* save_mean,
+                              const T* save_invstd, T* gx, T* ggamma, T* gbeta,
+                              const BatchNormArgs& a) {
+  const Shape4& s = a.s;
+  const int64_t m = s.n * s.hw();
+#pragma omp parallel for schedule(static) if (s.numel() >= kParallelGrain)
+  for (int64_t c = 0; c < s.c; ++c) {
+    const acc_t<T> mean = save_mean[c], invstd = save_invstd[c];
+    acc_t<T> sum_gy = 0, sum_gy_xhat = 0;
+    for_channel(x, s, c, [&](int64_t i, T v) {
+      sum_gy += gy[i];
+      sum_gy_xhat += gy[i] * (v - mean) * invstd;
+    });
+    if (gx) {
+      const acc_t<T> k = acc_t<T>(gamma[c]) * invstd / m;
+      for_channel(x, s, c, [&](int64_t i, T v) {
+        acc_t<T> xhat = (v - mean) * invstd;
+        gx[i] += T(k * (m * acc_t<T>(gy[i]) - sum_gy - xhat * sum_gy_xhat));
+      });
+    }
+    if (ggamma) ggamma[c] += T(sum_gy_xhat);
+    if (gbeta) gbeta[c] += T(sum_gy);
+  }
+}
+
+template <class T>
+void batchnorm_eval_forward(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                            const T* running_var, T* y, const BatchNormArgs& a) {
+  cpu_for_each(a.s.numel(), BatchNormEvalForward<T>{x, gamma, beta, running_mean, running_var, y,
+                                                    a.s, T(a.eps)});
+}
+
+template <class T>
+void batchnorm_eval_backward(const T* x, const T* gamma, const T* running_mean,
+                             const T* running_var, const T* gy, T* gx, T* ggamma, T* gbeta,
+                             const BatchNormArgs& a) {
+  const Shape4& s = a.s;
+  if (gx)
+    cpu_for_each(s.numel(), BatchNormEvalGradInput<T>{gamma, running_var, gy, gx, s, T(a.eps)});
+  for (int64_t c = 0; c < s.c; ++c) {
+    const acc_t<T> invstd = 1 / std::sqrt(acc_t<T>(running_var[c]) + T(a.eps));
+    acc_t<T> sum_gy = 0, sum_gy_xhat = 0;
+    for_channel(x, s, c, [&](int64_t i, T v) {
+      sum_gy += gy[i];
+      sum_gy_xhat += gy[i] * (v - running_mean[c]) * invstd;
+    });
+    if (ggamma) ggamma[c] += T(sum_gy_xhat);
+    if (gbeta) gbeta[c] += T(sum_gy);
+  }
+}
+
+#define CAF_INSTANTIATE(T)                                                                       \
+  template void batchnorm_train_forward<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*,    \
+                                           const BatchNormArgs&);                               \
+  template void batchnorm_train_backward<T>(const T*, const T*, const T*, const T*, const T*,   \
+                                            T*, T*, T*, const BatchNormArgs&);                  \
+  template void batchnorm_eval_forward<T>(const T*, const T*, const T*, const T*, const T*, T*, \
+                                          const BatchNormArgs&);                                \
+  template void batchnorm_eval_backward<T>(const T*, const T*, const T*, const T*, const T*,    \
+                                           T*, T*, T*, const BatchNormArgs&);
+CAF_INSTANTIATE(float)
+CAF_INSTANTIATE(double)
+
+}  // namespace caf::cpu

@@ -1,0 +1,32 @@
+#include "kernels/elementwise.h"
+
+#include "kernels/launch.h"
+
+namespace caf::cpu {
+
+template <class T>
+void unary_forward(UnaryOp op, const T* x, T* y, int64_t n, T a, T b) {
+  cpu_for_each(n, UnaryForward<T>{op, x, y, a, b});
+}
+template <class T>
+void unary_backward(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T a, T b) {
+  cpu_for_each(n, UnaryBackward<T>{op, x, y, gy, gx, a, b});
+}
+template <class T>
+void binary_forward(BinaryOp op, const T* a, const T* b, T* y, int64_t n) {
+  cpu_for_each(n, BinaryForward<T>{op, a, b, y});
+}
+template <class T>
+void binary_backward(BinaryOp op, const T* a, const T* b, const T* gy, T* ga, T* gb, int64_t n) {
+  cpu_for_each(n, BinaryBackward<T>{op, a, b, gy, ga, gb});
+}
+
+#define CAF_INSTANTIATE(T)                                                                     \
+  template void unary_forward<T>(UnaryOp, const T*, T*, int64_t, T, T);                        \
+  template void unary_backward<T>(UnaryOp, const T*, const T*, const T*, T*, int64_t, T, T);   \
+  template void binary_forward<T>(BinaryOp, const T*, const T*, T*, int64_t);                  \
+  template void binary_backward<T>(BinaryOp, const T*, const T*, const T*, T*, T*, int64_t);
+CAF_INSTANTIATE(float)
+CAF_INSTANTIATE(double)
+
+}  // namespace caf::cpu

@@ -1,0 +1,46 @@
+#include "kernels/reduce.h"
+
+#include "kernels/launch.h"
+
+namespace caf::cpu {
+
+template <class T>
+void reduce_all_forward(const T* x, int64_t n, T scale, T* y) {
+  acc_t<T> s = 0;
+#pragma omp parallel for reduction(+ : s) if (n >= kParallelGrain)
+  for (int64_t i = 0; i < n; ++i) s += x[i];
+  y[0] = T(scale * s);
+}
+
+template <class T>
+void reduce_all_backward(const T* gy, int64_t n, T scale, T* gx) {
+  cpu_for_each(n, ReduceAllBackward<T>{gy, gx, scale});
+}
+
+template <class T>
+void reduce_channels_forward(const T* x, Shape4 s, T scale, T* y) {
+#pragma omp parallel for if (s.numel() >= kParallelGrain)
+  for (int64_t c = 0; c < s.c; ++c) {
+    acc_t<T> acc = 0;
+    for (int64_t n = 0; n < s.n; ++n) {
+      const T* p = x + (n * s.c + c) * s.hw();
+      for (int64_t i = 0; i < s.hw(); ++i) acc += p[i];
+    }
+    y[c] = T(scale * acc);
+  }
+}
+
+template <class T>
+void reduce_channels_backward(const T* gy, Shape4 s, T scale, T* gx) {
+  cpu_for_each(s.numel(), ReduceChannelsBackward<T>{gy, gx, s, scale});
+}
+
+#define CAF_INSTANTIATE(T)                                                    \
+  template void reduce_all_forward<T>(const T*, int64_t, T, T*);              \
+  template void reduce_all_backward<T>(const T*, int64_t, T, T*);             \
+  template void reduce_channels_forward<T>(const T*, Shape4, T, T*);          \
+  template void reduce_channels_backward<T>(const T*, Shape4, T, T*);
+CAF_INSTANTIATE(float)
+CAF_INSTANTIATE(double)
+
+}  // namespace caf::cpu

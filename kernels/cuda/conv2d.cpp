@@ -1,0 +1,127 @@
+// kernels/cuda/conv2d.cpp: convolution through cuDNN.
+//
+// Key decisions: one plan per shape (descriptors and the three algorithms), found once with
+// cudnnFind* and cached; only deterministic algorithms are kept, so two runs give identical
+// gradients; fp32 FMA math (no TF32) unless CAF_TF32=1; one shared workspace (context.cpp).
+// Backward passes accumulate through cuDNN's beta = 1.
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "kernels/conv2d.h"
+#include "kernels/cuda/check.h"
+
+namespace caf::cuda {
+
+namespace {
+
+bool use_tf32() {
+  static const bool on = [] {
+    const char* v = std::getenv("CAF_TF32");
+    return v && std::strcmp(v, "1") == 0;
+  }();
+  return on;
+}
+
+struct ConvPlan {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  cudnnConvolutionFwdAlgo_t fwd{};
+  cudnnConvolutionBwdDataAlgo_t bwd_data{};
+  cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
+  size_t fwd_ws = 0, bwd_data_ws = 0, bwd_filter_ws = 0;
+};
+
+template <class Perf>
+const Perf& pick(const Perf* perf, int count, const char* what) {
+  for (int i = 0; i < count; ++i)  // sorted fastest first
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].determinism == CUDNN_DETERMINISTIC)
+      return perf[i];
+  throw CudnnError(std::string("no deterministic cuDNN algorithm for ") + what,
+                   "this convolution shape is not supported by the installed cuDNN");
+}
+
+ConvPlan make_plan(const Conv2dShape& s) {
+  ConvPlan p;
+  const int n = int(s.x.n), c = int(s.x.c), h = int(s.x.h), w = int(s.x.w), k = int(s.k_out);
+  const int ks = int(s.k), pad = int(s.k / 2);
+  CAF_CHECK_CUDNN(cudnnCreateTensorDescriptor(&p.x));
+  CAF_CHECK_CUDNN(cudnnCreateTensorDescriptor(&p.y));
+  CAF_CHECK_CUDNN(cudnnCreateTensorDescriptor(&p.bias));
+  CAF_CHECK_CUDNN(cudnnCreateFilterDescriptor(&p.w));
+  CAF_CHECK_CUDNN(cudnnCreateConvolutionDescriptor(&p.conv));
+  CAF_CHECK_CUDNN(cudnnSetTensor4dDescriptor(p.x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, w));
+  CAF_CHECK_CUDNN(cudnnSetTensor4dDescriptor(p.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, k, h, w));
+  CAF_CHECK_CUDNN(cudnnSetTensor4dDescriptor(p.bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, k, 1, 1));
+  CAF_CHECK_CUDNN(cudnnSetFilter4dDescriptor(p.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, k, c, ks, ks));
+  CAF_CHECK_CUDNN(cudnnSetConvolution2dDescriptor(p.conv, pad, pad, 1, 1, 1, 1,
+                                                  CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  CAF_CHECK_CUDNN(cudnnSetConvolutionMathType(p.conv, use_tf32() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+
+  cudnnHandle_t h_ = cudnn();
+  constexpr int kMax = 16;
+  int got = 0;
+  cudnnConvolutionFwdAlgoPerf_t fwd[kMax];
+  CAF_CHECK_CUDNN(cudnnFindConvolutionForwardAlgorithm(h_, p.x, p.w, p.conv, p.y, kMax, &got, fwd));
+  const auto& f = pick(fwd, got, "conv2d forward");
+  p.fwd = f.algo;
+  p.fwd_ws = f.memory;
+  cudnnConvolutionBwdDataAlgoPerf_t bd[kMax];
+  CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardDataAlgorithm(h_, p.w, p.y, p.conv, p.x, kMax, &got, bd));
+  const auto& d = pick(bd, got, "conv2d backward data");
+  p.bwd_data = d.algo;
+  p.bwd_data_ws = d.memory;
+  cudnnConvolutionBwdFilterAlgoPerf_t bf[kMax];
+  CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardFilterAlgorithm(h_, p.x, p.y, p.conv, p.w, kMax, &got, bf));
+  const auto& g = pick(bf, got, "conv2d backward filter");
+  p.bwd_filter = g.algo;
+  p.bwd_filter_ws = g.memory;
+  return p;
+}
+
+const ConvPlan& plan(const Conv2dShape& s) {
+  static std::mutex m;
+  static std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, ConvPlan>* cache =
+      new std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, ConvPlan>();
+  auto key = std::make_tuple(s.x.n, s.x.c, s.x.h, s.x.w, s.k_out, s.k);
+  std::lock_guard<std::mutex> lock(m);
+  auto it = cache->find(key);
+  if (it == cache->end()) it = cache->emplace(key, make_plan(s)).first;
+  return it->second;
+}
+
+const float kOne = 1.f, kZero = 0.f;
+
+}  // namespace
+
+void conv2d_forward(const float* x, const float* w, const float* b, float* y, const Conv2dShape& s) {
+  const ConvPlan& p = plan(s);
+  void* ws = workspace(p.fwd_ws);
+  CAF_CHECK_CUDNN(cudnnConvolutionForward(cudnn(), &kOne, p.x, x, p.w, w, p.conv, p.fwd, ws,
+                                          p.fwd_ws, &kZero, p.y, y));
+  if (b) CAF_CHECK_CUDNN(cudnnAddTensor(cudnn(), &kOne, p.bias, b, &kOne, p.y, y));
+}
+
+void conv2d_backward_data(const float* w, const float* gy, float* gx, const Conv2dShape& s) {
+  const ConvPlan& p = plan(s);
+  void* ws = workspace(p.bwd_data_ws);
+  CAF_CHECK_CUDNN(cudnnConvolutionBackwardData(cudnn(), &kOne, p.w, w, p.y, gy, p.conv, p.bwd_data,
+                                               ws, p.bwd_data_ws, &kOne, p.x, gx));
+}
+
+void conv2d_backward_filter(const float* x, const float* gy, float* gw, const Conv2dShape& s) {
+  const ConvPlan& p = plan(s);
+  void* ws = workspace(p.bwd_filter_ws);
+  CAF_CHECK_CUDNN(cudnnConvolutionBackwardFilter(cudnn(), &kOne, p.x, x, p.y, gy, p.conv,
+                                                 p.bwd_filter, ws, p.bwd_filter_ws, &kOne, p.w, gw));
+}
+
+void conv2d_backward_bias(const float* gy, float* gb, const Conv2dShape& s) {
+  const ConvPlan& p = plan(s);
+  CAF_CHECK_CUDNN(cudnnConvolutionBackwardBias(cudnn(), &kOne, p.y, gy, &kOne, p.bias, gb));
+}
+
+}  // namespace caf::cuda

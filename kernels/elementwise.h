@@ -1,0 +1,51 @@
+// kernels/elementwise.h: unary and binary elementwise ops over flat arrays of n elements.
+//
+//   unary_forward   y = op(x)                        (=, may run in place: y == x)
+//   unary_backward  gx += op'(x, y) * gy             (+=)
+//   binary_forward  y = a op b, same shapes          (=, y may alias a or b)
+//   binary_backward ga += dy/da * gy, gb += dy/db * gy  (+=; ga or gb may be null)
+#pragma once
+
+#include "kernels/dispatch.h"
+#include "kernels/elementwise_math.h"
+
+namespace caf {
+
+namespace cpu {
+template <class T> void unary_forward(UnaryOp op, const T* x, T* y, int64_t n, T a, T b);
+template <class T>
+void unary_backward(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T a, T b);
+template <class T> void binary_forward(BinaryOp op, const T* a, const T* b, T* y, int64_t n);
+template <class T>
+void binary_backward(BinaryOp op, const T* a, const T* b, const T* gy, T* ga, T* gb, int64_t n);
+}  // namespace cpu
+
+namespace cuda {
+void unary_forward(UnaryOp op, const float* x, float* y, int64_t n, float a, float b);
+void unary_backward(UnaryOp op, const float* x, const float* y, const float* gy, float* gx,
+                    int64_t n, float a, float b);
+void binary_forward(BinaryOp op, const float* a, const float* b, float* y, int64_t n);
+void binary_backward(BinaryOp op, const float* a, const float* b, const float* gy, float* ga,
+                     float* gb, int64_t n);
+}  // namespace cuda
+
+template <class T>
+void unary_forward(Device d, UnaryOp op, const T* x, T* y, int64_t n, T a = 0, T b = 0) {
+  CAF_DISPATCH(T, d, unary_forward, op, x, y, n, a, b);
+}
+template <class T>
+void unary_backward(Device d, UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n,
+                    T a = 0, T b = 0) {
+  CAF_DISPATCH(T, d, unary_backward, op, x, y, gy, gx, n, a, b);
+}
+template <class T>
+void binary_forward(Device d, BinaryOp op, const T* a, const T* b, T* y, int64_t n) {
+  CAF_DISPATCH(T, d, binary_forward, op, a, b, y, n);
+}
+template <class T>
+void binary_backward(Device d, BinaryOp op, const T* a, const T* b, const T* gy, T* ga, T* gb,
+                     int64_t n) {
+  CAF_DISPATCH(T, d, binary_backward, op, a, b, gy, ga, gb, n);
+}
+
+}  // namespace caf

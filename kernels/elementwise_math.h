@@ -1,0 +1,104 @@
+// kernels/elementwise_math.h: per-element math of the elementwise ops, shared by CPU and CUDA.
+//
+// Convention for every backward functor in caf: input gradients accumulate (gx += ...), so
+// autograd can sum the contributions of several consumers without extra buffers.
+#pragma once
+
+#include <cmath>
+
+#include "kernels/common.h"
+
+namespace caf {
+
+enum class UnaryOp : uint8_t { relu, sigmoid, exp, log, square, scale, add_scalar, clamp };
+enum class BinaryOp : uint8_t { add, sub, mul };
+
+CAF_HD float math_exp(float x) { return ::expf(x); }
+CAF_HD double math_exp(double x) { return ::exp(x); }
+CAF_HD float math_log(float x) { return ::logf(x); }
+CAF_HD double math_log(double x) { return ::log(x); }
+CAF_HD float math_sqrt(float x) { return ::sqrtf(x); }
+CAF_HD double math_sqrt(double x) { return ::sqrt(x); }
+
+// y = op(x); a and b are the op's constants (scale: a; add_scalar: a; clamp: [a, b]).
+template <class T>
+CAF_HD T unary_value(UnaryOp op, T x, T a, T b) {
+  switch (op) {
+    case UnaryOp::relu: return x > T(0) ? x : T(0);
+    case UnaryOp::sigmoid: return T(1) / (T(1) + math_exp(-x));
+    case UnaryOp::exp: return math_exp(x);
+    case UnaryOp::log: return math_log(x);
+    case UnaryOp::square: return x * x;
+    case UnaryOp::scale: return a * x;
+    case UnaryOp::add_scalar: return x + a;
+    case UnaryOp::clamp: return x < a ? a : (x > b ? b : x);
+  }
+  return x;
+}
+
+// dL/dx given x, y = op(x) and dL/dy. Kinks follow PyTorch: relu passes where x > 0, clamp
+// where a <= x <= b.
+template <class T>
+CAF_HD T unary_grad(UnaryOp op, T x, T y, T gy, T a, T b) {
+  switch (op) {
+    case UnaryOp::relu: return x > T(0) ? gy : T(0);
+    case UnaryOp::sigmoid: return gy * y * (T(1) - y);
+    case UnaryOp::exp: return gy * y;
+    case UnaryOp::log: return gy / x;
+    case UnaryOp::square: return T(2) * x * gy;
+    case UnaryOp::scale: return a * gy;
+    case UnaryOp::add_scalar: return gy;
+    case UnaryOp::clamp: return (x >= a && x <= b) ? gy : T(0);
+  }
+  return gy;
+}
+
+template <class T>
+struct UnaryForward {
+  UnaryOp op;
+  const T* x;
+  T* y;
+  T a, b;
+  CAF_HD void operator()(int64_t i) const { y[i] = unary_value(op, x[i], a, b); }
+};
+
+template <class T>
+struct UnaryBackward {
+  UnaryOp op;
+  const T* x;
+  const T* y;
+  const T* gy;
+  T* gx;
+  T a, b;
+  CAF_HD void operator()(int64_t i) const { gx[i] += unary_grad(op, x[i], y[i], gy[i], a, b); }
+};
+
+template <class T>
+struct BinaryForward {
+  BinaryOp op;
+  const T* a;
+  const T* b;
+  T* y;
+  CAF_HD void operator()(int64_t i) const {
+    T u = a[i], v = b[i];
+    y[i] = op == BinaryOp::add ? u + v : (op == BinaryOp::sub ? u - v : u * v);
+  }
+};
+
+// ga and gb may each be null (that input needs no gradient).
+template <class T>
+struct BinaryBackward {
+  BinaryOp op;
+  const T* a;
+  const T* b;
+  const T* gy;
+  T* ga;
+  T* gb;
+  CAF_HD void operator()(int64_t i) const {
+    T g = gy[i];
+    if (ga) ga[i] += op == BinaryOp::mul ? g * b[i] : g;
+    if (gb) gb[i] += op == BinaryOp::mul ? g * a[i] : (op == BinaryOp::sub ? -g : g);
+  }
+};
+
+}  // namespace caf

@@ -1,0 +1,142 @@
+#include "kernels/memory.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "kernels/error.h"
+#include "kernels/launch.h"
+
+namespace caf {
+
+size_t alloc_size_class(size_t bytes) {
+  if (bytes == 0) bytes = 1;
+  constexpr size_t kSmall = 1 << 20;
+  if (bytes <= kSmall) return (bytes + 511) / 512 * 512;
+  size_t p = 1;
+  while (p * 2 <= bytes) p *= 2;  // largest power of two <= bytes
+  size_t step = p / 4;
+  return (bytes + step - 1) / step * step;
+}
+
+namespace {
+
+// Host memory: 64-byte aligned so the GEMM's vector loads never split cache lines. Not cached:
+// malloc is already a cache.
+class CpuAllocator final : public Allocator {
+ public:
+  void* allocate(size_t bytes) override {
+    size_t size = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, size);
+    if (!p)
+      throw OutOfMemory("host allocation of " + std::to_string(bytes) + " bytes failed",
+                        "reduce the batch size or image size");
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.device_allocs++;
+    stats_.bytes_in_use += size;
+    stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.bytes_in_use);
+    return p;
+  }
+  void release(void* ptr, size_t bytes) override {
+    if (!ptr) return;
+    std::free(ptr);
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.bytes_in_use -= (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  }
+  AllocStats stats() const override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+  }
+  void reset_peak() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.peak_bytes = stats_.bytes_in_use;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  AllocStats stats_;
+};
+
+}  // namespace
+
+#if defined(CAF_WITH_CUDA)
+Allocator& cuda_allocator();  // kernels/cuda/allocator.cpp
+#endif
+
+Allocator& allocator(Device d) {
+  static CpuAllocator* cpu = new CpuAllocator();  // leaked: outlives static tensors
+  if (d == Device::cpu) return *cpu;
+#if defined(CAF_WITH_CUDA)
+  return cuda_allocator();
+#else
+  throw Error("CUDA memory requested in a build without CUDA",
+              "configure with -DCAF_CUDA=ON, or use the CPU");
+#endif
+}
+
+Buffer::Buffer(Device d, size_t bytes) : bytes_(bytes), device_(d) {
+  ptr_ = allocator(d).allocate(bytes);
+}
+
+Buffer::~Buffer() {
+  if (ptr_) allocator(device_).release(ptr_, bytes_);
+}
+
+Buffer::Buffer(Buffer&& o) noexcept : ptr_(o.ptr_), bytes_(o.bytes_), device_(o.device_) {
+  o.ptr_ = nullptr;
+  o.bytes_ = 0;
+}
+
+Buffer& Buffer::operator=(Buffer&& o) noexcept {
+  if (this != &o) {
+    if (ptr_) allocator(device_).release(ptr_, bytes_);
+    ptr_ = o.ptr_;
+    bytes_ = o.bytes_;
+    device_ = o.device_;
+    o.ptr_ = nullptr;
+    o.bytes_ = 0;
+  }
+  return *this;
+}
+
+#if defined(CAF_WITH_CUDA)
+void cuda_copy_bytes(Device dst_dev, void* dst, Device src_dev, const void* src, size_t bytes);
+template <class T>
+void cuda_fill(T* ptr, int64_t n, T value);
+#endif
+
+void copy_bytes(Device dst_dev, void* dst, Device src_dev, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  if (dst_dev == Device::cpu && src_dev == Device::cpu) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
+#if defined(CAF_WITH_CUDA)
+  cuda_copy_bytes(dst_dev, dst, src_dev, src, bytes);
+#else
+  throw Error("device copy in a build without CUDA");
+#endif
+}
+
+template <class T>
+void fill(Device d, T* ptr, int64_t n, T value) {
+  if (d == Device::cuda) {
+#if defined(CAF_WITH_CUDA)
+    if constexpr (!std::is_same_v<T, double>) {
+      cuda_fill(ptr, n, value);
+      return;
+    }
+#endif
+    throw Error("fill: this element type has no CUDA version");
+  }
+  cpu_for_each(n, [=](int64_t i) { ptr[i] = value; });
+}
+
+template void fill<float>(Device, float*, int64_t, float);
+template void fill<double>(Device, double*, int64_t, double);
+template void fill<uint8_t>(Device, uint8_t*, int64_t, uint8_t);
+
+}  // namespace caf

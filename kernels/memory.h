@@ -1,0 +1,68 @@
+// kernels/memory.h: allocators behind one interface, RAII buffers and copies between devices.
+//
+// The CUDA allocator caches freed blocks by size class and hands them out again, so a training
+// loop stops calling cudaMalloc after its first step. Everything runs on one stream (see
+// kernels/cuda/check.h), which makes immediate reuse of a freed block safe without events.
+// On out-of-memory it flushes its cache, retries once, then throws OutOfMemory with the size.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/common.h"
+
+namespace caf {
+
+struct AllocStats {
+  int64_t bytes_in_use = 0;     // handed out and not yet released (rounded sizes)
+  int64_t peak_bytes = 0;       // high-water mark of bytes_in_use
+  int64_t bytes_cached = 0;     // released blocks kept for reuse
+  int64_t device_allocs = 0;    // calls to the underlying allocator (cudaMalloc / aligned_alloc)
+  int64_t cache_hits = 0;       // requests served from the cache
+};
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void* allocate(size_t bytes) = 0;  // never returns null: throws OutOfMemory
+  virtual void release(void* ptr, size_t bytes) = 0;
+  virtual AllocStats stats() const = 0;
+  virtual void reset_peak() = 0;
+  virtual void empty_cache() {}
+};
+
+Allocator& allocator(Device d);
+
+// Size class a request is served from: 512-byte steps up to 1 MiB, then four classes per power of
+// two (waste below 25%). Exposed for tests.
+size_t alloc_size_class(size_t bytes);
+
+// Move-only owner of one allocation.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Device d, size_t bytes);
+  ~Buffer();
+  Buffer(Buffer&& o) noexcept;
+  Buffer& operator=(Buffer&& o) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  void* data() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+  Device device_ = Device::cpu;
+};
+
+// Byte copy between any two devices; synchronous with respect to the host.
+void copy_bytes(Device dst_dev, void* dst, Device src_dev, const void* src, size_t bytes);
+
+// Fill n elements with a value (float and uint8 on both devices; double on the CPU).
+template <class T>
+void fill(Device d, T* ptr, int64_t n, T value);
+
+}  // namespace caf

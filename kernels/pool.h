@@ -1,0 +1,108 @@
+// kernels/pool.h: 2x2 max pooling (the encoders' downsampling) and k x k mean filtering with
+// stride 1 and zero padding k/2 counted in the mean (DRAEM's 21x21 image-score filter).
+//
+//   maxpool2d_forward    y[n,c,i,j] = max of x[n,c,2i..2i+1,2j..2j+1]   (=; H, W floor-halved)
+//   maxpool2d_backward   gx += gy routed to the first maximum in scan order (+=; reads x, y)
+//   avg_pool2d_forward   y = (1/k^2) * sum of the k x k window, zeros outside  (=)
+//   avg_pool2d_backward  gx += (1/k^2) * sum of gy over the same window       (+=)
+// Backward passes gather (one thread per input element, no atomics), so they are deterministic.
+#pragma once
+
+#include "kernels/dispatch.h"
+
+namespace caf {
+
+template <class T>
+struct MaxPoolForward {
+  const T* x;
+  T* y;
+  Shape4 s;  // input shape
+  CAF_HD void operator()(int64_t o) const {
+    int64_t ho = s.h / 2, wo = s.w / 2;
+    int64_t j = o % wo, i = (o / wo) % ho, nc = o / (wo * ho);
+    const T* p = x + nc * s.hw() + 2 * i * s.w + 2 * j;
+    T m = p[0];
+    if (p[1] > m) m = p[1];
+    if (p[s.w] > m) m = p[s.w];
+    if (p[s.w + 1] > m) m = p[s.w + 1];
+    y[o] = m;
+  }
+};
+
+template <class T>
+struct MaxPoolBackward {
+  const T* x;
+  const T* gy;
+  T* gx;
+  Shape4 s;
+  CAF_HD void operator()(int64_t k) const {  // k over input elements
+    int64_t ho = s.h / 2, wo = s.w / 2;
+    int64_t c = k % s.w, r = (k / s.w) % s.h, nc = k / s.hw();
+    int64_t i = r / 2, j = c / 2;
+    if (i >= ho || j >= wo) return;  // odd trailing row/column: not pooled
+    const T* p = x + nc * s.hw() + 2 * i * s.w + 2 * j;
+    // first maximum in scan order, as PyTorch routes ties
+    int best = 0;
+    T m = p[0];
+    if (p[1] > m) { m = p[1]; best = 1; }
+    if (p[s.w] > m) { m = p[s.w]; best = 2; }
+    if (p[s.w + 1] > m) { best = 3; }
+    int mine = int((r - 2 * i) * 2 + (c - 2 * j));
+    if (mine == best) gx[k] += gy[(nc * ho + i) * wo + j];
+  }
+};
+
+// Window sum over a k x k neighbourhood with zeros outside; the forward and the backward are the
+// same gather because the window is symmetric.
+template <class T>
+struct BoxMean {
+  const T* src;
+  T* dst;
+  Shape4 s;
+  int64_t k;
+  bool accumulate;
+  CAF_HD void operator()(int64_t idx) const {
+    int64_t c = idx % s.w, r = (idx / s.w) % s.h, nc = idx / s.hw();
+    int64_t half = k / 2;
+    const T* p = src + nc * s.hw();
+    T acc = 0;
+    int64_t r0 = r - half < 0 ? 0 : r - half, r1 = r + half >= s.h ? s.h - 1 : r + half;
+    int64_t c0 = c - half < 0 ? 0 : c - half, c1 = c + half >= s.w ? s.w - 1 : c + half;
+    for (int64_t y = r0; y <= r1; ++y)
+      for (int64_t x = c0; x <= c1; ++x) acc += p[y * s.w + x];
+    T v = acc / T(k * k);
+    dst[idx] = accumulate ? dst[idx] + v : v;
+  }
+};
+
+namespace cpu {
+template <class T> void maxpool2d_forward(const T* x, Shape4 s, T* y);
+template <class T> void maxpool2d_backward(const T* x, const T* gy, Shape4 s, T* gx);
+template <class T> void avg_pool2d_forward(const T* x, Shape4 s, int64_t k, T* y);
+template <class T> void avg_pool2d_backward(const T* gy, Shape4 s, int64_t k, T* gx);
+}  // namespace cpu
+namespace cuda {
+void maxpool2d_forward(const float* x, Shape4 s, float* y);
+void maxpool2d_backward(const float* x, const float* gy, Shape4 s, float* gx);
+void avg_pool2d_forward(const float* x, Shape4 s, int64_t k, float* y);
+void avg_pool2d_backward(const float* gy, Shape4 s, int64_t k, float* gx);
+}  // namespace cuda
+
+template <class T>
+void maxpool2d_forward(Device d, const T* x, Shape4 s, T* y) {
+  CAF_DISPATCH(T, d, maxpool2d_forward, x, s, y);
+}
+template <class T>
+void maxpool2d_backward(Device d, const T* x, const T* gy, Shape4 s, T* gx) {
+  CAF_DISPATCH(T, d, maxpool2d_backward, x, gy, s, gx);
+}
+template <class T>
+void avg_pool2d_forward(Device d, const T* x, Shape4 s, int64_t k, T* y) {
+  CAF_DISPATCH(T, d, avg_pool2d_forward, x, s, k, y);
+}
+template <class T>
+void avg_pool2d_backward(Device d, const T* gy, Shape4 s, int64_t k, T* gx) {
+  CAF_DISPATCH(T, d, avg_pool2d_backward, gy, s, k, gx);
+}
+
+}  // namespace caf

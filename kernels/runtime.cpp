@@ -1,0 +1,98 @@
+#include "kernels/runtime.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+#include "kernels/error.h"
+
+#if defined(CAF_WITH_CUDA)
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/check.h"
+#endif
+
+namespace caf {
+
+const char* device_name(Device d) { return d == Device::cuda ? "cuda" : "cpu"; }
+
+bool cuda_compiled() { return kCudaBuild; }
+
+namespace {
+
+struct Probe {
+  bool ok = false;
+  std::string description = "cpu";
+};
+
+const Probe& probe() {
+  static Probe p = [] {
+    Probe r;
+    const char* forced = std::getenv("CAF_DEVICE");
+    if (forced && std::strcmp(forced, "cpu") == 0) return r;
+#if defined(CAF_WITH_CUDA)
+    int count = 0;
+    cudaError_t err = cudaGetDeviceCount(&count);
+    if (err != cudaSuccess || count == 0) {
+      std::fprintf(stderr, "caf: no usable GPU (%s); running on the CPU\n",
+                   err != cudaSuccess ? cudaGetErrorString(err) : "no CUDA device");
+      cudaGetLastError();
+      return r;
+    }
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return r;
+    char buf[512];
+    std::snprintf(buf, sizeof buf, "%s, %.1f GiB, sm_%d%d, %d SMs", prop.name,
+                  prop.totalGlobalMem / 1073741824.0, prop.major, prop.minor,
+                  prop.multiProcessorCount);
+    r.ok = true;
+    r.description = buf;
+#endif
+    return r;
+  }();
+  return p;
+}
+
+}  // namespace
+
+bool cuda_available() { return probe().ok; }
+
+Device default_device() { return cuda_available() ? Device::cuda : Device::cpu; }
+
+Device parse_device(const char* name) {
+  if (std::strcmp(name, "cpu") == 0) return Device::cpu;
+  if (std::strcmp(name, "auto") == 0) return default_device();
+  if (std::strcmp(name, "cuda") == 0) {
+    if (!cuda_available())
+      throw ConfigError(std::string("device 'cuda' requested but ") +
+                            (cuda_compiled() ? "no usable GPU was found"
+                                             : "this build has no CUDA (configure with -DCAF_CUDA=ON)"),
+                        "use --device cpu or auto");
+    return Device::cuda;
+  }
+  throw ConfigError(std::string("unknown device '") + name + "'", "expected cpu, cuda or auto");
+}
+
+bool sync_debug() {
+  static const bool on = [] {
+    const char* v = std::getenv("CAF_SYNC_DEBUG");
+    return v && v[0] && std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
+void synchronize(Device d) {
+#if defined(CAF_WITH_CUDA)
+  if (d == Device::cuda) CAF_CHECK_CUDA(cudaStreamSynchronize(cuda::stream()));
+#else
+  (void)d;
+#endif
+}
+
+const char* device_description(Device d) {
+  return d == Device::cuda ? probe().description.c_str() : "cpu";
+}
+
+}  // namespace caf

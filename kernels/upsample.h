@@ -1,0 +1,103 @@
+// kernels/upsample.h: bilinear upsampling by 2 with align_corners=True (all of DRAEM's decoders).
+//
+//   upsample_bilinear2x_forward   y (N,C,2H,2W) from x (N,C,H,W)        (=)
+//   upsample_bilinear2x_backward  gx += the transpose of the forward    (+=)
+// With align_corners=True output row o reads input row o*(H-1)/(2H-1). The backward is a gather:
+// each input pixel looks at the few output pixels whose source window can touch it and recomputes
+// the forward's weights exactly, so it is deterministic and needs no atomics.
+#pragma once
+
+#include "kernels/dispatch.h"
+
+namespace caf {
+
+// Source index pair and weight of output coordinate o along one axis (in -> 2*in samples).
+template <class T>
+struct LerpTap {
+  int64_t i0, i1;
+  T w1;  // weight of i1; i0 gets 1 - w1
+};
+
+template <class T>
+CAF_HD LerpTap<T> upsample_tap(int64_t o, int64_t in) {
+  int64_t out = 2 * in;
+  T scale = out > 1 ? T(in - 1) / T(out - 1) : T(0);
+  T src = scale * T(o);
+  int64_t i0 = int64_t(src);
+  if (i0 > in - 1) i0 = in - 1;
+  int64_t i1 = i0 + 1 < in ? i0 + 1 : in - 1;
+  return {i0, i1, src - T(i0)};
+}
+
+template <class T>
+struct UpsampleForward {
+  const T* x;
+  T* y;
+  Shape4 s;  // input shape
+  CAF_HD void operator()(int64_t o) const {
+    int64_t wo = 2 * s.w, ho = 2 * s.h;
+    int64_t oc = o % wo, orow = (o / wo) % ho, nc = o / (wo * ho);
+    LerpTap<T> ty = upsample_tap<T>(orow, s.h), tx = upsample_tap<T>(oc, s.w);
+    const T* p = x + nc * s.hw();
+    T top = (T(1) - tx.w1) * p[ty.i0 * s.w + tx.i0] + tx.w1 * p[ty.i0 * s.w + tx.i1];
+    T bot = (T(1) - tx.w1) * p[ty.i1 * s.w + tx.i0] + tx.w1 * p[ty.i1 * s.w + tx.i1];
+    y[o] = (T(1) - ty.w1) * top + ty.w1 * bot;
+  }
+};
+
+// Weight with which output coordinate o reads input coordinate i along one axis.
+template <class T>
+CAF_HD T upsample_weight(int64_t o, int64_t i, int64_t in) {
+  LerpTap<T> t = upsample_tap<T>(o, in);
+  T w = 0;
+  if (t.i0 == i) w += T(1) - t.w1;
+  if (t.i1 == i) w += t.w1;
+  return w;
+}
+
+template <class T>
+struct UpsampleBackward {
+  const T* gy;
+  T* gx;
+  Shape4 s;  // input shape
+  CAF_HD void operator()(int64_t k) const {
+    int64_t c = k % s.w, r = (k / s.w) % s.h, nc = k / s.hw();
+    int64_t wo = 2 * s.w, ho = 2 * s.h;
+    // Output coordinates whose source lies within one input step of r: o in about [2r-2, 2r+2].
+    int64_t oy0 = 2 * r - 3 < 0 ? 0 : 2 * r - 3, oy1 = 2 * r + 3 >= ho ? ho - 1 : 2 * r + 3;
+    int64_t ox0 = 2 * c - 3 < 0 ? 0 : 2 * c - 3, ox1 = 2 * c + 3 >= wo ? wo - 1 : 2 * c + 3;
+    const T* g = gy + nc * ho * wo;
+    T acc = 0;
+    for (int64_t oy = oy0; oy <= oy1; ++oy) {
+      T wy = upsample_weight<T>(oy, r, s.h);
+      if (wy == T(0)) continue;
+      T row = 0;
+      for (int64_t ox = ox0; ox <= ox1; ++ox) {
+        T wx = upsample_weight<T>(ox, c, s.w);
+        if (wx != T(0)) row += wx * g[oy * wo + ox];
+      }
+      acc += wy * row;
+    }
+    gx[k] += acc;
+  }
+};
+
+namespace cpu {
+template <class T> void upsample_bilinear2x_forward(const T* x, Shape4 s, T* y);
+template <class T> void upsample_bilinear2x_backward(const T* gy, Shape4 s, T* gx);
+}  // namespace cpu
+namespace cuda {
+void upsample_bilinear2x_forward(const float* x, Shape4 s, float* y);
+void upsample_bilinear2x_backward(const float* gy, Shape4 s, float* gx);
+}  // namespace cuda
+
+template <class T>
+void upsample_bilinear2x_forward(Device d, const T* x, Shape4 s, T* y) {
+  CAF_DISPATCH(T, d, upsample_bilinear2x_forward, x, s, y);
+}
+template <class T>
+void upsample_bilinear2x_backward(Device d, const T* gy, Shape4 s, T* gx) {
+  CAF_DISPATCH(T, d, upsample_bilinear2x_backward, gy, s, gx);
+}
+
+}  // namespace caf

@@ -1,0 +1,325 @@
+// tests/ops/cases.cpp: every op's cases. Adding an op means adding its name to op_names() and at
+// least one case here (and its fixture in tests/reference/make_op_fixtures.py); --coverage fails
+// otherwise. Case names are the fixture prefixes, so they must match the Python script.
+#include "kernels/batchnorm.h"
+#include "kernels/channels.h"
+#include "kernels/conv2d.h"
+#include "kernels/elementwise.h"
+#include "kernels/gaussian.h"
+#include "kernels/matmul.h"
+#include "kernels/pool.h"
+#include "kernels/reduce.h"
+#include "kernels/softmax.h"
+#include "kernels/upsample.h"
+#include "tests/ops/harness.h"
+
+namespace caf::test {
+
+namespace {
+
+// Tolerances, each set once with its reason.
+// grad (all cases): central differences in double with h = 1e-6 have truncation error ~1e-12 and
+//   rounding error ~1e-10 relative; 1e-6 leaves four orders of margin while any wrong term in a
+//   gradient shows as an O(1) error.
+// parity / fixture, per family:
+const char* kExact =
+    "same float functor on both sides (or the same sum order); only libm vs CUDA math ulps: "
+    "NMSE ~1e-14, bound 1e-10";
+const char* kReduction =
+    "float sums in different orders (GPU tree vs CPU/PyTorch): relative error ~sqrt(n)*6e-8, "
+    "NMSE ~1e-13, bound 1e-10";
+const char* kConv =
+    "cuDNN may pick Winograd/FFT algorithms whose fp32 error reaches ~1e-5 relative: NMSE bound 1e-8 "
+    "on the GPU; im2col+GEMM vs PyTorch's CPU conv differ only in sum order: 1e-10";
+const char* kBatchNorm =
+    "batch statistics in float (cuDNN) vs double (reference) and 1/sqrt in float; normalised values "
+    "near 0 amplify rounding: NMSE bound 1e-9 on the GPU, 1e-10 against PyTorch";
+
+Dims S(std::initializer_list<int64_t> d) { return Dims(d); }
+
+void unary(const std::string& op, UnaryOp kind, double lo, double hi, double a = 0, double b = 0) {
+  Dims sh = S({2, 3, 4, 5});
+  int64_t n = numel(sh);
+  add_case({op, op + "/2x3x4x5", {{sh, lo, hi}}, {{sh}}, 1e-6, 1e-10, 1e-10, kExact},
+           [=](auto& io, bool bwd) {
+             CAF_CASE_T;
+             if (!bwd)
+               unary_forward<T>(io.dev, kind, io.in[0], io.out[0], n, T(a), T(b));
+             else
+               unary_backward<T>(io.dev, kind, io.in[0], io.out[0], io.gout[0], io.gin[0], n, T(a),
+                                 T(b));
+           });
+}
+
+void binary(const std::string& op, BinaryOp kind) {
+  Dims sh = S({2, 3, 4, 5});
+  int64_t n = numel(sh);
+  add_case({op, op + "/2x3x4x5", {{sh}, {sh}}, {{sh}}, 1e-6, 1e-10, 1e-10, kExact},
+           [=](auto& io, bool bwd) {
+             CAF_CASE_T;
+             if (!bwd)
+               binary_forward<T>(io.dev, kind, io.in[0], io.in[1], io.out[0], n);
+             else
+               binary_backward<T>(io.dev, kind, io.in[0], io.in[1], io.gout[0], io.gin[0],
+                                  io.gin[1], n);
+           });
+  // Only the second input needs a gradient: the null-gradient branch of the backward.
+  add_case({op, op + "/grad_b_only", {{sh, -1, 1, false}, {sh}}, {{sh}}, 1e-6, 1e-10, 1e-10, kExact},
+           [=](auto& io, bool bwd) {
+             CAF_CASE_T;
+             if (!bwd)
+               binary_forward<T>(io.dev, kind, io.in[0], io.in[1], io.out[0], n);
+             else
+               binary_backward<T>(io.dev, kind, io.in[0], io.in[1], io.gout[0], nullptr,
+                                  io.gin[1], n);
+           });
+}
+
+void reductions() {
+  Dims sh = S({2, 3, 4, 5});
+  Shape4 s = shape4(sh);
+  for (bool mean : {false, true}) {
+    std::string op = mean ? "mean" : "sum";
+    double scale = mean ? 1.0 / double(s.numel()) : 1.0;
+    add_case({op, op + "/2x3x4x5", {{sh}}, {{S({1})}}, 1e-6, 1e-10, 1e-10, kReduction},
+             [=](auto& io, bool bwd) {
+               CAF_CASE_T;
+               if (!bwd)
+                 reduce_all_forward<T>(io.dev, io.in[0], s.numel(), T(scale), io.out[0]);
+               else
+                 reduce_all_backward<T>(io.dev, io.gout[0], s.numel(), T(scale), io.gin[0]);
+             });
+    std::string opc = op + "_channels";
+    double cscale = mean ? 1.0 / double(s.n * s.hw()) : 1.0;
+    add_case({opc, opc + "/2x3x4x5", {{sh}}, {{S({3})}}, 1e-6, 1e-10, 1e-10, kReduction},
+             [=](auto& io, bool bwd) {
+               CAF_CASE_T;
+               if (!bwd)
+                 reduce_channels_forward<T>(io.dev, io.in[0], s, T(cscale), io.out[0]);
+               else
+                 reduce_channels_backward<T>(io.dev, io.gout[0], s, T(cscale), io.gin[0]);
+             });
+  }
+  // A sum long enough to use every block of the GPU's two-pass reduction.
+  Dims big = S({4, 8, 64, 64});
+  Shape4 b = shape4(big);
+  add_case({"sum", "sum/4x8x64x64", {{big}}, {{S({1})}}, 1e-6, 1e-10, 1e-10, kReduction},
+           [=](auto& io, bool bwd) {
+             CAF_CASE_T;
+             if (!bwd)
+               reduce_all_forward<T>(io.dev, io.in[0], b.numel(), T(1), io.out[0]);
+             else
+               reduce_all_backward<T>(io.dev, io.gout[0], b.numel(), T(1), io.gin[0]);
+           });
+}
+
+void softmax() {
+  for (Dims sh : {S({2, 2, 3, 4}), S({1, 5, 2, 3})}) {
+    Shape4 s = shape4(sh);
+    std::string name = "softmax_channels/" + std::to_string(s.n) + "x" + std::to_string(s.c) + "x" +
+                       std::to_string(s.h) + "x" + std::to_string(s.w);
+    add_case({"softmax_channels", name, {{sh, -3, 3}}, {{sh}}, 1e-6, 1e-10, 1e-10, kExact},
+             [=](auto& io, bool bwd) {
+               CAF_CASE_T;
+               if (!bwd)
+                 softmax_channels_forward<T>(io.dev, io.in[0], s, io.out[0]);
+               else
+                 softmax_channels_backward<T>(io.dev, io.out[0], io.gout[0], s, io.gin[0]);
+             });
+  }
+}
+
+void channels() {
+  add_case({"concat_channels", "concat_channels/3+2", {{S({2, 3, 4, 5})}, {S({2, 2, 4, 5})}},
+            {{S({2, 5, 4, 5})}}, 1e-6, 1e-10, 1e-10, kExact},
+           [](auto& io, bool bwd) {
+             CAF_CASE_T;
+             if (!bwd)
+               concat_channels_forward<T>(io.dev, io.in[0], 3, io.in[1], 2, 2, 20, io.out[0]);
+             else
+               concat_channels_backward<T>(io.dev, io.gout[0], 3, 2, 2, 20, io.gin[0], io.gin[1]);
+           });
+  Shape4 s{2, 5, 3, 4};
+  add_case({"slice_channels", "slice_channels/1:4", {{S({2, 5, 3, 4})}}, {{S({2, 3, 3, 4})}}, 1e-6,
+            1e-10, 1e-10, kExact},
+           [=](auto& io, bool bwd) {
+             CAF_CASE_T;
+             if (!bwd)
+               slice_channels_forward<T>(io.dev, io.in[0], s, 1, 4, io.out[0]);
+             else
+               slice_channels_backward<T>(io.dev, io.gout[0], s, 1, 4, io.gin[0]);
+           });
+}
+
+void conv(const std::string& name, Shape4 x, int64_t k_out, int64_t k, bool perf_only = false) {
+  Conv2dShape cs{x, k_out, k};
+  Dims xs = S({x.n, x.c, x.h, x.w}), ws = S({k_out, x.c, k, k}), bs = S({k_out}),
+       ys = S({x.n, k_out, x.h, x.w});
+  OpCase c{"conv2d", "conv2d/" + name, {{xs}, {ws, -0.5, 0.5}, {bs}}, {{ys}}, 1e-6, 1e-8, 1e-10, kConv};
+  c.flops = cs.flops();
+  c.perf_only = perf_only;
+  add_case(c, [=](auto& io, bool bwd) {
+    CAF_CASE_T;
+    if (!bwd) {
+      conv2d_forward<T>(io.dev, io.in[0], io.in[1], io.in[2], io.out[0], cs);
+    } else {
+      conv2d_backward_data<T>(io.dev, io.in[1], io.gout[0], io.gin[0], cs);
+      conv2d_backward_filter<T>(io.dev, io.in[0], io.gout[0], io.gin[1], cs);
+      conv2d_backward_bias<T>(io.dev, io.gout[0], io.gin[2], cs);
+    }
+  });
+}
+
+void batchnorm() {
+  Dims xs = S({2, 3, 4, 5}), cs = S({3});
+  BatchNormArgs a{shape4(xs), 1e-5, 0.1};
+  add_case({"batchnorm2d_train", "batchnorm2d_train/2x3x4x5",
+            {{xs, -2, 3}, {cs, 0.5, 1.5}, {cs}, {cs, -1, 1, false, true}, {cs, 0.5, 1.5, false, true}},
+            {{xs}, {cs, false}, {cs, false}}, 1e-6, 1e-9, 1e-10, kBatchNorm},
+           [=](auto& io, bool bwd) {
+             CAF_CASE_T;
+             if (!bwd)
+               batchnorm_train_forward<T>(io.dev, io.in[0], io.in[1], io.in[2], io.out[0],
+                                          io.out[1], io.out[2], io.in[3], io.in[4], a);
+             else
+               batchnorm_train_backward<T>(io.dev, io.in[0], io.in[1], io.gout[0], io.out[1],
+                                           io.out[2], io.gin[0], io.gin[1], io.gin[2], a);
+           });
+  // One image of 1x1 pixels per channel would make the variance 0; 8x8 from a single image keeps
+  // the statistics well conditioned while exercising N = 1.
+  Dims x1 = S({1, 4, 8, 8}), c1 = S({4});
+  BatchNormArgs a1{shape4(x1), 1e-5, 0.1};
+  add_case({"batchnorm2d_train", "batchnorm2d_train/1x4x8x8",
+            {{x1}, {c1, 0.5, 1.5, false}, {c1}, {c1, -1, 1, false, true}, {c1, 0.5, 1.5, false, true}},
+            {{x1}, {c1, false}, {c1, false}}, 1e-6, 1e-9, 1e-10, kBatchNorm},
+           [=](auto& io, bool bwd) {
+             CAF_CASE_T;
+             if (!bwd)
+               batchnorm_train_forward<T>(io.dev, io.in[0], io.in[1], io.in[2], io.out[0],
+                                          io.out[1], io.out[2], io.in[3], io.in[4], a1);
+             else
+               batchnorm_train_backward<T>(io.dev, io.in[0], io.in[1], io.gout[0], io.out[1],
+                                           io.out[2], io.gin[0], nullptr, io.gin[2], a1);
+           });
+  add_case({"batchnorm2d_eval", "batchnorm2d_eval/2x3x4x5",
+            {{xs, -2, 3}, {cs, 0.5, 1.5}, {cs}, {cs, -1, 1, false}, {cs, 0.5, 1.5, false}},
+            {{xs}}, 1e-6, 1e-10, 1e-10, kExact},
+           [=](auto& io, bool bwd) {
+             CAF_CASE_T;
+             if (!bwd)
+               batchnorm_eval_forward<T>(io.dev, io.in[0], io.in[1], io.in[2], io.in[3], io.in[4],
+                                         io.out[0], a);
+             else
+               batchnorm_eval_backward<T>(io.dev, io.in[0], io.in[1], io.in[3], io.in[4],
+                                          io.gout[0], io.gin[0], io.gin[1], io.gin[2], a);
+           });
+}
+
+std::string dims_name(Shape4 s) {
+  return std::to_string(s.n) + "x" + std::to_string(s.c) + "x" + std::to_string(s.h) + "x" +
+         std::to_string(s.w);
+}
+
+void pooling() {
+  for (Shape4 s : {Shape4{2, 3, 6, 8}, Shape4{1, 2, 5, 7}}) {
+    Dims xs = S({s.n, s.c, s.h, s.w}), ys = S({s.n, s.c, s.h / 2, s.w / 2});
+    add_case({"maxpool2d", "maxpool2d/" + dims_name(s), {{xs}}, {{ys}}, 1e-6, 1e-10, 1e-10, kExact},
+             [=](auto& io, bool bwd) {
+               CAF_CASE_T;
+               if (!bwd)
+                 maxpool2d_forward<T>(io.dev, io.in[0], s, io.out[0]);
+               else
+                 maxpool2d_backward<T>(io.dev, io.in[0], io.gout[0], s, io.gin[0]);
+             });
+  }
+  for (auto [s, k] : {std::pair<Shape4, int64_t>{{1, 2, 7, 9}, 3}, {{1, 1, 24, 24}, 21}}) {
+    Dims xs = S({s.n, s.c, s.h, s.w});
+    add_case({"avg_pool2d", "avg_pool2d/" + dims_name(s) + "_k" + std::to_string(k), {{xs}}, {{xs}},
+              1e-6, 1e-10, 1e-10, kReduction},
+             [=](auto& io, bool bwd) {
+               CAF_CASE_T;
+               if (!bwd)
+                 avg_pool2d_forward<T>(io.dev, io.in[0], s, k, io.out[0]);
+               else
+                 avg_pool2d_backward<T>(io.dev, io.gout[0], s, k, io.gin[0]);
+             });
+  }
+}
+
+void upsample() {
+  for (Shape4 s : {Shape4{2, 3, 4, 5}, Shape4{1, 2, 1, 3}, Shape4{1, 1, 8, 8}}) {
+    Dims xs = S({s.n, s.c, s.h, s.w}), ys = S({s.n, s.c, 2 * s.h, 2 * s.w});
+    add_case({"upsample_bilinear2x", "upsample_bilinear2x/" + dims_name(s), {{xs}}, {{ys}}, 1e-6,
+              1e-10, 1e-10, kExact},
+             [=](auto& io, bool bwd) {
+               CAF_CASE_T;
+               if (!bwd)
+                 upsample_bilinear2x_forward<T>(io.dev, io.in[0], s, io.out[0]);
+               else
+                 upsample_bilinear2x_backward<T>(io.dev, io.gout[0], s, io.gin[0]);
+             });
+  }
+}
+
+void gaussian() {
+  for (Shape4 s : {Shape4{1, 3, 12, 12}, Shape4{2, 1, 5, 7}}) {
+    Dims xs = S({s.n, s.c, s.h, s.w});
+    add_case({"gaussian_blur", "gaussian_blur/" + dims_name(s) + "_k11", {{xs}}, {{xs}}, 1e-6, 1e-10,
+              1e-10, kReduction},
+             [=](auto& io, bool bwd) {
+               CAF_CASE_T;
+               if (!bwd)
+                 gaussian_blur_forward<T>(io.dev, io.in[0], s, 11, 1.5, io.out[0]);
+               else
+                 gaussian_blur_backward<T>(io.dev, io.gout[0], s, 11, 1.5, io.gin[0]);
+             });
+  }
+}
+
+void matmul() {
+  for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{5, 7, 3}, {1, 4, 6}, {33, 17, 40}}) {
+    std::string name = "matmul/" + std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n);
+    OpCase c{"matmul", name, {{S({m, k})}, {S({k, n})}}, {{S({m, n})}}, 1e-6, 1e-10, 1e-10, kReduction};
+    c.flops = 2.0 * m * k * n;
+    add_case(c, [=, m = m, k = k, n = n](auto& io, bool bwd) {
+      CAF_CASE_T;
+      if (!bwd)
+        matmul_forward<T>(io.dev, io.in[0], io.in[1], io.out[0], m, k, n);
+      else
+        matmul_backward<T>(io.dev, io.in[0], io.in[1], io.gout[0], io.gin[0], io.gin[1], m, k, n);
+    });
+  }
+}
+
+}  // namespace
+
+void register_all_cases() {
+  if (!registry().empty()) return;
+  binary("add", BinaryOp::add);
+  binary("sub", BinaryOp::sub);
+  binary("mul", BinaryOp::mul);
+  unary("scale", UnaryOp::scale, -1, 1, 1.7);
+  unary("add_scalar", UnaryOp::add_scalar, -1, 1, 0.3);
+  unary("relu", UnaryOp::relu, -1, 1);
+  unary("sigmoid", UnaryOp::sigmoid, -3, 3);
+  unary("exp", UnaryOp::exp, -2, 2);
+  unary("log", UnaryOp::log, 0.5, 2);
+  unary("square", UnaryOp::square, -1, 1);
+  unary("clamp", UnaryOp::clamp, -1, 1, -0.5, 0.5);
+  reductions();
+  softmax();
+  channels();
+  conv("2x3x5x6_k4", {2, 3, 5, 6}, 4, 3);
+  conv("1x8x4x4_k8", {1, 8, 4, 4}, 8, 3);
+  conv("2x6x7x5_k2", {2, 6, 7, 5}, 2, 3);
+  conv("1x2x6x6_k3_5x5", {1, 2, 6, 6}, 3, 5);
+  conv("perf_4x64x64x64_k64", {4, 64, 64, 64}, 64, 3, true);
+  conv("perf_8x128x32x32_k128", {8, 128, 32, 32}, 128, 3, true);
+  batchnorm();
+  pooling();
+  upsample();
+  gaussian();
+  matmul();
+}
+
+}  // namespace caf::test
