@@ -1,0 +1,99 @@
+#include "nn/autograd.h"
+
+#include <unordered_set>
+
+#include "kernels/error.h"
+
+namespace caf {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+}
+
+bool grad_enabled() { return g_grad_enabled; }
+
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+
+Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, BackwardFn fn) {
+  if (!g_grad_enabled) return out;
+  bool any = false;
+  for (const auto& t : inputs) any = any || (t.defined() && t.requires_grad());
+  if (!any) return out;
+  auto node = std::make_shared<Node>();
+  node->name = name;
+  node->backward = std::move(fn);
+  node->out_shape = out.shape();
+  node->device = out.device();
+  for (const auto& t : inputs)
+    node->inputs.push_back(t.defined() && t.requires_grad() ? t.impl_ptr() : nullptr);
+  out.impl()->grad_fn = std::move(node);
+  return out;
+}
+
+namespace {
+
+// The buffer that accumulates the gradient of `t`: its node's for results, its own for leaves.
+Tensor gradient_buffer(TensorImpl& t) {
+  if (t.grad_fn) {
+    Node& n = *t.grad_fn;
+    if (!n.grad.defined()) n.grad = Tensor::zeros(n.out_shape, DType::f32, n.device);
+    return n.grad;
+  }
+  if (!t.grad) t.grad = Tensor::zeros(t.shape, DType::f32, t.device).impl_ptr();
+  return Tensor(t.grad);
+}
+
+// Nodes reachable from root, each after all nodes that consume its output.
+std::vector<Node*> topological_order(Node* root) {
+  std::vector<Node*> post;
+  std::unordered_set<Node*> seen;
+  std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
+  seen.insert(root);
+  while (!stack.empty()) {
+    auto& [node, next] = stack.back();
+    if (next < node->inputs.size()) {
+      TensorImpl* in = node->inputs[next++].get();
+      Node* child = in ? in->grad_fn.get() : nullptr;
+      if (child && seen.insert(child).second) stack.push_back({child, 0});
+    } else {
+      post.push_back(node);
+      stack.pop_back();
+    }
+  }
+  return {post.rbegin(), post.rend()};
+}
+
+}  // namespace
+
+void run_backward(const Tensor& root) {
+  CAF_REQUIRE(root.numel() == 1, "backward() needs a one-element tensor, got " + root.describe());
+  CAF_REQUIRE(root.requires_grad(), "backward() on a tensor that does not require gradients");
+  TensorImpl& r = *root.impl();
+  if (!r.grad_fn) {  // a leaf: d root / d root = 1
+    Tensor g = gradient_buffer(r);
+    g.copy_(Tensor::from_vector(r.shape, {g.item() + 1.f}, r.device));
+    return;
+  }
+  const std::vector<Node*> order = topological_order(r.grad_fn.get());
+  for (Node* n : order)
+    CAF_REQUIRE(!n->released, std::string("backward through '") + n->name +
+                                  "' a second time: its saved tensors were freed by the first");
+  Tensor seed = gradient_buffer(r);
+  seed.fill_(1.f);
+  for (Node* n : order) {
+    if (n->grad.defined()) {
+      std::vector<Tensor> gin;
+      for (const auto& in : n->inputs) gin.push_back(in ? gradient_buffer(*in) : Tensor());
+      n->backward(n->grad, gin);
+    }
+    // Free what the node saved, its inputs and its output gradient; the node stays behind as a
+    // marker so that a second backward through it fails with a clear message.
+    n->backward = nullptr;
+    n->inputs.clear();
+    n->grad = Tensor();
+    n->released = true;
+  }
+}
+
+}  // namespace caf

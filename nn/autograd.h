@@ -1,0 +1,51 @@
+// nn/autograd.h: reverse-mode automatic differentiation over a tape of nodes.
+//
+// Each recorded op creates one Node holding its inputs and a backward function. The backward
+// function calls the op's backward kernels, which accumulate (+=) into the input gradients, so
+// a tensor used twice simply receives two contributions. Non-leaf gradients live in the node
+// that produced the tensor and are freed, with every saved tensor, as soon as that node has run.
+// Saved tensors are stored detached (storage only), so nodes never keep their own outputs alive.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "nn/tensor.h"
+
+namespace caf {
+
+// gout: gradient of the node's output. gin[i]: buffer to accumulate input i's gradient into, or
+// undefined when input i needs none.
+using BackwardFn = std::function<void(const Tensor& gout, const std::vector<Tensor>& gin)>;
+
+struct Node {
+  const char* name = "";
+  std::vector<std::shared_ptr<TensorImpl>> inputs;  // null where the input needs no gradient
+  BackwardFn backward;
+  Dims out_shape;
+  Device device = Device::cpu;
+  Tensor grad;  // gradient of the output, allocated (zeroed) at the first contribution
+  bool released = false;
+};
+
+bool grad_enabled();
+
+// Within its scope, ops record nothing (evaluation, the Y pass of split training).
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+// Attaches a node to `out` when gradients are enabled and any input requires them; returns out.
+Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, BackwardFn fn);
+
+// Backward from a one-element tensor (called by Tensor::backward).
+void run_backward(const Tensor& root);
+
+}  // namespace caf

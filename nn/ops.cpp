@@ -1,0 +1,266 @@
+#include "nn/ops.h"
+
+#include "kernels/batchnorm.h"
+#include "kernels/channels.h"
+#include "kernels/conv2d.h"
+#include "kernels/elementwise.h"
+#include "kernels/error.h"
+#include "kernels/gaussian.h"
+#include "kernels/matmul.h"
+#include "kernels/pool.h"
+#include "kernels/reduce.h"
+#include "kernels/softmax.h"
+#include "kernels/upsample.h"
+#include "nn/autograd.h"
+
+namespace caf {
+
+namespace {
+
+float* F(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
+
+void check_float(const char* op, std::initializer_list<const Tensor*> ts) {
+  const Tensor* first = nullptr;
+  for (const Tensor* t : ts) {
+    if (!t->defined()) continue;
+    CAF_REQUIRE_SHAPE(t->dtype() == DType::f32, std::string(op) + ": expects float32, got " + t->describe());
+    if (first)
+      CAF_REQUIRE_SHAPE(t->device() == first->device(), std::string(op) + ": tensors on different devices (" +
+                                                            first->describe() + ", " + t->describe() + ")");
+    first = t;
+  }
+}
+
+void check_4d(const char* op, const Tensor& x) {
+  CAF_REQUIRE_SHAPE(x.ndim() == 4, std::string(op) + ": expects an NCHW tensor, got " + x.describe());
+}
+
+Tensor like(const Tensor& x, const Dims& shape) { return Tensor::empty(shape, DType::f32, x.device()); }
+
+Tensor unary(const Tensor& x, UnaryOp op, float a, float b, const char* name) {
+  check_float(name, {&x});
+  Tensor y = like(x, x.shape());
+  unary_forward<float>(x.device(), op, F(x), F(y), x.numel(), a, b);
+  return record(y, name, {x}, [op, a, b, xs = x.detach(), ys = y.detach()](const Tensor& gy, const std::vector<Tensor>& g) {
+    unary_backward<float>(gy.device(), op, F(xs), F(ys), F(gy), F(g[0]), gy.numel(), a, b);
+  });
+}
+
+Tensor binary(const Tensor& a, const Tensor& b, BinaryOp op, const char* name) {
+  check_float(name, {&a, &b});
+  CAF_REQUIRE_SHAPE(a.shape() == b.shape(), std::string(name) + ": shapes differ: " + a.describe() +
+                                                " and " + b.describe());
+  Tensor y = like(a, a.shape());
+  binary_forward<float>(a.device(), op, F(a), F(b), F(y), a.numel());
+  // mul needs the operands; add and sub need nothing saved.
+  Tensor as = op == BinaryOp::mul ? a.detach() : Tensor(), bs = op == BinaryOp::mul ? b.detach() : Tensor();
+  return record(y, name, {a, b}, [op, as, bs](const Tensor& gy, const std::vector<Tensor>& g) {
+    binary_backward<float>(gy.device(), op, F(as), F(bs), F(gy), F(g[0]), F(g[1]), gy.numel());
+  });
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) { return binary(a, b, BinaryOp::add, "add"); }
+Tensor sub(const Tensor& a, const Tensor& b) { return binary(a, b, BinaryOp::sub, "sub"); }
+Tensor mul(const Tensor& a, const Tensor& b) { return binary(a, b, BinaryOp::mul, "mul"); }
+Tensor scale(const Tensor& x, float a) { return unary(x, UnaryOp::scale, a, 0, "scale"); }
+Tensor add_scalar(const Tensor& x, float a) { return unary(x, UnaryOp::add_scalar, a, 0, "add_scalar"); }
+Tensor relu(const Tensor& x) { return unary(x, UnaryOp::relu, 0, 0, "relu"); }
+Tensor sigmoid(const Tensor& x) { return unary(x, UnaryOp::sigmoid, 0, 0, "sigmoid"); }
+Tensor exp(const Tensor& x) { return unary(x, UnaryOp::exp, 0, 0, "exp"); }
+Tensor log(const Tensor& x) { return unary(x, UnaryOp::log, 0, 0, "log"); }
+Tensor square(const Tensor& x) { return unary(x, UnaryOp::square, 0, 0, "square"); }
+Tensor clamp(const Tensor& x, float lo, float hi) {
+  CAF_REQUIRE(lo <= hi, "clamp: lower bound above upper bound");
+  return unary(x, UnaryOp::clamp, lo, hi, "clamp");
+}
+
+namespace {
+Tensor reduce_all(const Tensor& x, bool mean, const char* name) {
+  check_float(name, {&x});
+  CAF_REQUIRE_SHAPE(x.numel() > 0, std::string(name) + " of an empty tensor");
+  float s = mean ? 1.f / float(x.numel()) : 1.f;
+  Tensor y = like(x, {1});
+  reduce_all_forward<float>(x.device(), F(x), x.numel(), s, F(y));
+  return record(y, name, {x}, [s, n = x.numel()](const Tensor& gy, const std::vector<Tensor>& g) {
+    reduce_all_backward<float>(gy.device(), F(gy), n, s, F(g[0]));
+  });
+}
+Tensor reduce_channels(const Tensor& x, bool mean, const char* name) {
+  check_float(name, {&x});
+  check_4d(name, x);
+  Shape4 sh = x.shape4();
+  float s = mean ? 1.f / float(sh.n * sh.hw()) : 1.f;
+  Tensor y = like(x, {sh.c});
+  reduce_channels_forward<float>(x.device(), F(x), sh, s, F(y));
+  return record(y, name, {x}, [s, sh](const Tensor& gy, const std::vector<Tensor>& g) {
+    reduce_channels_backward<float>(gy.device(), F(gy), sh, s, F(g[0]));
+  });
+}
+}  // namespace
+
+Tensor sum(const Tensor& x) { return reduce_all(x, false, "sum"); }
+Tensor mean(const Tensor& x) { return reduce_all(x, true, "mean"); }
+Tensor sum_channels(const Tensor& x) { return reduce_channels(x, false, "sum_channels"); }
+Tensor mean_channels(const Tensor& x) { return reduce_channels(x, true, "mean_channels"); }
+
+Tensor softmax_channels(const Tensor& x) {
+  check_float("softmax_channels", {&x});
+  check_4d("softmax_channels", x);
+  Shape4 s = x.shape4();
+  Tensor y = like(x, x.shape());
+  softmax_channels_forward<float>(x.device(), F(x), s, F(y));
+  return record(y, "softmax_channels", {x}, [s, ys = y.detach()](const Tensor& gy, const std::vector<Tensor>& g) {
+    softmax_channels_backward<float>(gy.device(), F(ys), F(gy), s, F(g[0]));
+  });
+}
+
+Tensor concat_channels(const Tensor& a, const Tensor& b) {
+  check_float("concat_channels", {&a, &b});
+  check_4d("concat_channels", a);
+  check_4d("concat_channels", b);
+  Shape4 sa = a.shape4(), sb = b.shape4();
+  CAF_REQUIRE_SHAPE(sa.n == sb.n && sa.h == sb.h && sa.w == sb.w,
+                    "concat_channels: " + a.describe() + " and " + b.describe() + " differ beyond channels");
+  Tensor y = like(a, {sa.n, sa.c + sb.c, sa.h, sa.w});
+  concat_channels_forward<float>(a.device(), F(a), sa.c, F(b), sb.c, sa.n, sa.hw(), F(y));
+  return record(y, "concat_channels", {a, b}, [sa, sb](const Tensor& gy, const std::vector<Tensor>& g) {
+    concat_channels_backward<float>(gy.device(), F(gy), sa.c, sb.c, sa.n, sa.hw(), F(g[0]), F(g[1]));
+  });
+}
+
+Tensor slice_channels(const Tensor& x, int64_t c0, int64_t c1) {
+  check_float("slice_channels", {&x});
+  check_4d("slice_channels", x);
+  Shape4 s = x.shape4();
+  CAF_REQUIRE_SHAPE(0 <= c0 && c0 < c1 && c1 <= s.c, "slice_channels [" + std::to_string(c0) + ", " +
+                                                         std::to_string(c1) + ") of " + x.describe());
+  Tensor y = like(x, {s.n, c1 - c0, s.h, s.w});
+  slice_channels_forward<float>(x.device(), F(x), s, c0, c1, F(y));
+  return record(y, "slice_channels", {x}, [s, c0, c1](const Tensor& gy, const std::vector<Tensor>& g) {
+    slice_channels_backward<float>(gy.device(), F(gy), s, c0, c1, F(g[0]));
+  });
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b) {
+  check_float("conv2d", {&x, &w, &b});
+  check_4d("conv2d", x);
+  check_4d("conv2d", w);
+  Shape4 sx = x.shape4(), sw = w.shape4();
+  CAF_REQUIRE_SHAPE(sw.c == sx.c && sw.h == sw.w && sw.h % 2 == 1,
+                    "conv2d: weight " + w.describe() + " does not fit input " + x.describe() +
+                        " (square odd kernel, same input channels)");
+  CAF_REQUIRE_SHAPE(!b.defined() || b.shape() == Dims{sw.n},
+                    "conv2d: bias " + b.describe() + " for " + std::to_string(sw.n) + " output channels");
+  Conv2dShape cs{sx, sw.n, sw.h};
+  Tensor y = like(x, {sx.n, sw.n, sx.h, sx.w});
+  conv2d_forward<float>(x.device(), F(x), F(w), F(b), F(y), cs);
+  return record(y, "conv2d", {x, w, b}, [cs, xs = x.detach(), ws = w.detach()](const Tensor& gy, const std::vector<Tensor>& g) {
+    Device d = gy.device();
+    if (g[0].defined()) conv2d_backward_data<float>(d, F(ws), F(gy), F(g[0]), cs);
+    if (g[1].defined()) conv2d_backward_filter<float>(d, F(xs), F(gy), F(g[1]), cs);
+    if (g[2].defined()) conv2d_backward_bias<float>(d, F(gy), F(g[2]), cs);
+  });
+}
+
+Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st,
+                   bool training) {
+  check_float("batchnorm2d", {&x, &gamma, &beta, &st.running_mean, &st.running_var});
+  check_4d("batchnorm2d", x);
+  Shape4 s = x.shape4();
+  for (const Tensor* t : {&gamma, &beta, &st.running_mean, &st.running_var})
+    CAF_REQUIRE_SHAPE(t->defined() && t->shape() == Dims{s.c},
+                      "batchnorm2d: per-channel tensor " + t->describe() + " for input " + x.describe());
+  BatchNormArgs a{s, st.eps, st.momentum};
+  Tensor y = like(x, x.shape());
+  Device d = x.device();
+  if (!training) {
+    batchnorm_eval_forward<float>(d, F(x), F(gamma), F(beta), F(st.running_mean), F(st.running_var), F(y), a);
+    return record(y, "batchnorm2d_eval", {x, gamma, beta},
+                  [a, xs = x.detach(), gs = gamma.detach(), rm = st.running_mean.detach(),
+                   rv = st.running_var.detach()](const Tensor& gy, const std::vector<Tensor>& g) {
+                    batchnorm_eval_backward<float>(gy.device(), F(xs), F(gs), F(rm), F(rv), F(gy),
+                                                   F(g[0]), F(g[1]), F(g[2]), a);
+                  });
+  }
+  CAF_REQUIRE_SHAPE(s.n * s.hw() > 1, "batchnorm2d in training mode needs more than one value per channel, got " + x.describe());
+  Tensor mean = like(x, {s.c}), invstd = like(x, {s.c});
+  batchnorm_train_forward<float>(d, F(x), F(gamma), F(beta), F(y), F(mean), F(invstd),
+                                 F(st.running_mean), F(st.running_var), a);
+  return record(y, "batchnorm2d_train", {x, gamma, beta},
+                [a, xs = x.detach(), gs = gamma.detach(), mean, invstd](const Tensor& gy, const std::vector<Tensor>& g) {
+                  batchnorm_train_backward<float>(gy.device(), F(xs), F(gs), F(gy), F(mean), F(invstd),
+                                                  F(g[0]), F(g[1]), F(g[2]), a);
+                });
+}
+
+Tensor maxpool2d(const Tensor& x) {
+  check_float("maxpool2d", {&x});
+  check_4d("maxpool2d", x);
+  Shape4 s = x.shape4();
+  CAF_REQUIRE_SHAPE(s.h >= 2 && s.w >= 2, "maxpool2d of " + x.describe());
+  Tensor y = like(x, {s.n, s.c, s.h / 2, s.w / 2});
+  maxpool2d_forward<float>(x.device(), F(x), s, F(y));
+  return record(y, "maxpool2d", {x}, [s, xs = x.detach()](const Tensor& gy, const std::vector<Tensor>& g) {
+    maxpool2d_backward<float>(gy.device(), F(xs), F(gy), s, F(g[0]));
+  });
+}
+
+Tensor upsample_bilinear2x(const Tensor& x) {
+  check_float("upsample_bilinear2x", {&x});
+  check_4d("upsample_bilinear2x", x);
+  Shape4 s = x.shape4();
+  Tensor y = like(x, {s.n, s.c, 2 * s.h, 2 * s.w});
+  upsample_bilinear2x_forward<float>(x.device(), F(x), s, F(y));
+  return record(y, "upsample_bilinear2x", {x}, [s](const Tensor& gy, const std::vector<Tensor>& g) {
+    upsample_bilinear2x_backward<float>(gy.device(), F(gy), s, F(g[0]));
+  });
+}
+
+Tensor avg_pool2d(const Tensor& x, int64_t k) {
+  check_float("avg_pool2d", {&x});
+  check_4d("avg_pool2d", x);
+  CAF_REQUIRE(k >= 1 && k % 2 == 1, "avg_pool2d: window must be odd, got " + std::to_string(k));
+  Shape4 s = x.shape4();
+  Tensor y = like(x, x.shape());
+  avg_pool2d_forward<float>(x.device(), F(x), s, k, F(y));
+  return record(y, "avg_pool2d", {x}, [s, k](const Tensor& gy, const std::vector<Tensor>& g) {
+    avg_pool2d_backward<float>(gy.device(), F(gy), s, k, F(g[0]));
+  });
+}
+
+Tensor gaussian_blur(const Tensor& x, int k, double sigma) {
+  check_float("gaussian_blur", {&x});
+  check_4d("gaussian_blur", x);
+  CAF_REQUIRE(sigma > 0, "gaussian_blur: sigma must be positive");
+  Shape4 s = x.shape4();
+  Tensor y = like(x, x.shape());
+  gaussian_blur_forward<float>(x.device(), F(x), s, k, sigma, F(y));
+  return record(y, "gaussian_blur", {x}, [s, k, sigma](const Tensor& gy, const std::vector<Tensor>& g) {
+    gaussian_blur_backward<float>(gy.device(), F(gy), s, k, sigma, F(g[0]));
+  });
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_float("matmul", {&a, &b});
+  CAF_REQUIRE_SHAPE(a.ndim() == 2 && b.ndim() == 2 && a.dim(1) == b.dim(0),
+                    "matmul: " + a.describe() + " x " + b.describe());
+  int64_t M = a.dim(0), K = a.dim(1), N = b.dim(1);
+  Tensor y = like(a, {M, N});
+  matmul_forward<float>(a.device(), F(a), F(b), F(y), M, K, N);
+  return record(y, "matmul", {a, b}, [M, K, N, as = a.detach(), bs = b.detach()](const Tensor& gy, const std::vector<Tensor>& g) {
+    matmul_backward<float>(gy.device(), F(as), F(bs), F(gy), F(g[0]), F(g[1]), M, K, N);
+  });
+}
+
+Tensor Tensor::reshape(const Dims& shape) const {
+  CAF_REQUIRE_SHAPE(dims_numel(shape) == numel(), "reshape " + describe() + " to " + dims_str(shape));
+  Tensor y = view_of(storage(), offset(), shape, dtype(), device());
+  if (dtype() != DType::f32) return y;
+  return record(y, "reshape", {*this}, [](const Tensor& gy, const std::vector<Tensor>& g) {
+    binary_forward<float>(gy.device(), BinaryOp::add, F(g[0]), F(gy), F(g[0]), gy.numel());
+  });
+}
+
+}  // namespace caf

@@ -1,0 +1,50 @@
+// nn/ops.h: the differentiable ops that networks and losses are built from.
+//
+// Each function checks its arguments, runs the forward kernel on the inputs' device, and records
+// a node whose backward calls the op's backward kernels (kernels/*.h); nothing here does
+// arithmetic itself. All tensors of one call must be float32 and on the same device.
+#pragma once
+
+#include "nn/tensor.h"
+
+namespace caf {
+
+// elementwise (same shapes, no broadcasting)
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor scale(const Tensor& x, float a);       // a * x
+Tensor add_scalar(const Tensor& x, float a);  // x + a
+Tensor relu(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor clamp(const Tensor& x, float lo, float hi);
+
+// reductions: to shape [1], or per channel of an NCHW tensor to shape [C]
+Tensor sum(const Tensor& x);
+Tensor mean(const Tensor& x);
+Tensor sum_channels(const Tensor& x);
+Tensor mean_channels(const Tensor& x);
+
+// channels of NCHW tensors
+Tensor softmax_channels(const Tensor& x);
+Tensor concat_channels(const Tensor& a, const Tensor& b);
+Tensor slice_channels(const Tensor& x, int64_t c0, int64_t c1);  // channels [c0, c1)
+
+// layers' math
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b);  // b may be undefined
+struct BatchNormState {
+  Tensor running_mean, running_var;  // updated in place in training mode
+  float momentum = 0.1f, eps = 1e-5f;
+};
+Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st,
+                   bool training);
+Tensor maxpool2d(const Tensor& x);             // 2x2, stride 2
+Tensor upsample_bilinear2x(const Tensor& x);   // align_corners=True
+Tensor avg_pool2d(const Tensor& x, int64_t k); // k x k, stride 1, zero padding k/2 counted
+Tensor gaussian_blur(const Tensor& x, int k, double sigma);  // depthwise, zero padding k/2
+Tensor matmul(const Tensor& a, const Tensor& b);             // [M,K] x [K,N]
+
+}  // namespace caf
