@@ -44,18 +44,19 @@ Tensor gradient_buffer(TensorImpl& t) {
   return Tensor(t.grad);
 }
 
-// Nodes reachable from root, each after all nodes that consume its output.
-std::vector<Node*> topological_order(Node* root) {
-  std::vector<Node*> post;
+// Nodes reachable from root, each after all nodes that consume its output. Owning pointers: a
+// released node may drop the last other reference to a node that is still to run.
+std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>& root) {
+  std::vector<std::shared_ptr<Node>> post;
   std::unordered_set<Node*> seen;
-  std::vector<std::pair<Node*, size_t>> stack{{root, 0}};
-  seen.insert(root);
+  std::vector<std::pair<std::shared_ptr<Node>, size_t>> stack{{root, 0}};
+  seen.insert(root.get());
   while (!stack.empty()) {
     auto& [node, next] = stack.back();
     if (next < node->inputs.size()) {
       TensorImpl* in = node->inputs[next++].get();
-      Node* child = in ? in->grad_fn.get() : nullptr;
-      if (child && seen.insert(child).second) stack.push_back({child, 0});
+      std::shared_ptr<Node> child = in ? in->grad_fn : nullptr;
+      if (child && seen.insert(child.get()).second) stack.push_back({child, 0});
     } else {
       post.push_back(node);
       stack.pop_back();
@@ -75,13 +76,13 @@ void run_backward(const Tensor& root) {
     g.copy_(Tensor::from_vector(r.shape, {g.item() + 1.f}, r.device));
     return;
   }
-  const std::vector<Node*> order = topological_order(r.grad_fn.get());
-  for (Node* n : order)
+  const std::vector<std::shared_ptr<Node>> order = topological_order(r.grad_fn);
+  for (const auto& n : order)
     CAF_REQUIRE(!n->released, std::string("backward through '") + n->name +
                                   "' a second time: its saved tensors were freed by the first");
   Tensor seed = gradient_buffer(r);
   seed.fill_(1.f);
-  for (Node* n : order) {
+  for (const auto& n : order) {
     if (n->grad.defined()) {
       std::vector<Tensor> gin;
       for (const auto& in : n->inputs) gin.push_back(in ? gradient_buffer(*in) : Tensor());

@@ -169,7 +169,7 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Bat
   check_float("batchnorm2d", {&x, &gamma, &beta, &st.running_mean, &st.running_var});
   check_4d("batchnorm2d", x);
   Shape4 s = x.shape4();
-  for (const Tensor* t : {&gamma, &beta, &st.running_mean, &st.running_var})
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&gamma, &beta, &st.running_mean, &st.running_var})
     CAF_REQUIRE_SHAPE(t->defined() && t->shape() == Dims{s.c},
                       "batchnorm2d: per-channel tensor " + t->describe() + " for input " + x.describe());
   BatchNormArgs a{s, st.eps, st.momentum};

@@ -1,0 +1,109 @@
+#include <doctest/doctest.h>
+
+#include <functional>
+
+#include "kernels/error.h"
+#include "kernels/memory.h"
+#include "nn/autograd.h"
+#include "nn/ops.h"
+
+using namespace caf;
+
+TEST_SUITE("nn") {
+TEST_CASE("autograd: chain rule on a known function") {
+  // L = sum((a*b + a)^2): dL/da = 2(ab + a)(b + 1), dL/db = 2(ab + a) a
+  Tensor a = Tensor::from_vector({3}, {1, -2, 0.5}).set_requires_grad(true);
+  Tensor b = Tensor::from_vector({3}, {3, 0.25, -1}).set_requires_grad(true);
+  Tensor loss = sum(square(add(mul(a, b), a)));
+  CHECK(loss.item() == doctest::Approx(16 + 6.25 + 0));
+  loss.backward();
+  std::vector<float> ga = a.grad().to_vector(), gb = b.grad().to_vector();
+  float av[] = {1, -2, 0.5}, bv[] = {3, 0.25, -1};
+  for (int i = 0; i < 3; ++i) {
+    float u = av[i] * bv[i] + av[i];
+    CHECK(ga[i] == doctest::Approx(2 * u * (bv[i] + 1)));
+    CHECK(gb[i] == doctest::Approx(2 * u * av[i]));
+  }
+}
+
+TEST_CASE("autograd: gradients accumulate over uses and over backward calls") {
+  Tensor x = Tensor::from_vector({2}, {1, 2}).set_requires_grad(true);
+  sum(add(x, x)).backward();  // x used twice in one graph
+  CHECK(x.grad().to_vector() == std::vector<float>{2, 2});
+  sum(scale(x, 3)).backward();  // a second graph adds to the leaf's gradient
+  CHECK(x.grad().to_vector() == std::vector<float>{5, 5});
+  x.zero_grad();
+  CHECK(x.grad().to_vector() == std::vector<float>{0, 0});
+}
+
+TEST_CASE("autograd: no-grad guard, detach and leaves without gradients") {
+  Tensor x = Tensor::from_vector({2}, {1, 2}).set_requires_grad(true);
+  Tensor c = Tensor::from_vector({2}, {3, 4});
+  {
+    NoGradGuard guard;
+    Tensor y = mul(x, c);
+    CHECK(!y.requires_grad());
+    CHECK(!grad_enabled());
+  }
+  CHECK(grad_enabled());
+  Tensor d = mul(x, c).detach();
+  CHECK(!d.requires_grad());
+  CHECK(d.to_vector() == std::vector<float>{3, 8});
+  Tensor y = sum(mul(x, c));
+  y.backward();
+  CHECK(!c.grad().defined());  // constants get no gradient buffer
+  CHECK(x.grad().to_vector() == std::vector<float>{3, 4});
+  CHECK_THROWS_AS(sum(c).backward(), Error);
+}
+
+TEST_CASE("autograd: saved tensors are freed after backward; a second backward fails clearly") {
+  Tensor x = Tensor::randn({64, 64}, 1).set_requires_grad(true);
+  Tensor h = relu(x);
+  std::weak_ptr<Storage> saved = h.storage();  // relu saves its output
+  Tensor loss = mean(h);
+  h = Tensor();
+  CHECK(!saved.expired());
+  loss.backward();
+  CHECK(saved.expired());
+  try {
+    loss.backward();
+    FAIL("expected an Error");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("second time") != std::string::npos);
+  }
+}
+
+TEST_CASE("autograd: backward needs a scalar; set_requires_grad only on leaves") {
+  Tensor x = Tensor::from_vector({2}, {1, 2}).set_requires_grad(true);
+  CHECK_THROWS_AS(square(x).backward(), Error);
+  Tensor y = square(x);
+  CHECK(!y.is_leaf());
+  CHECK_THROWS_AS(y.set_requires_grad(true), Error);
+}
+
+TEST_CASE("autograd: a gradient buffer installed by set_grad receives the gradient (slabs)") {
+  auto slab = std::make_shared<Storage>();
+  slab->buffer = Buffer(Device::cpu, 8 * sizeof(float));
+  Tensor grads = Tensor::view_of(slab, 0, {8}, DType::f32, Device::cpu);
+  grads.zero_();
+  Tensor w = Tensor::from_vector({4}, {1, 2, 3, 4}).set_requires_grad(true);
+  w.set_grad(Tensor::view_of(slab, 4, {4}, DType::f32, Device::cpu));
+  sum(square(w)).backward();
+  CHECK(grads.to_vector() == std::vector<float>{0, 0, 0, 0, 2, 4, 6, 8});
+}
+
+TEST_CASE("ops: shape and type errors name the tensors") {
+  Tensor a = Tensor::zeros({2, 3}), b = Tensor::zeros({3, 2});
+  try {
+    add(a, b);
+    FAIL("expected a ShapeError");
+  } catch (const ShapeError& e) {
+    CHECK(std::string(e.what()).find("[2, 3]") != std::string::npos);
+    CHECK(std::string(e.what()).find("[3, 2]") != std::string::npos);
+  }
+  CHECK_THROWS_AS(conv2d(Tensor::zeros({1, 3, 4, 4}), Tensor::zeros({2, 4, 3, 3}), Tensor()), ShapeError);
+  CHECK_THROWS_AS(matmul(a, a), ShapeError);
+  CHECK_THROWS_AS(relu(Tensor::from_bytes({1}, {1})), ShapeError);
+  CHECK_THROWS_AS(slice_channels(Tensor::zeros({1, 3, 2, 2}), 2, 5), ShapeError);
+}
+}
