@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# tools/gpu_check.sh: everything that needs a GPU, in one go, with a summary at the end.
+#   build (CUDA on, sm_90) -> parity suite -> gpu test suite -> full ctest -> sync-debug run ->
+#   compute-sanitizer (memcheck, racecheck) on the gpu suite -> timings (caf and PyTorch).
+# Works on a machine with no internet: cuDNN is found through CUDNN_ROOT or PyTorch's wheel
+# (site-packages/nvidia/cudnn); header-only deps through CAF_DEPS_ROOT (default .carry/deps if
+# present). Output: the log on stdout and in ${OUT:-/tmp}/gpu_check.log.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUTDIR=${OUT:-/tmp}
+LOG=$OUTDIR/gpu_check.log
+: >"$LOG"
+exec > >(tee -a "$LOG") 2>&1
+BUILD=${BUILD:-build-gpu}
+declare -a SUMMARY
+step() {  # step NAME CMD... : run, record pass/fail and seconds
+  local name=$1; shift
+  echo; echo "=== $name: $*"
+  local t0=$SECONDS
+  "$@"
+  local rc=$?
+  SUMMARY+=("$(printf '%-28s %-5s %4ds' "$name" "$([ $rc -eq 0 ] && echo ok || echo FAIL:$rc)" $((SECONDS - t0)))")
+  return 0
+}
+
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader || true
+nvcc --version | tail -1
+PY=$(command -v python3 || true)
+if [ -z "${CUDNN_ROOT:-}" ] && [ -n "$PY" ]; then
+  CUDNN_ROOT=$($PY -c 'import nvidia.cudnn as m; print(m.__path__[0])' 2>/dev/null || true)
+fi
+echo "CUDNN_ROOT=${CUDNN_ROOT:-<system>}"
+DEPS=${CAF_DEPS_ROOT:-}
+[ -z "$DEPS" ] && [ -d .carry/deps ] && DEPS=$PWD/.carry/deps
+LIBS=""
+[ -n "${CUDNN_ROOT:-}" ] && LIBS="$CUDNN_ROOT/lib"
+if [ -n "$PY" ]; then
+  CUBLAS_LIB=$($PY -c 'import nvidia.cublas as m; print(m.__path__[0] + "/lib")' 2>/dev/null || true)
+  [ -n "$CUBLAS_LIB" ] && LIBS="$LIBS:$CUBLAS_LIB"
+fi
+export LD_LIBRARY_PATH="$LIBS:${LD_LIBRARY_PATH:-}"
+
+step configure cmake -S . -B "$BUILD" -G Ninja -DCAF_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+  ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} ${DEPS:+-DCAF_DEPS_ROOT=$DEPS}
+step build cmake --build "$BUILD" -j "$(nproc)"
+B=$BUILD
+step info "$B/caf" info
+step parity "$B/tests/caf_ops" parity
+step gpu-suite "$B/tests/caf_tests" --test-suite=gpu
+step ctest-all ctest --test-dir "$B" --output-on-failure
+step sync-debug env CAF_SYNC_DEBUG=1 "$B/tests/caf_tests" --test-suite=gpu
+if command -v compute-sanitizer >/dev/null; then
+  step memcheck compute-sanitizer --tool memcheck --error-exitcode 9 "$B/tests/caf_tests" --test-suite=gpu \
+    --test-case-exclude='*out of memory*,*failing CUDA call*'
+  step racecheck compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_ops" parity sum
+fi
+step perf "$B/tests/caf_ops" perf perf
+if [ -n "$PY" ] && [ -f bench/conv_torch.py ]; then
+  step torch-conv $PY bench/conv_torch.py --device cuda
+fi
+
+echo; echo "=== summary"
+printf '%s\n' "${SUMMARY[@]}"
