@@ -39,9 +39,17 @@ if [ -n "$PY" ]; then
   CUBLAS_LIB=$($PY -c 'import nvidia.cublas as m; print(m.__path__[0] + "/lib")' 2>/dev/null || true)
   [ -n "$CUBLAS_LIB" ] && LIBS="$LIBS:$CUBLAS_LIB"
 fi
+NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+CUDA_HOME_GUESS=$(dirname "$(dirname "$(readlink -f "$NVCC")")")
+CUBLAS_ARG=""
+if ! ls "$CUDA_HOME_GUESS"/lib64/libcublas.so* "$CUDA_HOME_GUESS"/lib/libcublas.so* >/dev/null 2>&1 && [ -n "${CUBLAS_LIB:-}" ]; then
+  CUBLAS_ARG="-DCUBLAS_ROOT=$(dirname "$CUBLAS_LIB")"
+fi
+echo "nvcc=$NVCC toolkit=$CUDA_HOME_GUESS ${CUBLAS_ARG}"
 export LD_LIBRARY_PATH="$LIBS:${LD_LIBRARY_PATH:-}"
 
 step configure cmake -S . -B "$BUILD" -G Ninja -DCAF_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+  -DCMAKE_CUDA_COMPILER="$NVCC" $CUBLAS_ARG \
   ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} ${DEPS:+-DCAF_DEPS_ROOT=$DEPS}
 step build cmake --build "$BUILD" -j "$(nproc)"
 B=$BUILD

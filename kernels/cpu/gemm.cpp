@@ -1,41 +1,176 @@
-// kernels/cpu/gemm.cpp: blocked, OpenMP-parallel GEMM.
+// kernels/cpu/gemm.cpp: blocked, packed, OpenMP-parallel GEMM (row-major C = alpha*op(A)*op(B) + beta*C).
 //
-// Key decision: pack A and B into contiguous panels once per cache block, then run a small
-// register-blocked micro-kernel written with plain loops the compiler vectorises. The same
-// template serves double (gradient checks) and float (everything else).
+// Blocking, from the outside in:
+//   jc: N in blocks of kNC columns.
+//   pc: K in blocks of at most kKC (balanced, so K=576 runs as 3 x 192, not 256+256+64).
+//       For each (jc, pc) both operands are packed once, in parallel:
+//         B[kc x nc] -> NR-wide row-major micro-panels (alpha folded in, zero-padded columns),
+//         A[M  x kc] -> MR-tall column-major micro-panels (zero-padded rows).
+//       Packing reads each source contiguously whatever ta/tb say, so transposes cost nothing extra.
+//   tasks: the packed M x nc block is cut into (row block of <= kMC rows) x (column chunk) tasks,
+//       their count a multiple of the thread count so the two cores finish together.
+//   inside a task: for each B micro-panel (kc x NR, ~16 KB, stays in L1) sweep the task's A rows
+//       (<= kMC x kc, ~150 KB, stays in L2) MR at a time with the micro-kernel.
+// Micro-kernel: an MR x NR tile of C held in registers, NR = two 256-bit vectors (6 x 16 float,
+// 6 x 8 double: 12 accumulators + 2 B vectors + 1 broadcast A = 15 of 16 ymm registers), updated by
+// kc rank-1 FMAs. The AVX2+FMA version is compiled with a function target attribute and chosen at
+// run time; the portable loop version is the fallback (and forced by CAF_GEMM_PORTABLE=1).
+// Edge tiles are computed into a local tile and merged, so C is never touched outside M x N and,
+// with beta = 0, never read.
 #include "kernels/cpu/gemm.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define CAF_GEMM_X86 1
+#define CAF_AVX2 __attribute__((target("avx2,fma")))
+#endif
 
 namespace caf::cpu {
 
 namespace {
 
-constexpr int64_t kMR = 6, kNR = 16;            // micro-tile of C kept in registers
-constexpr int64_t kMC = 96, kNC = 1024, kKC = 256;  // cache blocks
-
 template <class T>
-inline T at(const T* X, int64_t ld, bool t, int64_t r, int64_t c) {
-  return t ? X[c * ld + r] : X[r * ld + c];
+constexpr int64_t kMR = 6;  // rows of the register tile
+template <class T>
+constexpr int64_t kNR = 64 / sizeof(T);  // columns: two 256-bit vectors
+constexpr int64_t kKC = 256;             // depth of a packed block: kKC * NR * 4 B = 16 KB B panel
+constexpr int64_t kMC = 144;             // rows of A per task: 144 * 256 * 4 B = 144 KB, fits L2
+constexpr int64_t kNC = 4096;            // columns of B per packed block (<= 4 MB float, in L3)
+constexpr int64_t kChunkPanels = 16;     // B micro-panels per task before splitting further
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// How a micro-kernel writes its tile: overwrite (beta = 0, first K block) or C = beta*C + tile.
+struct Store {
+  bool overwrite;
+  double beta;
+};
+
+// The portable micro-kernel: plain loops over an MR x NR accumulator the compiler may vectorise.
+template <class T>
+void kernel_portable(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, Store st) {
+  constexpr int64_t MR = kMR<T>, NR = kNR<T>;
+  T acc[MR][NR] = {};
+  for (int64_t p = 0; p < kc; ++p)
+    for (int64_t i = 0; i < MR; ++i)
+      for (int64_t j = 0; j < NR; ++j) acc[i][j] += Ap[p * MR + i] * Bp[p * NR + j];
+  const T beta = T(st.beta);
+  for (int64_t i = 0; i < MR; ++i)
+    for (int64_t j = 0; j < NR; ++j) {
+      T& c = C[i * ldc + j];
+      c = st.overwrite ? acc[i][j] : beta * c + acc[i][j];
+    }
 }
 
-// C[MR x NR] (+)= Ap (MR x kc, column-major panel) * Bp (kc x NR, row-major panel)
+#ifdef CAF_GEMM_X86
+// Overloads that let one AVX2 kernel template serve float (8 lanes) and double (4 lanes).
+CAF_AVX2 inline __m256 vload(const float* p) { return _mm256_loadu_ps(p); }
+CAF_AVX2 inline __m256d vload(const double* p) { return _mm256_loadu_pd(p); }
+CAF_AVX2 inline __m256 vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
+CAF_AVX2 inline __m256d vbroadcast(const double* p) { return _mm256_broadcast_sd(p); }
+CAF_AVX2 inline void vstore(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+CAF_AVX2 inline void vstore(double* p, __m256d v) { _mm256_storeu_pd(p, v); }
+CAF_AVX2 inline __m256 vfma(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
+CAF_AVX2 inline __m256d vfma(__m256d a, __m256d b, __m256d c) { return _mm256_fmadd_pd(a, b, c); }
+
+// The AVX2+FMA micro-kernel: 6 rows x 2 vectors of accumulators, one rank-1 update per p.
 template <class T>
-inline void micro_kernel(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, int64_t mr,
-                         int64_t nr, bool first, T beta) {
-  T acc[kMR][kNR] = {};
-  for (int64_t p = 0; p < kc; ++p) {
-    const T* a = Ap + p * kMR;
-    const T* b = Bp + p * kNR;
-    for (int64_t i = 0; i < kMR; ++i)
-      for (int64_t j = 0; j < kNR; ++j) acc[i][j] += a[i] * b[j];
-  }
-  for (int64_t i = 0; i < mr; ++i)
-    for (int64_t j = 0; j < nr; ++j) {
-      T& c = C[i * ldc + j];
-      c = first ? (beta == T(0) ? acc[i][j] : beta * c + acc[i][j]) : c + acc[i][j];
+CAF_AVX2 void kernel_avx2(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, Store st) {
+  constexpr int64_t MR = kMR<T>, L = 32 / sizeof(T);  // L lanes per vector, NR = 2 * L
+  using V = decltype(vload(Ap));
+  V acc[MR][2];
+  for (int64_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V{};
+  for (int64_t p = 0; p < kc; ++p, Ap += MR, Bp += 2 * L) {
+    const V b0 = vload(Bp), b1 = vload(Bp + L);
+    for (int64_t i = 0; i < MR; ++i) {
+      const V a = vbroadcast(Ap + i);
+      acc[i][0] = vfma(a, b0, acc[i][0]);
+      acc[i][1] = vfma(a, b1, acc[i][1]);
     }
+  }
+  // Write back: overwrite, or C = beta*C + acc (beta = 1 on the later K blocks).
+  const T beta_t = T(st.beta);
+  const V beta = vbroadcast(&beta_t);
+  for (int64_t i = 0; i < MR; ++i)
+    for (int64_t h = 0; h < 2; ++h) {
+      T* c = C + i * ldc + h * L;
+      vstore(c, st.overwrite ? acc[i][h] : vfma(beta, vload(c), acc[i][h]));
+    }
+}
+#endif
+
+template <class T>
+using Kernel = void (*)(int64_t, const T*, const T*, T*, int64_t, Store);
+
+// AVX2+FMA when this CPU has it (checked once), else the portable loops.
+template <class T>
+Kernel<T> pick_kernel() {
+#ifdef CAF_GEMM_X86
+  const char* force = std::getenv("CAF_GEMM_PORTABLE");
+  if (!(force && *force && *force != '0') && __builtin_cpu_supports("avx2") &&
+      __builtin_cpu_supports("fma"))
+    return kernel_avx2<T>;
+#endif
+  return kernel_portable<T>;
+}
+
+// Packs B[pc:pc+kc, j0:j0+nr] (op applied) into one kc x NR micro-panel, times alpha.
+template <class T>
+void pack_b_panel(bool tb, const T* B, int64_t ldb, int64_t pc, int64_t kc, int64_t j0, int64_t nr,
+                  T alpha, T* dst) {
+  constexpr int64_t NR = kNR<T>;
+  if (!tb) {  // rows of B are contiguous: copy NR-wide strips
+    for (int64_t p = 0; p < kc; ++p) {
+      const T* src = B + (pc + p) * ldb + j0;
+      T* d = dst + p * NR;
+      for (int64_t j = 0; j < nr; ++j) d[j] = alpha * src[j];
+      for (int64_t j = nr; j < NR; ++j) d[j] = T(0);
+    }
+    return;
+  }
+  // op(B)(p, j) = B[j, p]: read each source row contiguously, write one panel column.
+  for (int64_t j = 0; j < nr; ++j) {
+    const T* src = B + (j0 + j) * ldb + pc;
+    for (int64_t p = 0; p < kc; ++p) dst[p * NR + j] = alpha * src[p];
+  }
+  for (int64_t j = nr; j < NR; ++j)
+    for (int64_t p = 0; p < kc; ++p) dst[p * NR + j] = T(0);
+}
+
+// Packs A[i0:i0+mr, pc:pc+kc] (op applied) into one MR x kc column-major micro-panel.
+template <class T>
+void pack_a_panel(bool ta, const T* A, int64_t lda, int64_t i0, int64_t mr, int64_t pc, int64_t kc,
+                  T* dst) {
+  constexpr int64_t MR = kMR<T>;
+  if (ta) {  // op(A)(i, p) = A[p, i]: MR consecutive elements per p
+    for (int64_t p = 0; p < kc; ++p) {
+      const T* src = A + (pc + p) * lda + i0;
+      T* d = dst + p * MR;
+      for (int64_t i = 0; i < mr; ++i) d[i] = src[i];
+      for (int64_t i = mr; i < MR; ++i) d[i] = T(0);
+    }
+    return;
+  }
+  // rows of A are contiguous in p: read row by row, write one panel row (stride MR).
+  for (int64_t i = 0; i < mr; ++i) {
+    const T* src = A + (i0 + i) * lda + pc;
+    for (int64_t p = 0; p < kc; ++p) dst[p * MR + i] = src[p];
+  }
+  for (int64_t i = mr; i < MR; ++i)
+    for (int64_t p = 0; p < kc; ++p) dst[p * MR + i] = T(0);
+}
+
+// Packing buffers of the calling thread, grown on demand and kept: no page faults per call.
+template <class T>
+T* scratch(std::vector<T>& buf, int64_t n) {
+  if (int64_t(buf.size()) < n) buf.resize(size_t(n));
+  return buf.data();
 }
 
 }  // namespace
@@ -43,42 +178,67 @@ inline void micro_kernel(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc
 template <class T>
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
           const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  constexpr int64_t MR = kMR<T>, NR = kNR<T>;
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     for (int64_t i = 0; i < M; ++i)
       for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == T(0) ? T(0) : beta * C[i * ldc + j];
     return;
   }
+  static const Kernel<T> kernel = pick_kernel<T>();
+  thread_local std::vector<T> abuf, bbuf;
+  const int64_t nth = omp_get_max_threads();
+  const int64_t kblocks = ceil_div(K, kKC), kcmax = ceil_div(K, kblocks);
+  const int64_t mpanels = ceil_div(M, MR);
+  // Row blocks: balanced counts of MR-row micro-panels, each block <= kMC rows.
+  const int64_t mblocks = ceil_div(mpanels * MR, kMC);
+  T* Ap = scratch(abuf, mpanels * MR * kcmax);
+  T* Bp = scratch(bbuf, ceil_div(std::min(N, kNC), NR) * NR * kcmax);
+
   for (int64_t jc = 0; jc < N; jc += kNC) {
-    int64_t nc = std::min(kNC, N - jc);
-    for (int64_t pc = 0; pc < K; pc += kKC) {
-      int64_t kc = std::min(kKC, K - pc);
-      bool first = pc == 0;
-      // Pack B[pc:pc+kc, jc:jc+nc] into NR-wide row-major panels, alpha folded in.
-      int64_t npanels = (nc + kNR - 1) / kNR;
-      std::vector<T> Bp(npanels * kc * kNR);
-#pragma omp parallel for schedule(static)
-      for (int64_t q = 0; q < npanels; ++q)
-        for (int64_t p = 0; p < kc; ++p)
-          for (int64_t j = 0; j < kNR; ++j) {
-            int64_t col = jc + q * kNR + j;
-            Bp[(q * kc + p) * kNR + j] = col < jc + nc ? alpha * at(B, ldb, tb, pc + p, col) : T(0);
+    const int64_t nc = std::min(kNC, N - jc), npanels = ceil_div(nc, NR);
+    // Column chunks: enough that the task count is a multiple of the thread count.
+    int64_t nchunks = ceil_div(npanels, kChunkPanels);
+    while ((mblocks * nchunks) % nth != 0 && nchunks < npanels) ++nchunks;
+    for (int64_t pc = 0; pc < K; pc += kcmax) {
+      const int64_t kc = std::min(kcmax, K - pc);
+      const Store st{pc == 0 && beta == T(0), pc == 0 ? double(beta) : 1.0};
+#pragma omp parallel
+      {
+#pragma omp for schedule(static) nowait
+        for (int64_t q = 0; q < npanels; ++q)
+          pack_b_panel(tb, B, ldb, pc, kc, jc + q * NR, std::min(NR, nc - q * NR), alpha,
+                       Bp + q * kc * NR);
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < mpanels; ++r)
+          pack_a_panel(ta, A, lda, r * MR, std::min(MR, M - r * MR), pc, kc, Ap + r * kc * MR);
+        // Both packs done (barrier above); each task sweeps its B panels x its A rows.
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t ib = 0; ib < mblocks; ++ib)
+          for (int64_t jb = 0; jb < nchunks; ++jb) {
+            const int64_t r0 = ib * mpanels / mblocks, r1 = (ib + 1) * mpanels / mblocks;
+            const int64_t q0 = jb * npanels / nchunks, q1 = (jb + 1) * npanels / nchunks;
+            for (int64_t q = q0; q < q1; ++q) {
+              const int64_t j = jc + q * NR, nr = std::min(NR, N - j);
+              for (int64_t r = r0; r < r1; ++r) {
+                const int64_t i = r * MR, mr = std::min(MR, M - i);
+                const T* a = Ap + r * kc * MR;
+                const T* b = Bp + q * kc * NR;
+                if (mr == MR && nr == NR) {
+                  kernel(kc, a, b, C + i * ldc + j, ldc, st);
+                  continue;
+                }
+                // Edge tile: compute into a local tile, then merge only the valid part.
+                T tile[MR * NR];
+                kernel(kc, a, b, tile, NR, Store{true, 0.0});
+                for (int64_t ii = 0; ii < mr; ++ii)
+                  for (int64_t jj = 0; jj < nr; ++jj) {
+                    T& c = C[(i + ii) * ldc + j + jj];
+                    c = st.overwrite ? tile[ii * NR + jj] : T(st.beta) * c + tile[ii * NR + jj];
+                  }
+              }
+            }
           }
-      int64_t mblocks = (M + kMC - 1) / kMC;
-#pragma omp parallel for schedule(dynamic)
-      for (int64_t task = 0; task < mblocks * npanels; ++task) {
-        int64_t ib = task / npanels, q = task % npanels;
-        int64_t ic = ib * kMC, mc = std::min(kMC, M - ic);
-        T Ap[kMR * kKC];
-        for (int64_t ir = 0; ir < mc; ir += kMR) {
-          int64_t mr = std::min(kMR, mc - ir);
-          for (int64_t p = 0; p < kc; ++p)
-            for (int64_t i = 0; i < kMR; ++i)
-              Ap[p * kMR + i] = i < mr ? at(A, lda, ta, ic + ir + i, pc + p) : T(0);
-          int64_t nr = std::min(kNR, nc - q * kNR);
-          micro_kernel(kc, Ap, &Bp[q * kc * kNR], C + (ic + ir) * ldc + jc + q * kNR, ldc, mr, nr,
-                       first, beta);
-        }
       }
     }
   }
