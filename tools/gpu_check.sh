@@ -42,7 +42,7 @@ fi
 NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 CUDA_HOME_GUESS=$(dirname "$(dirname "$(readlink -f "$NVCC")")")
 CUBLAS_ARG=""
-if ! ls "$CUDA_HOME_GUESS"/lib64/libcublas.so* "$CUDA_HOME_GUESS"/lib/libcublas.so* >/dev/null 2>&1 && [ -n "${CUBLAS_LIB:-}" ]; then
+if ! find "$CUDA_HOME_GUESS" -maxdepth 4 -name 'libcublas.so*' 2>/dev/null | grep -q . && [ -n "${CUBLAS_LIB:-}" ]; then
   CUBLAS_ARG="-DCUBLAS_ROOT=$(dirname "$CUBLAS_LIB")"
 fi
 echo "nvcc=$NVCC toolkit=$CUDA_HOME_GUESS ${CUBLAS_ARG}"
