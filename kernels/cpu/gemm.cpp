@@ -79,29 +79,49 @@ CAF_AVX2 inline void vstore(double* p, __m256d v) { _mm256_storeu_pd(p, v); }
 CAF_AVX2 inline __m256 vfma(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
 CAF_AVX2 inline __m256d vfma(__m256d a, __m256d b, __m256d c) { return _mm256_fmadd_pd(a, b, c); }
 
-// The AVX2+FMA micro-kernel: 6 rows x 2 vectors of accumulators, one rank-1 update per p.
+// Writes one accumulated row (two vectors) back: overwrite, or C = beta*C + acc.
+template <class T, class V>
+CAF_AVX2 inline void store_row(T* c, V lo, V hi, V beta, bool overwrite) {
+  constexpr int64_t L = 32 / sizeof(T);
+  if (!overwrite) {
+    lo = vfma(beta, vload(c), lo);
+    hi = vfma(beta, vload(c + L), hi);
+  }
+  vstore(c, lo);
+  vstore(c + L, hi);
+}
+
+// The AVX2+FMA micro-kernel: 6 rows x 2 vectors of accumulators, one rank-1 update per p. The
+// accumulators are separate locals (not an array) so that they stay in registers.
 template <class T>
 CAF_AVX2 void kernel_avx2(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, Store st) {
   constexpr int64_t MR = kMR<T>, L = 32 / sizeof(T);  // L lanes per vector, NR = 2 * L
+  static_assert(MR == 6, "the register tile below is written out for 6 rows");
   using V = decltype(vload(Ap));
-  V acc[MR][2];
-  for (int64_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V{};
+  V c00{}, c01{}, c10{}, c11{}, c20{}, c21{}, c30{}, c31{}, c40{}, c41{}, c50{}, c51{};
   for (int64_t p = 0; p < kc; ++p, Ap += MR, Bp += 2 * L) {
     const V b0 = vload(Bp), b1 = vload(Bp + L);
-    for (int64_t i = 0; i < MR; ++i) {
-      const V a = vbroadcast(Ap + i);
-      acc[i][0] = vfma(a, b0, acc[i][0]);
-      acc[i][1] = vfma(a, b1, acc[i][1]);
-    }
+    V a = vbroadcast(Ap + 0);
+    c00 = vfma(a, b0, c00), c01 = vfma(a, b1, c01);
+    a = vbroadcast(Ap + 1);
+    c10 = vfma(a, b0, c10), c11 = vfma(a, b1, c11);
+    a = vbroadcast(Ap + 2);
+    c20 = vfma(a, b0, c20), c21 = vfma(a, b1, c21);
+    a = vbroadcast(Ap + 3);
+    c30 = vfma(a, b0, c30), c31 = vfma(a, b1, c31);
+    a = vbroadcast(Ap + 4);
+    c40 = vfma(a, b0, c40), c41 = vfma(a, b1, c41);
+    a = vbroadcast(Ap + 5);
+    c50 = vfma(a, b0, c50), c51 = vfma(a, b1, c51);
   }
-  // Write back: overwrite, or C = beta*C + acc (beta = 1 on the later K blocks).
   const T beta_t = T(st.beta);
   const V beta = vbroadcast(&beta_t);
-  for (int64_t i = 0; i < MR; ++i)
-    for (int64_t h = 0; h < 2; ++h) {
-      T* c = C + i * ldc + h * L;
-      vstore(c, st.overwrite ? acc[i][h] : vfma(beta, vload(c), acc[i][h]));
-    }
+  store_row(C + 0 * ldc, c00, c01, beta, st.overwrite);
+  store_row(C + 1 * ldc, c10, c11, beta, st.overwrite);
+  store_row(C + 2 * ldc, c20, c21, beta, st.overwrite);
+  store_row(C + 3 * ldc, c30, c31, beta, st.overwrite);
+  store_row(C + 4 * ldc, c40, c41, beta, st.overwrite);
+  store_row(C + 5 * ldc, c50, c51, beta, st.overwrite);
 }
 #endif
 

@@ -30,6 +30,7 @@ void* workspace(size_t bytes);
 size_t workspace_size();
 
 void after_launch(const char* what, const char* file, int line);
+void clear_library_error(const char* call, const char* file, int line);
 
 }  // namespace caf::cuda
 
@@ -42,6 +43,10 @@ void after_launch(const char* what, const char* file, int line);
                              ::caf::cuda::cuda_hint(caf_err_));                             \
   } while (0)
 
+// On success the CUDA runtime's last-error slot is cleared: cuDNN tries algorithms internally
+// (cudnnFind*, heuristics) whose failed launches it handles itself but leaves recorded there, and
+// the next CAF_CHECK_LAUNCH would blame an innocent kernel. Our own launches are checked at once,
+// so nothing of ours is lost; CAF_SYNC_DEBUG=1 names the cuDNN call that left the error.
 #define CAF_CHECK_CUDNN(call)                                                               \
   do {                                                                                      \
     cudnnStatus_t caf_st_ = (call);                                                         \
@@ -50,6 +55,7 @@ void after_launch(const char* what, const char* file, int line);
                                                   cudnnGetErrorString(caf_st_)),            \
                               "check tensor shapes and that the cuDNN library matches " \
                               "the one caf was built against");                         \
+    ::caf::cuda::clear_library_error(#call, __FILE__, __LINE__);                            \
   } while (0)
 
 #define CAF_CHECK_CUBLAS(call)                                                              \
@@ -59,6 +65,7 @@ void after_launch(const char* what, const char* file, int line);
       throw ::caf::CublasError(::caf::format_error("cuBLAS", #call, __FILE__, __LINE__,     \
                                                    ::caf::cuda::cublas_status_name(caf_st_)), \
                                "check matrix shapes and leading dimensions");             \
+    ::caf::cuda::clear_library_error(#call, __FILE__, __LINE__);                            \
   } while (0)
 
 // Non-throwing variant for destructors and cleanup paths.

@@ -99,4 +99,11 @@ void after_launch(const char* what, const char* file, int line) {
                     cuda_hint(e));
 }
 
+void clear_library_error(const char* call, const char* file, int line) {
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess && sync_debug())
+    std::fprintf(stderr, "caf: note: %s succeeded but left CUDA error '%s' behind (%s:%d); cleared\n",
+                 call, cudaGetErrorString(e), file, line);
+}
+
 }  // namespace caf::cuda

@@ -9,6 +9,8 @@
 #include "nn/ops.h"
 #include "tests/test_util.h"
 
+#include <cmath>
+
 using namespace caf;
 using caf::test::nmse;
 
@@ -112,8 +114,16 @@ TEST_CASE("gpu: a graph through every op gives the CPU's loss and gradients") {
     lg.backward();
     for (size_t i = 0; i < c.params.size(); ++i) {
       CAPTURE(i);
+      std::vector<float> gg = g.params[i].grad().to_vector(), gc = c.params[i].grad().to_vector();
+      if (training && i == 1) {
+        // The bias of a conv followed by batch norm in training mode has a zero gradient in exact
+        // arithmetic (the normalisation removes per-channel constants): both sides hold rounding
+        // noise, so compare absolutely.
+        for (size_t k = 0; k < gg.size(); ++k) CHECK(std::fabs(gg[k] - gc[k]) < 1e-6);
+        continue;
+      }
       // conv's bound (tests/ops/cases.cpp): cuDNN algorithms may differ from im2col by ~1e-5 relative
-      CHECK(nmse(g.params[i].grad().to_vector(), c.params[i].grad().to_vector()) < 1e-8);
+      CHECK(nmse(gg, gc) < 1e-8);
     }
     CHECK(nmse(g.bn.running_var.to_vector(), c.bn.running_var.to_vector()) < 1e-9);
   }
