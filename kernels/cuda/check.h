@@ -37,10 +37,12 @@ void clear_library_error(const char* call, const char* file, int line);
 #define CAF_CHECK_CUDA(call)                                                                \
   do {                                                                                      \
     cudaError_t caf_err_ = (call);                                                          \
-    if (caf_err_ != cudaSuccess)                                                            \
+    if (caf_err_ != cudaSuccess) {                                                          \
+      cudaGetLastError(); /* reported here: do not let the next launch check see it again */ \
       throw ::caf::CudaError(::caf::format_error("CUDA", #call, __FILE__, __LINE__,         \
                                                  cudaGetErrorString(caf_err_)),             \
                              ::caf::cuda::cuda_hint(caf_err_));                             \
+    }                                                                                       \
   } while (0)
 
 // On success the CUDA runtime's last-error slot is cleared: cuDNN tries algorithms internally

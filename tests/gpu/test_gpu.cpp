@@ -101,6 +101,10 @@ TEST_CASE("gpu: a failing CUDA call throws CudaError with the call and a hint") 
     CHECK(std::string(e.what()).find("cudaMemcpyAsync") != std::string::npos);
     CHECK(!e.hint().empty());
   }
+  // The error was reported once; the next kernel launch must not report it again.
+  Tensor t = Tensor::zeros({8}, DType::f32, Device::cuda);
+  t.fill_(1.f);
+  CHECK(t.to_vector() == std::vector<float>(8, 1.f));
 }
 
 TEST_CASE("gpu: a graph through every op gives the CPU's loss and gradients") {
