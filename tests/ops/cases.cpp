@@ -291,6 +291,77 @@ void matmul() {
   }
 }
 
+// Perf-only cases at the activation sizes of DRAEM's networks (batch 8, 256x256 input): they
+// time the bandwidth-bound ops that surround the convolutions.
+void perf_cases() {
+  auto perf = [](OpCase c, auto body) {
+    c.perf_only = true;
+    c.reason = "perf only";
+    add_case(c, body);
+  };
+  Dims big = S({8, 64, 256, 256});
+  Shape4 b = shape4(big);
+  perf({"relu", "relu/perf_8x64x256x256", {{big}}, {{big}}, 0, 0, 0, "", 0, 8.0 * b.numel()},
+       [=](auto& io, bool bwd) {
+         CAF_CASE_T;
+         if (!bwd) unary_forward<T>(io.dev, UnaryOp::relu, io.in[0], io.out[0], b.numel());
+         else unary_backward<T>(io.dev, UnaryOp::relu, io.in[0], io.out[0], io.gout[0], io.gin[0], b.numel());
+       });
+  BatchNormArgs a{b, 1e-5, 0.1};
+  Dims c64 = S({64});
+  perf({"batchnorm2d_train", "batchnorm2d_train/perf_8x64x256x256",
+        {{big}, {c64}, {c64}, {c64, -1, 1, false, true}, {c64, 0.5, 1.5, false, true}},
+        {{big}, {c64, false}, {c64, false}}, 0, 0, 0, "", 0, 12.0 * b.numel()},
+       [=](auto& io, bool bwd) {
+         CAF_CASE_T;
+         if (!bwd)
+           batchnorm_train_forward<T>(io.dev, io.in[0], io.in[1], io.in[2], io.out[0], io.out[1],
+                                      io.out[2], io.in[3], io.in[4], a);
+         else
+           batchnorm_train_backward<T>(io.dev, io.in[0], io.in[1], io.gout[0], io.out[1], io.out[2],
+                                       io.gin[0], io.gin[1], io.gin[2], a);
+       });
+  perf({"maxpool2d", "maxpool2d/perf_8x64x256x256", {{big}}, {{S({8, 64, 128, 128})}}, 0, 0, 0, "", 0,
+        5.0 * b.numel()},
+       [=](auto& io, bool bwd) {
+         CAF_CASE_T;
+         if (!bwd) maxpool2d_forward<T>(io.dev, io.in[0], b, io.out[0]);
+         else maxpool2d_backward<T>(io.dev, io.in[0], io.gout[0], b, io.gin[0]);
+       });
+  Shape4 u{8, 64, 128, 128};
+  perf({"upsample_bilinear2x", "upsample_bilinear2x/perf_8x64x128x128", {{S({8, 64, 128, 128})}},
+        {{big}}, 0, 0, 0, "", 0, 20.0 * u.numel()},
+       [=](auto& io, bool bwd) {
+         CAF_CASE_T;
+         if (!bwd) upsample_bilinear2x_forward<T>(io.dev, io.in[0], u, io.out[0]);
+         else upsample_bilinear2x_backward<T>(io.dev, io.gout[0], u, io.gin[0]);
+       });
+  Shape4 img{8, 3, 256, 256};
+  Dims imgd = S({8, 3, 256, 256});
+  perf({"gaussian_blur", "gaussian_blur/perf_8x3x256x256_k11", {{imgd}}, {{imgd}}, 0, 0, 0, "",
+        2.0 * 121 * img.numel(), 8.0 * img.numel()},
+       [=](auto& io, bool bwd) {
+         CAF_CASE_T;
+         if (!bwd) gaussian_blur_forward<T>(io.dev, io.in[0], img, 11, 1.5, io.out[0]);
+         else gaussian_blur_backward<T>(io.dev, io.gout[0], img, 11, 1.5, io.gin[0]);
+       });
+  Shape4 map{8, 1, 256, 256};
+  perf({"avg_pool2d", "avg_pool2d/perf_8x1x256x256_k21", {{S({8, 1, 256, 256})}}, {{S({8, 1, 256, 256})}},
+        0, 0, 0, "", 441.0 * map.numel(), 8.0 * map.numel()},
+       [=](auto& io, bool bwd) {
+         CAF_CASE_T;
+         if (!bwd) avg_pool2d_forward<T>(io.dev, io.in[0], map, 21, io.out[0]);
+         else avg_pool2d_backward<T>(io.dev, io.gout[0], map, 21, io.gin[0]);
+       });
+  perf({"matmul", "matmul/perf_1024x1024x1024", {{S({1024, 1024})}, {S({1024, 1024})}},
+        {{S({1024, 1024})}}, 0, 0, 0, "", 2.0 * 1024 * 1024 * 1024, 12.0 * 1024 * 1024},
+       [=](auto& io, bool bwd) {
+         CAF_CASE_T;
+         if (!bwd) matmul_forward<T>(io.dev, io.in[0], io.in[1], io.out[0], 1024, 1024, 1024);
+         else matmul_backward<T>(io.dev, io.in[0], io.in[1], io.gout[0], io.gin[0], io.gin[1], 1024, 1024, 1024);
+       });
+}
+
 }  // namespace
 
 void register_all_cases() {
@@ -320,6 +391,7 @@ void register_all_cases() {
   upsample();
   gaussian();
   matmul();
+  perf_cases();
 }
 
 }  // namespace caf::test

@@ -27,8 +27,8 @@ Shape4 shape4(const Dims& d) {
   return {v[0], v[1], v[2], v[3]};
 }
 
-std::vector<OpCase>& registry() {
-  static std::vector<OpCase> r;
+std::vector<RegisteredCase>& registry() {
+  static std::vector<RegisteredCase> r;
   return r;
 }
 
@@ -89,11 +89,11 @@ struct Arrays {
 };
 
 template <class T>
-void run(const OpCase& c, OpIO<T>& io, bool backward);
+void run(const RegisteredCase& c, OpIO<T>& io, bool backward);
 template <>
-void run<double>(const OpCase& c, OpIO<double>& io, bool backward) { c.run_d(io, backward); }
+void run<double>(const RegisteredCase& c, OpIO<double>& io, bool backward) { c.run_d(io, backward); }
 template <>
-void run<float>(const OpCase& c, OpIO<float>& io, bool backward) { c.run_f(io, backward); }
+void run<float>(const RegisteredCase& c, OpIO<float>& io, bool backward) { c.run_f(io, backward); }
 
 Host random_host(HostRng& rng, int64_t n, double lo, double hi) {
   Host h(static_cast<size_t>(n));
@@ -149,7 +149,7 @@ double projection(const std::vector<Host>& outs, const std::vector<Host>& r, con
 }
 
 template <class T>
-std::vector<Host> forward(const OpCase& c, Arrays<T>& a, const std::vector<Host>& x) {
+std::vector<Host> forward(const RegisteredCase& c, Arrays<T>& a, const std::vector<Host>& x) {
   for (size_t i = 0; i < x.size(); ++i) a.put(a.in[i], x[i]);
   a.poison_outputs();
   run<T>(c, a.io, false);
@@ -160,7 +160,7 @@ std::vector<Host> forward(const OpCase& c, Arrays<T>& a, const std::vector<Host>
 
 // Backward with prefilled input gradients; returns (gin - prefill) per input, empty where none.
 template <class T>
-std::vector<Host> backward(const OpCase& c, Arrays<T>& a, const std::vector<Host>& gout,
+std::vector<Host> backward(const RegisteredCase& c, Arrays<T>& a, const std::vector<Host>& gout,
                            const std::vector<Host>& prefill) {
   for (size_t j = 0; j < gout.size(); ++j)
     if (c.outputs[j].grad) a.put(a.gout[j], gout[j]);
@@ -179,7 +179,7 @@ std::vector<Host> backward(const OpCase& c, Arrays<T>& a, const std::vector<Host
 char buf[512];
 constexpr size_t kMaxProbes = 256;
 
-std::string check_grad(const OpCase& c) {
+std::string check_grad(const RegisteredCase& c) {
   const uint64_t seed = hash_name(c.name.c_str());
   std::vector<Host> x = random_inputs(c, seed);
   Arrays<double> a(Device::cpu, c);
@@ -248,7 +248,7 @@ Tally run_grad(const std::string& filter) {
 
 namespace {
 
-std::string check_parity(const OpCase& c) {
+std::string check_parity(const RegisteredCase& c) {
   const uint64_t seed = hash_name(c.name.c_str());
   std::vector<Host> x = random_inputs(c, seed);
   // Inputs rounded to float once, so both sides see identical values.
@@ -388,8 +388,8 @@ Tally run_perf(const std::string& filter) {
   Tally t;
   std::vector<Device> devs = {Device::cpu};
   if (cuda_available()) devs.push_back(Device::cuda);
-  std::printf("%-36s %-5s %12s %12s %10s %10s\n", "case", "dev", "fwd ms", "bwd ms", "fwd GF/s",
-              "bwd GF/s");
+  std::printf("%-36s %-5s %10s %10s %10s %10s %10s\n", "case", "dev", "fwd ms", "bwd ms", "fwd GF/s",
+              "bwd GF/s", "fwd GB/s");
   for (const auto& c : registry()) {
     if (!selected(c, filter)) continue;
     for (Device d : devs) {
@@ -415,8 +415,8 @@ Tally run_perf(const std::string& filter) {
       };
       double f = time(false), b = time(true);
       // backward of a conv-like op does twice the forward's work (data + filter gradients)
-      std::printf("%-36s %-5s %12.3f %12.3f %10.1f %10.1f\n", c.name.c_str(), device_name(d), f, b,
-                  c.flops / f * 1e-6, 2 * c.flops / b * 1e-6);
+      std::printf("%-36s %-5s %10.3f %10.3f %10.1f %10.1f %10.1f\n", c.name.c_str(), device_name(d), f,
+                  b, c.flops / f * 1e-6, 2 * c.flops / b * 1e-6, c.bytes / f * 1e-6);
       t.passed++;
     }
   }

@@ -50,22 +50,29 @@ struct OpCase {
   double parity_tol = 1e-10;   // NMSE of CUDA against CPU (float)
   double fixture_tol = 1e-10;  // NMSE of caf's CPU float against PyTorch (float)
   std::string reason;          // why these tolerances
-  double flops = 0;            // forward FLOPs, for perf mode's GFLOP/s (0: report GB/s only)
+  double flops = 0;            // forward FLOPs, for perf mode's GFLOP/s
+  double bytes = 0;            // forward bytes read + written, for perf mode's GB/s
   bool perf_only = false;      // large shapes for perf mode; skipped by grad/parity/fixtures
+};
+
+// A case with its body, instantiated for double (CPU reference) and float (CPU and CUDA).
+struct RegisteredCase : OpCase {
   std::function<void(OpIO<double>&, bool backward)> run_d;
   std::function<void(OpIO<float>&, bool backward)> run_f;
 };
 
-std::vector<OpCase>& registry();
+std::vector<RegisteredCase>& registry();
 const std::vector<std::string>& op_names();  // every op that must have cases
 
 // Registers a case whose body is a generic lambda (auto& io, bool backward), instantiated for
 // double (CPU reference) and float (CPU and CUDA).
 template <class F>
 void add_case(OpCase c, F body) {
-  c.run_d = body;
-  c.run_f = body;
-  registry().push_back(std::move(c));
+  RegisteredCase r;
+  static_cast<OpCase&>(r) = std::move(c);
+  r.run_d = body;
+  r.run_f = body;
+  registry().push_back(std::move(r));
 }
 
 void register_all_cases();  // tests/ops/cases.cpp
