@@ -23,7 +23,7 @@ step() {  # step NAME CMD... : run, record pass/fail and seconds
   return 0
 }
 
-echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit: ${CAF_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader || true
 nvcc --version | tail -1
 PY=$(command -v python3 || true)
