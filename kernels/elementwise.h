@@ -4,6 +4,7 @@
 //   unary_backward  gx += op'(x, y) * gy             (+=)
 //   binary_forward  y = a op b, same shapes          (=, y may alias a or b)
 //   binary_backward ga += dy/da * gy, gb += dy/db * gy  (+=; ga or gb may be null)
+// Binary ops: add, sub, mul, div (a / b; b must not be 0).
 #pragma once
 
 #include "kernels/dispatch.h"

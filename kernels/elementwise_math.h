@@ -11,7 +11,7 @@
 namespace caf {
 
 enum class UnaryOp : uint8_t { relu, sigmoid, exp, log, square, scale, add_scalar, clamp };
-enum class BinaryOp : uint8_t { add, sub, mul };
+enum class BinaryOp : uint8_t { add, sub, mul, div };
 
 CAF_HD float math_exp(float x) { return ::expf(x); }
 CAF_HD double math_exp(double x) { return ::exp(x); }
@@ -81,7 +81,12 @@ struct BinaryForward {
   T* y;
   CAF_HD void operator()(int64_t i) const {
     T u = a[i], v = b[i];
-    y[i] = op == BinaryOp::add ? u + v : (op == BinaryOp::sub ? u - v : u * v);
+    switch (op) {
+      case BinaryOp::add: y[i] = u + v; break;
+      case BinaryOp::sub: y[i] = u - v; break;
+      case BinaryOp::mul: y[i] = u * v; break;
+      case BinaryOp::div: y[i] = u / v; break;
+    }
   }
 };
 
@@ -96,8 +101,24 @@ struct BinaryBackward {
   T* gb;
   CAF_HD void operator()(int64_t i) const {
     T g = gy[i];
-    if (ga) ga[i] += op == BinaryOp::mul ? g * b[i] : g;
-    if (gb) gb[i] += op == BinaryOp::mul ? g * a[i] : (op == BinaryOp::sub ? -g : g);
+    switch (op) {
+      case BinaryOp::add:
+        if (ga) ga[i] += g;
+        if (gb) gb[i] += g;
+        break;
+      case BinaryOp::sub:
+        if (ga) ga[i] += g;
+        if (gb) gb[i] -= g;
+        break;
+      case BinaryOp::mul:
+        if (ga) ga[i] += g * b[i];
+        if (gb) gb[i] += g * a[i];
+        break;
+      case BinaryOp::div:
+        if (ga) ga[i] += g / b[i];
+        if (gb) gb[i] -= g * a[i] / (b[i] * b[i]);
+        break;
+    }
   }
 };
 

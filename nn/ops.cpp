@@ -52,8 +52,9 @@ Tensor binary(const Tensor& a, const Tensor& b, BinaryOp op, const char* name) {
                                                 " and " + b.describe());
   Tensor y = like(a, a.shape());
   binary_forward<float>(a.device(), op, F(a), F(b), F(y), a.numel());
-  // mul needs the operands; add and sub need nothing saved.
-  Tensor as = op == BinaryOp::mul ? a.detach() : Tensor(), bs = op == BinaryOp::mul ? b.detach() : Tensor();
+  // mul and div need the operands; add and sub need nothing saved.
+  const bool save = op == BinaryOp::mul || op == BinaryOp::div;
+  Tensor as = save ? a.detach() : Tensor(), bs = save ? b.detach() : Tensor();
   return record(y, name, {a, b}, [op, as, bs](const Tensor& gy, const std::vector<Tensor>& g) {
     binary_backward<float>(gy.device(), op, F(as), F(bs), F(gy), F(g[0]), F(g[1]), gy.numel());
   });
@@ -64,6 +65,7 @@ Tensor binary(const Tensor& a, const Tensor& b, BinaryOp op, const char* name) {
 Tensor add(const Tensor& a, const Tensor& b) { return binary(a, b, BinaryOp::add, "add"); }
 Tensor sub(const Tensor& a, const Tensor& b) { return binary(a, b, BinaryOp::sub, "sub"); }
 Tensor mul(const Tensor& a, const Tensor& b) { return binary(a, b, BinaryOp::mul, "mul"); }
+Tensor div(const Tensor& a, const Tensor& b) { return binary(a, b, BinaryOp::div, "div"); }
 Tensor scale(const Tensor& x, float a) { return unary(x, UnaryOp::scale, a, 0, "scale"); }
 Tensor add_scalar(const Tensor& x, float a) { return unary(x, UnaryOp::add_scalar, a, 0, "add_scalar"); }
 Tensor relu(const Tensor& x) { return unary(x, UnaryOp::relu, 0, 0, "relu"); }

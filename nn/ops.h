@@ -13,6 +13,7 @@ namespace caf {
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor sub(const Tensor& a, const Tensor& b);
 Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);  // a / b
 Tensor scale(const Tensor& x, float a);       // a * x
 Tensor add_scalar(const Tensor& x, float a);  // x + a
 Tensor relu(const Tensor& x);

@@ -1,22 +1,23 @@
-// kernels/cpu/gemm.cpp: blocked, packed, OpenMP-parallel GEMM (row-major C = alpha*op(A)*op(B) + beta*C).
+// kernels/cpu/gemm.cpp: blocked, packed, OpenMP-parallel GEMM, C = alpha*op(A)*op(B) + beta*C.
 //
 // Blocking, from the outside in:
 //   jc: N in blocks of kNC columns.
-//   pc: K in blocks of at most kKC (balanced, so K=576 runs as 3 x 192, not 256+256+64).
-//       For each (jc, pc) both operands are packed once, in parallel:
+//   pc: K in blocks of at most kKC, balanced (K = 576 runs as 2 x 288, not 320 + 256).
+//       For each (jc, pc) both operands are packed once, the threads sharing the work:
 //         B[kc x nc] -> NR-wide row-major micro-panels (alpha folded in, zero-padded columns),
 //         A[M  x kc] -> MR-tall column-major micro-panels (zero-padded rows).
-//       Packing reads each source contiguously whatever ta/tb say, so transposes cost nothing extra.
+//       Packing walks each source row contiguously whichever way ta/tb say it is stored.
 //   tasks: the packed M x nc block is cut into (row block of <= kMC rows) x (column chunk) tasks,
-//       their count a multiple of the thread count so the two cores finish together.
-//   inside a task: for each B micro-panel (kc x NR, ~16 KB, stays in L1) sweep the task's A rows
-//       (<= kMC x kc, ~150 KB, stays in L2) MR at a time with the micro-kernel.
+//       their count a multiple of the thread count so that the cores finish together.
+//   inside a task: for each B micro-panel (kc x NR, <= 20 KB, stays in L1) sweep the task's A
+//       rows (<= kMC x kc, <= 184 KB float, stays in L2) MR at a time with the micro-kernel.
+// Called from inside a parallel region (conv2d's tasks), the whole product runs on that thread.
 // Micro-kernel: an MR x NR tile of C held in registers, NR = two 256-bit vectors (6 x 16 float,
-// 6 x 8 double: 12 accumulators + 2 B vectors + 1 broadcast A = 15 of 16 ymm registers), updated by
-// kc rank-1 FMAs. The AVX2+FMA version is compiled with a function target attribute and chosen at
-// run time; the portable loop version is the fallback (and forced by CAF_GEMM_PORTABLE=1).
-// Edge tiles are computed into a local tile and merged, so C is never touched outside M x N and,
-// with beta = 0, never read.
+// 6 x 8 double: 12 accumulators + 2 B vectors + 1 broadcast A = 15 of 16 ymm registers), updated
+// by kc rank-1 FMAs. The AVX2+FMA version is compiled with a function target attribute (the build
+// itself stays portable) and picked at run time when the CPU has both; the portable loop version
+// is the fallback (forced with CAF_GEMM_PORTABLE=1). Edge tiles are computed into a local tile
+// and merged, so C is never touched outside M x N and, with beta = 0, never read.
 #include "kernels/cpu/gemm.h"
 
 #include <omp.h>
@@ -39,12 +40,14 @@ template <class T>
 constexpr int64_t kMR = 6;  // rows of the register tile
 template <class T>
 constexpr int64_t kNR = 64 / sizeof(T);  // columns: two 256-bit vectors
-constexpr int64_t kKC = 256;             // depth of a packed block: kKC * NR * 4 B = 16 KB B panel
-constexpr int64_t kMC = 144;             // rows of A per task: 144 * 256 * 4 B = 144 KB, fits L2
-constexpr int64_t kNC = 4096;            // columns of B per packed block (<= 4 MB float, in L3)
-constexpr int64_t kChunkPanels = 16;     // B micro-panels per task before splitting further
+constexpr int64_t kKC = 320;             // max depth of a packed block
+constexpr int64_t kMC = 144;             // max rows of A per task
+constexpr int64_t kNC = 4096;            // columns of B per packed block (<= 5 MB float, in L3)
+constexpr int64_t kChunkPanels = 16;     // B micro-panels per task, before splitting for threads
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 // How a micro-kernel writes its tile: overwrite (beta = 0, first K block) or C = beta*C + tile.
 struct Store {
@@ -52,32 +55,49 @@ struct Store {
   double beta;
 };
 
-// The portable micro-kernel: plain loops over an MR x NR accumulator the compiler may vectorise.
+// The portable micro-kernel: plain loops the compiler vectorises for the baseline ISA. One row of
+// the tile at a time, so its NR accumulators stay in registers (the B panel stays in L1).
 template <class T>
 void kernel_portable(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ldc, Store st) {
   constexpr int64_t MR = kMR<T>, NR = kNR<T>;
-  T acc[MR][NR] = {};
-  for (int64_t p = 0; p < kc; ++p)
-    for (int64_t i = 0; i < MR; ++i)
-      for (int64_t j = 0; j < NR; ++j) acc[i][j] += Ap[p * MR + i] * Bp[p * NR + j];
   const T beta = T(st.beta);
-  for (int64_t i = 0; i < MR; ++i)
+  for (int64_t i = 0; i < MR; ++i) {
+    T acc[NR] = {};
+    for (int64_t p = 0; p < kc; ++p)
+      for (int64_t j = 0; j < NR; ++j) acc[j] += Ap[p * MR + i] * Bp[p * NR + j];
     for (int64_t j = 0; j < NR; ++j) {
       T& c = C[i * ldc + j];
-      c = st.overwrite ? acc[i][j] : beta * c + acc[i][j];
+      c = st.overwrite ? acc[j] : beta * c + acc[j];
     }
+  }
 }
 
 #ifdef CAF_GEMM_X86
 // Overloads that let one AVX2 kernel template serve float (8 lanes) and double (4 lanes).
-CAF_AVX2 inline __m256 vload(const float* p) { return _mm256_loadu_ps(p); }
-CAF_AVX2 inline __m256d vload(const double* p) { return _mm256_loadu_pd(p); }
-CAF_AVX2 inline __m256 vbroadcast(const float* p) { return _mm256_broadcast_ss(p); }
-CAF_AVX2 inline __m256d vbroadcast(const double* p) { return _mm256_broadcast_sd(p); }
-CAF_AVX2 inline void vstore(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
-CAF_AVX2 inline void vstore(double* p, __m256d v) { _mm256_storeu_pd(p, v); }
-CAF_AVX2 inline __m256 vfma(__m256 a, __m256 b, __m256 c) { return _mm256_fmadd_ps(a, b, c); }
-CAF_AVX2 inline __m256d vfma(__m256d a, __m256d b, __m256d c) { return _mm256_fmadd_pd(a, b, c); }
+CAF_AVX2 inline __m256 vload(const float* p) {
+  return _mm256_loadu_ps(p);
+}
+CAF_AVX2 inline __m256d vload(const double* p) {
+  return _mm256_loadu_pd(p);
+}
+CAF_AVX2 inline __m256 vbroadcast(const float* p) {
+  return _mm256_broadcast_ss(p);
+}
+CAF_AVX2 inline __m256d vbroadcast(const double* p) {
+  return _mm256_broadcast_sd(p);
+}
+CAF_AVX2 inline void vstore(float* p, __m256 v) {
+  _mm256_storeu_ps(p, v);
+}
+CAF_AVX2 inline void vstore(double* p, __m256d v) {
+  _mm256_storeu_pd(p, v);
+}
+CAF_AVX2 inline __m256 vfma(__m256 a, __m256 b, __m256 c) {
+  return _mm256_fmadd_ps(a, b, c);
+}
+CAF_AVX2 inline __m256d vfma(__m256d a, __m256d b, __m256d c) {
+  return _mm256_fmadd_pd(a, b, c);
+}
 
 // Writes one accumulated row (two vectors) back: overwrite, or C = beta*C + acc.
 template <class T, class V>
@@ -99,6 +119,8 @@ CAF_AVX2 void kernel_avx2(int64_t kc, const T* Ap, const T* Bp, T* C, int64_t ld
   static_assert(MR == 6, "the register tile below is written out for 6 rows");
   using V = decltype(vload(Ap));
   V c00{}, c01{}, c10{}, c11{}, c20{}, c21{}, c30{}, c31{}, c40{}, c41{}, c50{}, c51{};
+  for (int64_t i = 0; i < MR; ++i)  // start fetching the C tile; it is needed only at the end
+    _mm_prefetch(reinterpret_cast<const char*>(C + i * ldc), _MM_HINT_T0);
   for (int64_t p = 0; p < kc; ++p, Ap += MR, Bp += 2 * L) {
     const V b0 = vload(Bp), b1 = vload(Bp + L);
     V a = vbroadcast(Ap + 0);
@@ -140,50 +162,68 @@ Kernel<T> pick_kernel() {
   return kernel_portable<T>;
 }
 
-// Packs B[pc:pc+kc, j0:j0+nr] (op applied) into one kc x NR micro-panel, times alpha.
+// Distance between packed B micro-panels: kc rows of NR plus one cache line, so that the NR-wide
+// strips of one source row, dealt to consecutive panels, do not all land in the same L1 set.
 template <class T>
-void pack_b_panel(bool tb, const T* B, int64_t ldb, int64_t pc, int64_t kc, int64_t j0, int64_t nr,
-                  T alpha, T* dst) {
+int64_t b_panel_stride(int64_t kc) {
+  return (kc + 1) * kNR<T>;
+}
+
+// Packs op(B)[pc:pc+kc, j0:j1] (times alpha) into consecutive kc x NR micro-panels at dst, the
+// last one zero-padded to NR columns.
+template <class T>
+void pack_b(bool tb, const T* B, int64_t ldb, int64_t pc, int64_t kc, int64_t j0, int64_t j1,
+            T alpha, T* dst) {
   constexpr int64_t NR = kNR<T>;
-  if (!tb) {  // rows of B are contiguous: copy NR-wide strips
+  const int64_t panel = b_panel_stride<T>(kc);
+  if (!tb) {  // rows of B are contiguous: walk each row once, dealing NR-wide strips to panels
     for (int64_t p = 0; p < kc; ++p) {
-      const T* src = B + (pc + p) * ldb + j0;
+      const T* src = B + (pc + p) * ldb;
       T* d = dst + p * NR;
-      for (int64_t j = 0; j < nr; ++j) d[j] = alpha * src[j];
-      for (int64_t j = nr; j < NR; ++j) d[j] = T(0);
+      int64_t j = j0;
+      for (; j + NR <= j1; j += NR, d += panel)
+        for (int64_t jj = 0; jj < NR; ++jj) d[jj] = alpha * src[j + jj];
+      if (j == j1) continue;
+      for (int64_t jj = 0; jj < NR; ++jj) d[jj] = j + jj < j1 ? alpha * src[j + jj] : T(0);
     }
     return;
   }
   // op(B)(p, j) = B[j, p]: read each source row contiguously, write one panel column.
-  for (int64_t j = 0; j < nr; ++j) {
-    const T* src = B + (j0 + j) * ldb + pc;
-    for (int64_t p = 0; p < kc; ++p) dst[p * NR + j] = alpha * src[p];
+  for (int64_t j = j0; j < j1; j += NR, dst += panel) {
+    const int64_t nr = std::min(NR, j1 - j);
+    for (int64_t jj = 0; jj < NR; ++jj) {
+      const T* src = B + (j + jj) * ldb + pc;
+      for (int64_t p = 0; p < kc; ++p) dst[p * NR + jj] = jj < nr ? alpha * src[p] : T(0);
+    }
   }
-  for (int64_t j = nr; j < NR; ++j)
-    for (int64_t p = 0; p < kc; ++p) dst[p * NR + j] = T(0);
 }
 
-// Packs A[i0:i0+mr, pc:pc+kc] (op applied) into one MR x kc column-major micro-panel.
+// Packs op(A)[i0:i1, pc:pc+kc] into consecutive MR x kc column-major micro-panels at dst, the
+// last one zero-padded to MR rows.
 template <class T>
-void pack_a_panel(bool ta, const T* A, int64_t lda, int64_t i0, int64_t mr, int64_t pc, int64_t kc,
-                  T* dst) {
+void pack_a(bool ta, const T* A, int64_t lda, int64_t i0, int64_t i1, int64_t pc, int64_t kc,
+            T* dst) {
   constexpr int64_t MR = kMR<T>;
-  if (ta) {  // op(A)(i, p) = A[p, i]: MR consecutive elements per p
+  const int64_t panel = kc * MR;
+  if (ta) {  // op(A)(i, p) = A[p, i]: walk each row of A once, dealing MR-long pieces to panels
     for (int64_t p = 0; p < kc; ++p) {
-      const T* src = A + (pc + p) * lda + i0;
+      const T* src = A + (pc + p) * lda;
       T* d = dst + p * MR;
-      for (int64_t i = 0; i < mr; ++i) d[i] = src[i];
-      for (int64_t i = mr; i < MR; ++i) d[i] = T(0);
+      int64_t i = i0;
+      for (; i + MR <= i1; i += MR, d += panel)
+        for (int64_t ii = 0; ii < MR; ++ii) d[ii] = src[i + ii];
+      if (i == i1) continue;
+      for (int64_t ii = 0; ii < MR; ++ii) d[ii] = i + ii < i1 ? src[i + ii] : T(0);
     }
     return;
   }
-  // rows of A are contiguous in p: read row by row, write one panel row (stride MR).
-  for (int64_t i = 0; i < mr; ++i) {
-    const T* src = A + (i0 + i) * lda + pc;
-    for (int64_t p = 0; p < kc; ++p) dst[p * MR + i] = src[p];
+  // Rows of A are contiguous in p: per panel, MR read streams and one contiguous write.
+  for (int64_t i = i0; i < i1; i += MR, dst += panel) {
+    const int64_t mr = std::min(MR, i1 - i);
+    for (int64_t p = 0; p < kc; ++p)
+      for (int64_t ii = 0; ii < MR; ++ii)
+        dst[p * MR + ii] = ii < mr ? A[(i + ii) * lda + pc + p] : T(0);
   }
-  for (int64_t i = mr; i < MR; ++i)
-    for (int64_t p = 0; p < kc; ++p) dst[p * MR + i] = T(0);
 }
 
 // Packing buffers of the calling thread, grown on demand and kept: no page faults per call.
@@ -213,7 +253,7 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
   // Row blocks: balanced counts of MR-row micro-panels, each block <= kMC rows.
   const int64_t mblocks = ceil_div(mpanels * MR, kMC);
   T* Ap = scratch(abuf, mpanels * MR * kcmax);
-  T* Bp = scratch(bbuf, ceil_div(std::min(N, kNC), NR) * NR * kcmax);
+  T* Bp = scratch(bbuf, ceil_div(std::min(N, kNC), NR) * b_panel_stride<T>(kcmax));
 
   for (int64_t jc = 0; jc < N; jc += kNC) {
     const int64_t nc = std::min(kNC, N - jc), npanels = ceil_div(nc, NR);
@@ -223,16 +263,17 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
     for (int64_t pc = 0; pc < K; pc += kcmax) {
       const int64_t kc = std::min(kcmax, K - pc);
       const Store st{pc == 0 && beta == T(0), pc == 0 ? double(beta) : 1.0};
-#pragma omp parallel
+#pragma omp parallel if (!omp_in_parallel())
       {
-#pragma omp for schedule(static) nowait
-        for (int64_t q = 0; q < npanels; ++q)
-          pack_b_panel(tb, B, ldb, pc, kc, jc + q * NR, std::min(NR, nc - q * NR), alpha,
-                       Bp + q * kc * NR);
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < mpanels; ++r)
-          pack_a_panel(ta, A, lda, r * MR, std::min(MR, M - r * MR), pc, kc, Ap + r * kc * MR);
-        // Both packs done (barrier above); each task sweeps its B panels x its A rows.
+        // Each thread packs a contiguous run of B panels and one of A panels.
+        const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int64_t qa = npanels * t / nt, qb = npanels * (t + 1) / nt;
+        pack_b(tb, B, ldb, pc, kc, jc + qa * NR, std::min(jc + nc, jc + qb * NR), alpha,
+               Bp + qa * b_panel_stride<T>(kc));
+        const int64_t ra = mpanels * t / nt, rb = mpanels * (t + 1) / nt;
+        pack_a(ta, A, lda, ra * MR, std::min(M, rb * MR), pc, kc, Ap + ra * kc * MR);
+#pragma omp barrier
+        // Each task sweeps its B panels x its A rows.
 #pragma omp for collapse(2) schedule(static)
         for (int64_t ib = 0; ib < mblocks; ++ib)
           for (int64_t jb = 0; jb < nchunks; ++jb) {
@@ -243,7 +284,7 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
               for (int64_t r = r0; r < r1; ++r) {
                 const int64_t i = r * MR, mr = std::min(MR, M - i);
                 const T* a = Ap + r * kc * MR;
-                const T* b = Bp + q * kc * NR;
+                const T* b = Bp + q * b_panel_stride<T>(kc);
                 if (mr == MR && nr == NR) {
                   kernel(kc, a, b, C + i * ldc + j, ldc, st);
                   continue;

@@ -40,7 +40,7 @@ struct Graph {
     Tensor score = mean(gaussian_blur(avg_pool2d(p, 3), 11, 1.5));
     Tensor e = mean(caf::exp(clamp(sigmoid(sum_channels(x)), 0.1f, 0.9f)));
     Tensor m = mean(square(matmul(p.reshape({8, 16}), params[6])));
-    Tensor l = add(add(score, e), scale(caf::log(add_scalar(m, 1.f)), 0.5f));
+    Tensor l = add(div(score, add_scalar(e, 1.f)), scale(caf::log(add_scalar(m, 1.f)), 0.5f));
     return sub(l, mul(mean(mean_channels(x)), Tensor::full({1}, 0.1f, x.device())));
   }
 };

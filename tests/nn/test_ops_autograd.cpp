@@ -70,6 +70,7 @@ TEST_CASE("ops: every op's autograd gradient matches finite differences") {
       {"add", [](auto& v) { return add(v[0], v[1]); }, {rnd({2, 3}, 1), rnd({2, 3}, 2)}},
       {"sub", [](auto& v) { return sub(v[0], v[1]); }, {rnd({2, 3}, 3), rnd({2, 3}, 4)}},
       {"mul", [](auto& v) { return mul(v[0], v[1]); }, {rnd({2, 3}, 5), rnd({2, 3}, 6)}},
+      {"div", [](auto& v) { return div(v[0], v[1]); }, {rnd({2, 3}, 39), rnd({2, 3}, 40, 0.5f, 2.f)}},
       {"scale", [](auto& v) { return scale(v[0], -1.5f); }, {rnd({5}, 7)}},
       {"add_scalar", [](auto& v) { return add_scalar(v[0], 2.f); }, {rnd({5}, 8)}},
       {"relu", [](auto& v) { return relu(v[0]); }, {rnd({7}, 9)}},

@@ -56,10 +56,11 @@ void unary(const std::string& op, UnaryOp kind, double lo, double hi, double a =
            });
 }
 
-void binary(const std::string& op, BinaryOp kind) {
+// b_lo/b_hi: range of the second operand (div keeps it away from 0).
+void binary(const std::string& op, BinaryOp kind, double b_lo = -1, double b_hi = 1) {
   Dims sh = S({2, 3, 4, 5});
   int64_t n = numel(sh);
-  add_case({op, op + "/2x3x4x5", {{sh}, {sh}}, {{sh}}, 1e-6, 1e-10, 1e-10, kExact},
+  add_case({op, op + "/2x3x4x5", {{sh}, {sh, b_lo, b_hi}}, {{sh}}, 1e-6, 1e-10, 1e-10, kExact},
            [=](auto& io, bool bwd) {
              CAF_CASE_T;
              if (!bwd)
@@ -69,7 +70,8 @@ void binary(const std::string& op, BinaryOp kind) {
                                   io.gin[1], n);
            });
   // Only the second input needs a gradient: the null-gradient branch of the backward.
-  add_case({op, op + "/grad_b_only", {{sh, -1, 1, false}, {sh}}, {{sh}}, 1e-6, 1e-10, 1e-10, kExact},
+  add_case({op, op + "/grad_b_only", {{sh, -1, 1, false}, {sh, b_lo, b_hi}}, {{sh}}, 1e-6, 1e-10,
+            1e-10, kExact},
            [=](auto& io, bool bwd) {
              CAF_CASE_T;
              if (!bwd)
@@ -366,6 +368,7 @@ void register_all_cases() {
   binary("add", BinaryOp::add);
   binary("sub", BinaryOp::sub);
   binary("mul", BinaryOp::mul);
+  binary("div", BinaryOp::div, 0.5, 2);
   unary("scale", UnaryOp::scale, -1, 1, 1.7);
   unary("add_scalar", UnaryOp::add_scalar, -1, 1, 0.3);
   unary("relu", UnaryOp::relu, -1, 1);

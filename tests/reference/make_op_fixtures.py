@@ -53,9 +53,10 @@ def case(name, inputs, fn, out_grad=None):
 
 # Elementwise (tests/ops/cases.cpp: binary(), unary()).
 SH = [2, 3, 4, 5]
-for op, f in [("add", torch.add), ("sub", torch.sub), ("mul", torch.mul)]:
-    case(f"{op}/2x3x4x5", [I(SH), I(SH)], lambda a, b, f=f: f(a, b))
-    case(f"{op}/grad_b_only", [I(SH, grad=False), I(SH)], lambda a, b, f=f: f(a, b))
+for op, f, blo, bhi in [("add", torch.add, -1, 1), ("sub", torch.sub, -1, 1),
+                        ("mul", torch.mul, -1, 1), ("div", torch.div, 0.5, 2)]:
+    case(f"{op}/2x3x4x5", [I(SH), I(SH, blo, bhi)], lambda a, b, f=f: f(a, b))
+    case(f"{op}/grad_b_only", [I(SH, grad=False), I(SH, blo, bhi)], lambda a, b, f=f: f(a, b))
 for op, lo, hi, f in [
     ("scale", -1, 1, lambda x: x * 1.7),
     ("add_scalar", -1, 1, lambda x: x + 0.3),
