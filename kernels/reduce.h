@@ -4,6 +4,7 @@
 //   reduce_all_backward        gx[i] += scale * gy[0]                 (+=)
 //   reduce_channels_forward    y[c] = scale * sum_{n,h,w} x[n,c,h,w]  (=)
 //   reduce_channels_backward   gx[n,c,h,w] += scale * gy[c]           (+=)
+//   reduce_minmax              y[0] = min x, y[1] = max x            (=; not differentiable)
 // gy stays on the op's device: the backward never copies a scalar back to the host.
 #pragma once
 
@@ -33,6 +34,7 @@ template <class T> void reduce_all_forward(const T* x, int64_t n, T scale, T* y)
 template <class T> void reduce_all_backward(const T* gy, int64_t n, T scale, T* gx);
 template <class T> void reduce_channels_forward(const T* x, Shape4 s, T scale, T* y);
 template <class T> void reduce_channels_backward(const T* gy, Shape4 s, T scale, T* gx);
+template <class T> void reduce_minmax(const T* x, int64_t n, T* y);
 }  // namespace cpu
 
 namespace cuda {
@@ -40,6 +42,7 @@ void reduce_all_forward(const float* x, int64_t n, float scale, float* y);
 void reduce_all_backward(const float* gy, int64_t n, float scale, float* gx);
 void reduce_channels_forward(const float* x, Shape4 s, float scale, float* y);
 void reduce_channels_backward(const float* gy, Shape4 s, float scale, float* gx);
+void reduce_minmax(const float* x, int64_t n, float* y);
 }  // namespace cuda
 
 template <class T>
@@ -57,6 +60,11 @@ void reduce_channels_forward(Device d, const T* x, Shape4 s, T scale, T* y) {
 template <class T>
 void reduce_channels_backward(Device d, const T* gy, Shape4 s, T scale, T* gx) {
   CAF_DISPATCH(T, d, reduce_channels_backward, gy, s, scale, gx);
+}
+
+template <class T>
+void reduce_minmax(Device d, const T* x, int64_t n, T* y) {
+  CAF_DISPATCH(T, d, reduce_minmax, x, n, y);
 }
 
 }  // namespace caf

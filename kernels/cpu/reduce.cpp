@@ -35,11 +35,23 @@ void reduce_channels_backward(const T* gy, Shape4 s, T scale, T* gx) {
   cpu_for_each(s.numel(), ReduceChannelsBackward<T>{gy, gx, s, scale});
 }
 
+template <class T>
+void reduce_minmax(const T* x, int64_t n, T* y) {
+  T lo = x[0], hi = x[0];
+  for (int64_t i = 1; i < n; ++i) {
+    lo = x[i] < lo ? x[i] : lo;
+    hi = x[i] > hi ? x[i] : hi;
+  }
+  y[0] = lo;
+  y[1] = hi;
+}
+
 #define CAF_INSTANTIATE(T)                                                    \
   template void reduce_all_forward<T>(const T*, int64_t, T, T*);              \
   template void reduce_all_backward<T>(const T*, int64_t, T, T*);             \
   template void reduce_channels_forward<T>(const T*, Shape4, T, T*);          \
-  template void reduce_channels_backward<T>(const T*, Shape4, T, T*);
+  template void reduce_channels_backward<T>(const T*, Shape4, T, T*);          \
+  template void reduce_minmax<T>(const T*, int64_t, T*);
 CAF_INSTANTIATE(float)
 CAF_INSTANTIATE(double)
 

@@ -38,7 +38,39 @@ __global__ void sum_channels(const float* x, Shape4 s, float scale, float* y) {
   v = block_sum(v);
   if (threadIdx.x == 0) y[c] = scale * v;
 }
+// One block: min and max are order-independent, so this is exact and deterministic.
+__global__ void minmax_kernel(const float* x, int64_t n, float* y) {
+  __shared__ float lo_s[32], hi_s[32];
+  float lo = x[0], hi = x[0];
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    lo = fminf(lo, x[i]);
+    hi = fmaxf(hi, x[i]);
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    lo = fminf(lo, __shfl_down_sync(0xffffffffu, lo, o));
+    hi = fmaxf(hi, __shfl_down_sync(0xffffffffu, hi, o));
+  }
+  if ((threadIdx.x & 31) == 0) {
+    lo_s[threadIdx.x >> 5] = lo;
+    hi_s[threadIdx.x >> 5] = hi;
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < int(blockDim.x >> 5); ++w) {
+      lo = fminf(lo, lo_s[w]);
+      hi = fmaxf(hi, hi_s[w]);
+    }
+    y[0] = lo;
+    y[1] = hi;
+  }
+}
 }  // namespace
+
+void reduce_minmax(const float* x, int64_t n, float* y) {
+  if (n <= 0) return;
+  minmax_kernel<<<1, 1024, 0, stream()>>>(x, n, y);
+  CAF_CHECK_LAUNCH("reduce_minmax");
+}
 
 void reduce_all_forward(const float* x, int64_t n, float scale, float* y) {
   Buffer partial(Device::cuda, kPartials * sizeof(float));

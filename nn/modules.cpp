@@ -1,0 +1,52 @@
+#include "nn/modules.h"
+
+#include <cmath>
+
+namespace caf {
+
+Conv2d::Conv2d(ParamStore& s, const std::string& name, int64_t cin, int64_t cout, int64_t k) {
+  const float bound = 1.f / std::sqrt(float(cin * k * k));
+  weight = s.add_param(name + ".weight", {cout, cin, k, k}, {Init::normal, 0.f, 0.02f});
+  bias = s.add_param(name + ".bias", {cout}, {Init::uniform, -bound, bound});
+}
+
+Tensor Conv2d::operator()(const ParamStore& s, const Tensor& x) const {
+  return conv2d(x, s.param(weight), s.param(bias));
+}
+
+BatchNorm2d::BatchNorm2d(ParamStore& s, const std::string& name, int64_t c) {
+  weight = s.add_param(name + ".weight", {c}, {Init::normal, 1.f, 0.02f});
+  bias = s.add_param(name + ".bias", {c}, {Init::constant, 0.f, 0.f});
+  running_mean = s.add_buffer(name + ".running_mean", {c}, 0.f);
+  running_var = s.add_buffer(name + ".running_var", {c}, 1.f);
+}
+
+Tensor BatchNorm2d::operator()(const ParamStore& s, const Tensor& x, bool training) const {
+  BatchNormState st{s.buffer(running_mean), s.buffer(running_var), 0.1f, 1e-5f};
+  return batchnorm2d(x, s.param(weight), s.param(bias), st, training);
+}
+
+ConvBnRelu::ConvBnRelu(ParamStore& s, const std::string& conv_name, const std::string& bn_name,
+                       int64_t cin, int64_t cout)
+    : conv(s, conv_name, cin, cout), bn(s, bn_name, cout) {}
+
+Tensor ConvBnRelu::operator()(const ParamStore& s, const Tensor& x, bool training) const {
+  return relu(bn(s, conv(s, x), training));
+}
+
+DoubleBlock::DoubleBlock(ParamStore& s, const std::string& name, int64_t cin, int64_t cmid,
+                         int64_t cout)
+    : a(s, name + ".0", name + ".1", cin, cmid), b(s, name + ".3", name + ".4", cmid, cout) {}
+
+Tensor DoubleBlock::operator()(const ParamStore& s, const Tensor& x, bool training) const {
+  return b(s, a(s, x, training), training);
+}
+
+UpBlock::UpBlock(ParamStore& s, const std::string& name, int64_t cin, int64_t cout)
+    : cbr(s, name + ".1", name + ".2", cin, cout) {}
+
+Tensor UpBlock::operator()(const ParamStore& s, const Tensor& x, bool training) const {
+  return cbr(s, upsample_bilinear2x(x), training);
+}
+
+}  // namespace caf

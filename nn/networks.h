@@ -1,0 +1,55 @@
+// nn/networks.h: DRAEM's two sub-networks (METHOD 2.1, 2.2) with configurable width and channels.
+//
+//   ReconstructiveNet R: encoder of five double blocks (w, 2w, 4w, 8w, 8w) with 2x2 max pooling
+//     between them; a plain decoder (no skips) of four upsample+CBR / double-block pairs back to w;
+//     a linear 3x3 output conv. At w = 128: 69,048,579 parameters.
+//   DiscriminativeNet S: U-Net encoder of six double blocks (w, 2w, 4w, 8w, 8w, 8w); decoder of
+//     upsample+CBR, concat with the matching encoder output (upsampled first), double block; a 3x3
+//     output conv to 2 logits. At w = 64: 28,374,146 parameters.
+// Tensor names follow the PyTorch state dict of DRAEM's modules under a prefix ("recon."/"discr.").
+// Input height and width must be divisible by 16 (R) or 32 (S).
+#pragma once
+
+#include <string>
+
+#include "nn/modules.h"
+
+namespace caf {
+
+class ReconstructiveNet {
+ public:
+  ReconstructiveNet(int64_t in_channels = 3, int64_t out_channels = 3, int64_t width = 128,
+                    const std::string& prefix = "recon");
+  Tensor forward(const Tensor& x, bool training) const;
+  ParamStore& params() { return store_; }
+  const ParamStore& params() const { return store_; }
+  int64_t width() const { return width_; }
+
+ private:
+  ParamStore store_;
+  int64_t width_;
+  DoubleBlock enc_[5];
+  UpBlock up_[4];
+  DoubleBlock dec_[4];
+  Conv2d out_;
+};
+
+class DiscriminativeNet {
+ public:
+  DiscriminativeNet(int64_t in_channels = 6, int64_t out_channels = 2, int64_t width = 64,
+                    const std::string& prefix = "discr");
+  Tensor forward(const Tensor& x, bool training) const;
+  ParamStore& params() { return store_; }
+  const ParamStore& params() const { return store_; }
+  int64_t width() const { return width_; }
+
+ private:
+  ParamStore store_;
+  int64_t width_;
+  DoubleBlock enc_[6];
+  UpBlock up_[5];
+  DoubleBlock dec_[5];
+  Conv2d out_;
+};
+
+}  // namespace caf
