@@ -161,20 +161,20 @@ Tensor Tensor::clone() const {
   return t;
 }
 
-void Tensor::copy_(const Tensor& src) {
+void Tensor::copy_(const Tensor& src) const {
   CAF_REQUIRE_SHAPE(numel() == src.numel() && dtype() == src.dtype(),
                     "copy_ from " + src.describe() + " into " + describe());
   copy_bytes(device(), raw(*this), src.device(), raw(src), size_t(numel()) * dtype_size(dtype()));
 }
 
-void Tensor::fill_(float value) {
+void Tensor::fill_(float value) const {
   if (dtype() == DType::f32)
     fill<float>(device(), data<float>(), numel(), value);
   else
     fill<uint8_t>(device(), data<uint8_t>(), numel(), uint8_t(value));
 }
 
-void Tensor::zero_() { fill_(0.f); }
+void Tensor::zero_() const { fill_(0.f); }
 
 std::vector<float> Tensor::to_vector() const {
   std::vector<float> v(static_cast<size_t>(numel()));

@@ -83,9 +83,10 @@ class Tensor {
   // ---- copies and fills ----
   Tensor to(Device d) const;  // same device: returns *this (no copy)
   Tensor clone() const;
-  void copy_(const Tensor& src);  // same numel and dtype, any devices
-  void fill_(float value);
-  void zero_();
+  // In-place writes change the data, not the handle, so they are const like a pointer's target.
+  void copy_(const Tensor& src) const;  // same numel and dtype, any devices
+  void fill_(float value) const;
+  void zero_() const;
   std::vector<float> to_vector() const;
   std::vector<uint8_t> to_bytes() const;
   float item() const;  // one element, copied to the host

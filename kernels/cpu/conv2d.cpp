@@ -99,39 +99,28 @@ void conv_im2col(const T* src, int64_t N, int64_t Cin, int64_t H, int64_t W, int
   }
 }
 
-// Four T as one GCC vector (an SSE register for float on x86-64, NEON on ARM) and the integer
-// vector type that indexes its lanes in __builtin_shuffle.
+// Four T as one vector (GCC/Clang vector extension: an SSE register for float on x86-64).
 template <class T>
 struct Lanes4;
 template <>
 struct Lanes4<float> {
   typedef float V __attribute__((vector_size(16)));
-  typedef int32_t M __attribute__((vector_size(16)));
 };
 template <>
 struct Lanes4<double> {
   typedef double V __attribute__((vector_size(32)));
-  typedef int64_t M __attribute__((vector_size(32)));
 };
 
-// d[j * ld + i] = s[i * ls + j] for a 4 x 4 block: two rounds of lane interleaving.
+// d[j * ld + i] = s[i * ls + j] for a 4 x 4 block: four row loads, four gathered column stores.
 template <class T>
 void transpose4x4(const T* s, int64_t ls, T* d, int64_t ld) {
   using V = typename Lanes4<T>::V;
-  using M = typename Lanes4<T>::M;
-  V r0, r1, r2, r3;
-  std::memcpy(&r0, s, sizeof(V));
-  std::memcpy(&r1, s + ls, sizeof(V));
-  std::memcpy(&r2, s + 2 * ls, sizeof(V));
-  std::memcpy(&r3, s + 3 * ls, sizeof(V));
-  const V t0 = __builtin_shuffle(r0, r1, M{0, 4, 1, 5}),
-          t1 = __builtin_shuffle(r0, r1, M{2, 6, 3, 7});
-  const V t2 = __builtin_shuffle(r2, r3, M{0, 4, 1, 5}),
-          t3 = __builtin_shuffle(r2, r3, M{2, 6, 3, 7});
-  const V o[4] = {
-      __builtin_shuffle(t0, t2, M{0, 1, 4, 5}), __builtin_shuffle(t0, t2, M{2, 3, 6, 7}),
-      __builtin_shuffle(t1, t3, M{0, 1, 4, 5}), __builtin_shuffle(t1, t3, M{2, 3, 6, 7})};
-  for (int j = 0; j < 4; ++j) std::memcpy(d + j * ld, &o[j], sizeof(V));
+  V r[4];
+  for (int i = 0; i < 4; ++i) std::memcpy(&r[i], s + i * ls, sizeof(V));
+  for (int j = 0; j < 4; ++j) {
+    const V col = {r[0][j], r[1][j], r[2][j], r[3][j]};
+    std::memcpy(d + j * ld, &col, sizeof(V));
+  }
 }
 
 // d[j * ld + i] = s[i * ls + j] for i < rows, j < cols: 4 x 4 blocks, then the ragged edges.
@@ -209,7 +198,9 @@ void conv2d_backward_filter(const T* x, const T* gy, T* gw, const Conv2dShape& s
     // handed out dynamically.
     const int64_t q0 = half * Wp + half, q1 = P - q0;
     const int64_t pieces = ((q1 - q0) / kPixelsPerTask / nth + 1) * nth;
-#pragma omp parallel for schedule(dynamic) num_threads(int(nth))
+    // Static schedule: which thread's partial sum a piece lands in must not depend on timing,
+    // or the gradient would differ from run to run in its last bits.
+#pragma omp parallel for schedule(static) num_threads(int(nth))
     for (int64_t piece = 0; piece < pieces; ++piece) {
       T* g = part + omp_get_thread_num() * kk * K * C;
       const int64_t a = q0 + (q1 - q0) * piece / pieces, b = q0 + (q1 - q0) * (piece + 1) / pieces;

@@ -4,11 +4,17 @@
 
 namespace caf::cpu {
 
+// Fixed chunks summed in parallel, then combined in order: the result does not depend on the
+// thread count or timing (an OpenMP reduction combines partial sums in an unspecified order).
 template <class T>
 void reduce_all_forward(const T* x, int64_t n, T scale, T* y) {
+  constexpr int64_t kChunks = 64;
+  acc_t<T> part[kChunks] = {};
+#pragma omp parallel for schedule(static) if (n >= kParallelGrain)
+  for (int64_t c = 0; c < kChunks; ++c)
+    for (int64_t i = n * c / kChunks; i < n * (c + 1) / kChunks; ++i) part[c] += x[i];
   acc_t<T> s = 0;
-#pragma omp parallel for reduction(+ : s) if (n >= kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) s += x[i];
+  for (int64_t c = 0; c < kChunks; ++c) s += part[c];
   y[0] = T(scale * s);
 }
 

@@ -1,0 +1,52 @@
+#include "nn/losses.h"
+
+#include "kernels/error.h"
+#include "kernels/reduce.h"
+#include "nn/ops.h"
+
+namespace caf {
+
+Tensor l2_loss(const Tensor& a, const Tensor& b) { return mean(square(sub(a, b))); }
+
+float ssim_dynamic_range(const Tensor& img1) {
+  Tensor mm = Tensor::empty({2}, DType::f32, img1.device());
+  reduce_minmax<float>(img1.device(), img1.data<float>(), img1.numel(), mm.data<float>());
+  std::vector<float> v = mm.to_vector();
+  const float max_val = v[1] > 128.f ? 255.f : 1.f, min_val = v[0] < -0.5f ? -1.f : 0.f;
+  return max_val - min_val;
+}
+
+Tensor ssim_loss(const Tensor& img1, const Tensor& img2, int window, double sigma) {
+  CAF_REQUIRE_SHAPE(img1.shape() == img2.shape() && img1.ndim() == 4,
+                    "ssim_loss: " + img1.describe() + " vs " + img2.describe());
+  const float L = ssim_dynamic_range(img1);
+  const float c1 = (0.01f * L) * (0.01f * L), c2 = (0.03f * L) * (0.03f * L);
+  auto blur = [&](const Tensor& t) { return gaussian_blur(t, window, sigma); };
+  Tensor mu1 = blur(img1), mu2 = blur(img2);
+  Tensor mu1_sq = square(mu1), mu2_sq = square(mu2), mu12 = mul(mu1, mu2);
+  Tensor s1 = sub(blur(square(img1)), mu1_sq);
+  Tensor s2 = sub(blur(square(img2)), mu2_sq);
+  Tensor s12 = sub(blur(mul(img1, img2)), mu12);
+  Tensor num = mul(add_scalar(scale(mu12, 2.f), c1), add_scalar(scale(s12, 2.f), c2));
+  Tensor den = mul(add_scalar(add(mu1_sq, mu2_sq), c1), add_scalar(add(s1, s2), c2));
+  return add_scalar(scale(mean(div(num, den)), -1.f), 1.f);
+}
+
+Tensor focal_loss(const Tensor& logits, const Tensor& mask, float gamma) {
+  CAF_REQUIRE_SHAPE(logits.ndim() == 4 && logits.dim(1) == 2,
+                    "focal_loss: logits must be N x 2 x H x W, got " + logits.describe());
+  const Shape4 s = logits.shape4();
+  CAF_REQUIRE_SHAPE(mask.shape() == Dims({s.n, 1, s.h, s.w}),
+                    "focal_loss: mask " + mask.describe() + " for logits " + logits.describe());
+  CAF_REQUIRE(gamma == 2.f, "focal_loss: only gamma = 2 (DRAEM's) is implemented");
+  constexpr float kSmooth = 1e-5f;
+  Tensor p = softmax_channels(logits);
+  Tensor t1 = clamp(mask, kSmooth, 1 - kSmooth);                 // one-hot, anomalous channel
+  Tensor t0 = clamp(add_scalar(scale(mask, -1.f), 1.f), kSmooth, 1 - kSmooth);  // normal channel
+  Tensor pt = add_scalar(add(mul(t0, slice_channels(p, 0, 1)), mul(t1, slice_channels(p, 1, 2))),
+                         kSmooth);
+  Tensor weight = square(add_scalar(scale(pt, -1.f), 1.f));  // (1 - p_t)^gamma
+  return mean(mul(weight, scale(log(pt), -1.f)));
+}
+
+}  // namespace caf

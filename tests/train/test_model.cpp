@@ -1,0 +1,174 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+
+#include "kernels/error.h"
+#include "kernels/host_rng.h"
+#include "nn/autograd.h"
+#include "nn/losses.h"
+#include "nn/ops.h"
+#include "nn/safetensors.h"
+#include "train/model.h"
+
+using namespace caf;
+
+namespace {
+
+ModelConfig small_config() {
+  ModelConfig c;
+  c.recon_width = 8;
+  c.discr_width = 4;
+  c.seed = 5;
+  return c;
+}
+
+// A deterministic batch for step k: images in [0, 1], a rectangle of noise as the anomaly.
+SplitBatch batch(int k, Device d = Device::cpu) {
+  auto img = [&](uint64_t seed) { return Tensor::uniform({2, 3, 32, 32}, seed, 0, 1, d); };
+  SplitBatch b{img(100 + k), Tensor(), img(200 + k), Tensor()};
+  std::vector<float> x = b.x_clean.to_vector(), mask(2 * 32 * 32, 0.f), y = b.y_aug.to_vector();
+  HostRng rng(300 + k);
+  for (int n = 0; n < 2; ++n)
+    for (int r = 8; r < 20; ++r)
+      for (int c = 4; c < 16 + 8 * n; ++c) {
+        mask[(n * 32 + r) * 32 + c] = 1.f;
+        for (int ch = 0; ch < 3; ++ch) {
+          x[((n * 3 + ch) * 32 + r) * 32 + c] = float(rng.uniform());
+          y[((n * 3 + ch) * 32 + r) * 32 + c] = float(rng.uniform());
+        }
+      }
+  b.x_aug = Tensor::from_vector({2, 3, 32, 32}, x, d);
+  b.y_aug = Tensor::from_vector({2, 3, 32, 32}, y, d);
+  b.y_mask = Tensor::from_vector({2, 1, 32, 32}, mask, d);
+  return b;
+}
+
+std::string temp_path(const char* name) { return std::string("/tmp/caf_test_") + name; }
+
+}  // namespace
+
+TEST_SUITE("train") {
+TEST_CASE("losses: closed-form values") {
+  Tensor a = Tensor::uniform({1, 3, 16, 16}, 1, 0, 1);
+  CHECK(l2_loss(a, a).item() == 0.f);
+  CHECK(l2_loss(a, add_scalar(a, 0.5f)).item() == doctest::Approx(0.25));
+  CHECK(ssim_loss(a, a).item() == doctest::Approx(0.0).epsilon(1e-6));
+  CHECK(ssim_loss(a, Tensor::uniform({1, 3, 16, 16}, 2, 0, 1)).item() > 0.5f);
+  CHECK(ssim_dynamic_range(a) == 1.f);
+  CHECK(ssim_dynamic_range(add_scalar(a, -1.f)) == 2.f);    // min < -0.5: range [-1, 1]
+  CHECK(ssim_dynamic_range(scale(a, 255.f)) == 255.f);      // max > 128: range [0, 255]
+  // Focal: logits (0, 0) give p = 0.5 everywhere: loss = -(0.5 - 1e-5)^2 ... per pixel.
+  Tensor logits = Tensor::zeros({1, 2, 4, 4}), mask = Tensor::zeros({1, 1, 4, 4});
+  const double pt = (1 - 1e-5) * 0.5 + 1e-5 * 0.5 + 1e-5;
+  CHECK(focal_loss(logits, mask).item() == doctest::Approx(-(1 - pt) * (1 - pt) * std::log(pt)));
+  CHECK_THROWS_AS(focal_loss(logits, Tensor::zeros({1, 1, 4, 5})), ShapeError);
+}
+
+TEST_CASE("adam: one step matches the closed form, and MultiStepLR drops at 80% and 90%") {
+  ReconstructiveNet r(3, 3, 2);
+  r.params().finalize(Device::cpu, 1);
+  Adam opt(r.params(), {0.01, 0.9, 0.999, 1e-8, 0});
+  std::vector<float> p0 = r.params().params_flat().to_vector();
+  r.params().grads_flat().fill_(0.5f);
+  opt.step();
+  std::vector<float> p1 = r.params().params_flat().to_vector();
+  // t = 1: m = 0.05, v = 0.00025, m_hat / (sqrt(v_hat) + eps) = 1 -> p -= lr
+  for (size_t i = 0; i < p0.size(); i += 97) CHECK(p1[i] == doctest::Approx(p0[i] - 0.01).epsilon(1e-6));
+  CHECK(multistep_lr(1e-4, 0, 700) == 1e-4);
+  CHECK(multistep_lr(1e-4, 559, 700) == 1e-4);
+  CHECK(multistep_lr(1e-4, 560, 700) == doctest::Approx(2e-5));
+  CHECK(multistep_lr(1e-4, 630, 700) == doctest::Approx(4e-6));
+}
+
+TEST_CASE("split step: the focal loss never reaches R; losses fall on a fixed batch") {
+  SplitBatch b = batch(0);
+  // R's gradient from the whole split objective equals its gradient from SSIM + L2 alone.
+  Model with(small_config(), Device::cpu), without(small_config(), Device::cpu);
+  Tensor rw = with.recon.forward(b.x_aug, true);
+  Tensor ry;
+  {
+    NoGradGuard no_grad;
+    ry = with.recon.forward(b.y_aug, false);
+  }
+  Tensor focal = focal_loss(with.discr.forward(concat_channels(b.y_aug, ry), true), b.y_mask);
+  add(add(l2_loss(rw, b.x_clean), ssim_loss(rw, b.x_clean)), focal).backward();
+  Tensor ro = without.recon.forward(b.x_aug, true);
+  add(l2_loss(ro, b.x_clean), ssim_loss(ro, b.x_clean)).backward();
+  CHECK(with.recon.params().grads_flat().to_vector() == without.recon.params().grads_flat().to_vector());
+  CHECK(with.discr.params().grads_flat().to_vector() != std::vector<float>(size_t(with.discr.params().num_params()), 0.f));
+
+  Model m(small_config(), Device::cpu);
+  auto first = split_step(m, b).values();
+  for (int i = 0; i < 15; ++i) split_step(m, b);
+  auto last = split_step(m, b).values();
+  CHECK(last["total"] < first["total"]);
+  CHECK(m.step == 17);
+  CHECK(m.opt_recon->steps() == 17);
+}
+
+TEST_CASE("determinism: train 5, save, train 5; reload and train the same 5: identical losses") {
+  const std::string path = temp_path("determinism.safetensors");
+  Model a(small_config(), Device::cpu);
+  for (int k = 0; k < 5; ++k) split_step(a, batch(k));
+  save_checkpoint(path, a);
+  std::vector<std::map<std::string, float>> first, second;
+  for (int k = 5; k < 10; ++k) first.push_back(split_step(a, batch(k)).values());
+  Model b(small_config(), Device::cpu);
+  load_checkpoint(path, b);
+  CHECK(b.step == 5);
+  for (int k = 5; k < 10; ++k) second.push_back(split_step(b, batch(k)).values());
+  for (int k = 0; k < 5; ++k) {
+    CAPTURE(k);
+    CHECK(first[k] == second[k]);  // bit-identical, not approximately equal
+  }
+  CHECK(a.recon.params().params_flat().to_vector() == b.recon.params().params_flat().to_vector());
+  std::remove(path.c_str());
+}
+
+TEST_CASE("checkpoints: safetensors layout, metadata, and clear errors") {
+  const std::string path = temp_path("layout.safetensors");
+  Model m(small_config(), Device::cpu);
+  split_step(m, batch(0));
+  save_checkpoint(path, m);
+  SafetensorsFile f = read_safetensors(path);
+  CHECK(f.metadata.at("format") == "caf-checkpoint-1");
+  CHECK(f.metadata.at("step") == "1");
+  CHECK(ModelConfig::from_json(f.metadata.at("config")).recon_width == 8);
+  const SafeTensor& w = f.tensors.at("recon.encoder.block1.0.weight");
+  CHECK(w.dtype == "F32");
+  CHECK(w.shape == Dims{8, 3, 3, 3});
+  std::vector<float> v(w.bytes.size() / 4);
+  std::memcpy(v.data(), w.bytes.data(), w.bytes.size());
+  CHECK(v == m.recon.params().param(0).to_vector());
+  CHECK(f.tensors.count("discr.decoder_segment.fin_out.0.bias") == 1);
+  CHECK(f.tensors.count("recon.encoder.block1.1.running_var") == 1);
+  CHECK(f.tensors.at("optim.recon.exp_avg").shape == Dims{m.recon.params().num_params()});
+
+  ModelConfig other = small_config();
+  other.recon_width = 16;
+  Model wrong(other, Device::cpu);
+  try {
+    load_checkpoint(path, wrong);
+    FAIL("expected IoError");
+  } catch (const IoError& e) {
+    std::string msg = e.what();
+    CHECK(msg.find("mismatch: recon.encoder.block1.0.weight") != std::string::npos);
+    CHECK(msg.find(path) != std::string::npos);
+  }
+  {  // a truncated file
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::ofstream out(path + ".cut", std::ios::binary);
+    out.write(bytes.data(), std::streamsize(bytes.size() / 2));
+  }
+  CHECK_THROWS_AS(load_checkpoint(path + ".cut", m), IoError);
+  CHECK_THROWS_AS(load_checkpoint("/nonexistent/x.safetensors", m), IoError);
+  // A foreign safetensors file (no caf metadata).
+  write_safetensors(path + ".foreign", {{"w", Tensor::zeros({2})}});
+  CHECK_THROWS_AS(load_checkpoint(path + ".foreign", m), IoError);
+  for (const char* s : {"", ".cut", ".foreign"}) std::remove((path + s).c_str());
+}
+}
