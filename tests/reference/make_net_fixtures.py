@@ -1,4 +1,4 @@
-"""Write tests/reference/nets.cafx: PyTorch's reference for caf's two networks and its split-training step.
+"""Write tests/reference/nets.cafx: PyTorch's reference for caf's two networks and split training.
 
 Run from the repository root (needs torch and numpy; CI never runs this, the output is committed):
 
@@ -14,12 +14,9 @@ discr.decoder_segment.db_b.3.weight); num_batches_tracked is skipped. The file h
     step0/rec_x, rec_y, logits  R(x_aug) in train mode, R(y_aug) in eval mode, S([y_aug, rec_y])
     step0/grad/<name>           every parameter's gradient after backward, before the Adam step
     final/<name>                every parameter and BN running buffer after the 3 steps
-One step (METHOD 3.2): R (train) on x_aug -> L2 + SSIM loss against x_clean; R (eval, no grad) on
-y_aug; S (train) on [y_aug, rec_y] -> focal loss against y_mask; backward of the sum; one Adam step
-(lr 1e-4, betas (0.9, 0.999), eps 1e-8, single-tensor implementation) per network.
-
+A step is step_forward (METHOD 3.2), backward of loss_total, one Adam step per network.
 Note: the bias of every conv that feeds a BatchNorm in training mode has an exactly-zero gradient in
-exact arithmetic; its stored gradient is rounding noise, and Adam turns that noise into ~±lr updates.
+exact arithmetic; its stored gradient is rounding noise, which Adam turns into ~±lr updates.
 
 Format (little-endian, tests/fixture.h): b"CAFX", u32 version, u32 count, then per tensor:
 u32 name length, utf-8 name, u32 ndim, i64 dims[ndim], float32 data in C order.
@@ -35,10 +32,11 @@ import torch.nn.functional as F
 
 VERSION = 1  # must equal kFixtureVersion in tests/fixture.h
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nets.cafx")
-# With B=2 the deepest BatchNorms see 2-8 values per channel, so some draws are ill-conditioned: float32
-# gradients off float64 by up to ~5%. DATA_SEED was picked (among 1..10) for ~2e-4; the script prints it.
+# Some draws are ill-conditioned (B=2: the deepest BatchNorms see 2-8 values per channel); their
+# float32 step-0 gradients differ from float64 by up to ~5%. DATA_SEED (best of 1..10) gives ~2e-4.
 INIT_SEED, DATA_SEED = 20240601, 1
 W_R, W_S, B, H, STEPS = 8, 4, 2, 32, 3
+LOSSES = ["loss_l2", "loss_ssim", "loss_focal", "loss_total"]
 
 
 def double_block(cin, cmid, cout):
@@ -236,7 +234,8 @@ def main():
     for k in range(STEPS):
         x_clean = torch.rand(B, 3, H, H, generator=gen)
         x_aug, _ = augment(gen, x_clean)
-        y_aug, y_mask = augment(gen, torch.rand(B, 3, H, H, generator=gen), empty=(1,) if k == 0 else ())
+        y_clean = torch.rand(B, 3, H, H, generator=gen)
+        y_aug, y_mask = augment(gen, y_clean, empty=(1,) if k == 0 else ())  # one empty mask
         assert y_mask.sum() > 0
         batch = dict(x_clean=x_clean, x_aug=x_aug, y_aug=y_aug, y_mask=y_mask)
         out = step_forward(nets, **batch)
@@ -245,7 +244,7 @@ def main():
         out["loss_total"].backward()
         p = f"step{k}/"
         tensors += [(p + n, v) for n, v in batch.items()]
-        tensors += [(p + n, out[n].reshape(1)) for n in ["loss_l2", "loss_ssim", "loss_focal", "loss_total"]]
+        tensors += [(p + n, out[n].reshape(1)) for n in LOSSES]
         if k == 0:
             tensors += [(p + n, out[n]) for n in ["rec_x", "rec_y", "logits"]]
             grads = [(n, q.grad.detach().clone()) for n, q in nets.named_parameters()]
@@ -254,7 +253,8 @@ def main():
             other = [float(g.abs().max()) for n, g in grads if n not in bn_biases]
             print(f"step0: {len(bn_biases)} BN-cancelled conv biases, max |grad| {cancel:.3g}; "
                   f"other parameters' max |grad| in [{min(other):.3g}, {max(other):.3g}]")
-            step_forward(nets64, **{n: v.double() for n, v in batch.items()})["loss_total"].backward()
+            out64 = step_forward(nets64, **{n: v.double() for n, v in batch.items()})
+            out64["loss_total"].backward()
             err = {"recon": 0.0, "discr": 0.0}
             for (n, g), q in zip(grads, nets64.parameters()):
                 if n not in bn_biases:
@@ -264,8 +264,7 @@ def main():
                   f"(BN-cancelled biases excluded): R {err['recon']:.2g}, S {err['discr']:.2g}")
         opt_r.step()
         opt_s.step()
-        print(f"step{k}: " + " ".join(f"{n[5:]} {out[n].item():.6f}" for n in
-                                      ["loss_l2", "loss_ssim", "loss_focal", "loss_total"]))
+        print(f"step{k}: " + " ".join(f"{n[5:]} {out[n].item():.6f}" for n in LOSSES))
     tensors += state("final", nets)
     for n, t in tensors:
         assert t.dtype == torch.float32 and torch.isfinite(t).all(), n
