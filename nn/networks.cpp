@@ -4,6 +4,16 @@
 
 namespace caf {
 
+double conv_flops(const std::vector<ConvLevel>& convs, int64_t h, int64_t w) {
+  double f = 0;
+  for (const auto& c : convs)
+    f += 2.0 * 9 * double(c.cin) * double(c.cout) * double(h >> c.level) * double(w >> c.level);
+  return f;
+}
+
+double ReconstructiveNet::conv_flops(int64_t h, int64_t w) const { return caf::conv_flops(convs_, h, w); }
+double DiscriminativeNet::conv_flops(int64_t h, int64_t w) const { return caf::conv_flops(convs_, h, w); }
+
 ReconstructiveNet::ReconstructiveNet(int64_t in_channels, int64_t out_channels, int64_t width,
                                      const std::string& prefix)
     : width_(width) {
@@ -13,6 +23,8 @@ ReconstructiveNet::ReconstructiveNet(int64_t in_channels, int64_t out_channels, 
   int64_t cin = in_channels;
   for (int i = 0; i < 5; ++i) {
     enc_[i] = DoubleBlock(store_, e + "block" + std::to_string(i + 1), cin, enc_out[i], enc_out[i]);
+    convs_.push_back({cin, enc_out[i], i});
+    convs_.push_back({enc_out[i], enc_out[i], i});
     cin = enc_out[i];
   }
   // Decoder stage i: up (c -> c), then a double block c -> c -> c/2 (the last one keeps w).
@@ -21,8 +33,13 @@ ReconstructiveNet::ReconstructiveNet(int64_t in_channels, int64_t out_channels, 
     const std::string n = std::to_string(i + 1);
     up_[i] = UpBlock(store_, d + "up" + n, stage_in[i], stage_in[i]);
     dec_[i] = DoubleBlock(store_, d + "db" + n, stage_in[i], stage_in[i], stage_out[i]);
+    const int64_t level = 3 - i;
+    convs_.push_back({stage_in[i], stage_in[i], level});
+    convs_.push_back({stage_in[i], stage_in[i], level});
+    convs_.push_back({stage_in[i], stage_out[i], level});
   }
   out_ = Conv2d(store_, d + "fin_out.0", w, out_channels);
+  convs_.push_back({w, out_channels, 0});
 }
 
 Tensor ReconstructiveNet::forward(const Tensor& x, bool training) const {
@@ -44,6 +61,8 @@ DiscriminativeNet::DiscriminativeNet(int64_t in_channels, int64_t out_channels, 
   int64_t cin = in_channels;
   for (int i = 0; i < 6; ++i) {
     enc_[i] = DoubleBlock(store_, e + "block" + std::to_string(i + 1), cin, enc_out[i], enc_out[i]);
+    convs_.push_back({cin, enc_out[i], i});
+    convs_.push_back({enc_out[i], enc_out[i], i});
     cin = enc_out[i];
   }
   // Stage i upsamples the deeper features, concatenates encoder block 5 - i, and reduces.
@@ -54,8 +73,13 @@ DiscriminativeNet::DiscriminativeNet(int64_t in_channels, int64_t out_channels, 
     const int64_t skip = enc_out[4 - i];
     up_[i] = UpBlock(store_, d + up_names[i], up_in[i], up_out[i]);
     dec_[i] = DoubleBlock(store_, d + db_names[i], up_out[i] + skip, up_out[i], up_out[i]);
+    const int64_t level = 4 - i;
+    convs_.push_back({up_in[i], up_out[i], level});
+    convs_.push_back({up_out[i] + skip, up_out[i], level});
+    convs_.push_back({up_out[i], up_out[i], level});
   }
   out_ = Conv2d(store_, d + "fin_out.0", w, out_channels);
+  convs_.push_back({w, out_channels, 0});
 }
 
 Tensor DiscriminativeNet::forward(const Tensor& x, bool training) const {

@@ -11,10 +11,17 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "nn/modules.h"
 
 namespace caf {
+
+// A 3x3 convolution's channels and the pyramid level (resolution / 2^level) it runs at.
+struct ConvLevel {
+  int64_t cin, cout, level;
+};
+double conv_flops(const std::vector<ConvLevel>& convs, int64_t h, int64_t w);
 
 class ReconstructiveNet {
  public:
@@ -24,10 +31,14 @@ class ReconstructiveNet {
   ParamStore& params() { return store_; }
   const ParamStore& params() const { return store_; }
   int64_t width() const { return width_; }
+  // Multiply-adds x 2 of every convolution for one image of h x w (the analytic FLOP count).
+  double conv_flops(int64_t h, int64_t w) const;
+  const std::vector<ConvLevel>& convs() const { return convs_; }
 
  private:
   ParamStore store_;
   int64_t width_;
+  std::vector<ConvLevel> convs_;
   DoubleBlock enc_[5];
   UpBlock up_[4];
   DoubleBlock dec_[4];
@@ -42,10 +53,13 @@ class DiscriminativeNet {
   ParamStore& params() { return store_; }
   const ParamStore& params() const { return store_; }
   int64_t width() const { return width_; }
+  double conv_flops(int64_t h, int64_t w) const;
+  const std::vector<ConvLevel>& convs() const { return convs_; }
 
  private:
   ParamStore store_;
   int64_t width_;
+  std::vector<ConvLevel> convs_;
   DoubleBlock enc_[6];
   UpBlock up_[5];
   DoubleBlock dec_[5];

@@ -1,8 +1,8 @@
 // tools/caf.cpp: the caf command line. Library code throws; this main catches, prints one clear
 // message (with its hint) and exits non-zero.
 //
-// Today: `caf info` (build, devices, allocator). Training, evaluation and the benchmarks arrive
-// with their issues; the usage text lists only what works.
+// Today: `caf info` (build, devices, allocator) and `caf bench step`. Training and evaluation
+// arrive with their issues; the usage text lists only what works.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -12,12 +12,19 @@
 #include "kernels/runtime.h"
 #include "nn/ops.h"
 
+namespace caf {
+int bench_step(int argc, char** argv);  // tools/bench_step.cpp
+}
+
 namespace {
 
 int usage() {
   std::printf(
       "usage: caf <command>\n"
       "  info    build configuration, the device that runs, and a smoke test on it\n"
+      "  bench step [--device cpu|cuda|auto] [--size S] [--batch B] [--widths R,S] [--steps N]\n"
+      "          [--warmup N] [--mode split|draem]\n"
+      "          time the whole training step (forward, backward, Adam of both networks)\n"
       "environment: CAF_DEVICE=cpu forces the CPU; CAF_SYNC_DEBUG=1 synchronises after every\n"
       "kernel so asynchronous GPU faults are reported where they happen; CAF_TF32=1 lets cuDNN\n"
       "use TF32 for fp32 convolutions.\n");
@@ -49,6 +56,8 @@ int main(int argc, char** argv) {
   if (argc < 2) return usage();
   try {
     if (std::strcmp(argv[1], "info") == 0) return info();
+    if (std::strcmp(argv[1], "bench") == 0 && argc >= 3 && std::strcmp(argv[2], "step") == 0)
+      return caf::bench_step(argc - 3, argv + 3);
     std::fprintf(stderr, "caf: unknown command '%s'\n", argv[1]);
     return usage();
   } catch (const std::exception& e) {

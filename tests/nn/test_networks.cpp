@@ -13,6 +13,19 @@ TEST_CASE("networks: parameter counts at the paper's widths (METHOD 2.1, 2.2)") 
   CHECK(DiscriminativeNet(6, 2, 64).params().num_params() == 28'374'146);
 }
 
+TEST_CASE("networks: the conv list behind the FLOP count accounts for every parameter") {
+  auto check = [](const auto& net, int64_t out_channels) {
+    int64_t n = 0;
+    for (const auto& c : net.convs()) n += c.cin * c.cout * 9 + c.cout + 2 * c.cout;  // conv + BN
+    CHECK(n - 2 * out_channels == net.params().num_params());  // the output conv has no BN
+  };
+  check(ReconstructiveNet(3, 3, 128), 3);
+  check(DiscriminativeNet(6, 2, 64), 2);
+  // One 3x3 conv 3 -> 8 at 32x32: 2 * 9 * 3 * 8 * 1024 FLOPs.
+  CHECK(conv_flops({{3, 8, 0}}, 32, 32) == 2.0 * 9 * 3 * 8 * 1024);
+  CHECK(conv_flops({{3, 8, 2}}, 32, 32) == 2.0 * 9 * 3 * 8 * 64);
+}
+
 TEST_CASE("networks: state-dict names, shapes and forward shapes at reduced width") {
   ReconstructiveNet r(3, 3, 8);
   DiscriminativeNet s(6, 2, 4);

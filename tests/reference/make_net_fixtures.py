@@ -13,6 +13,7 @@ discr.decoder_segment.db_b.3.weight); num_batches_tracked is skipped. The file h
     step<k>/loss_l2, loss_ssim, loss_focal, loss_total   shape [1]
     step0/rec_x, rec_y, logits  R(x_aug) in train mode, R(y_aug) in eval mode, S([y_aug, rec_y])
     step0/grad/<name>           every parameter's gradient after backward, before the Adam step
+    step0/after/<name>          every parameter and BN running buffer after the first Adam step
     final/<name>                every parameter and BN running buffer after the 3 steps
 A step is step_forward (METHOD 3.2), backward of loss_total, one Adam step per network.
 Note: the bias of every conv that feeds a BatchNorm in training mode has an exactly-zero gradient in
@@ -264,6 +265,8 @@ def main():
                   f"(BN-cancelled biases excluded): R {err['recon']:.2g}, S {err['discr']:.2g}")
         opt_r.step()
         opt_s.step()
+        if k == 0:
+            tensors += state("step0/after", nets)
         print(f"step{k}: " + " ".join(f"{n[5:]} {out[n].item():.6f}" for n in LOSSES))
     tensors += state("final", nets)
     for n, t in tensors:

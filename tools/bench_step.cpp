@@ -1,0 +1,132 @@
+// tools/bench_step.cpp: `caf bench step`: times the whole training step (forward, backward and
+// Adam of both networks) as the trainer runs it, on random data.
+//
+// FLOPs are counted analytically from the networks' convolutions (other ops are a few percent):
+// split mode per step = R forward on X + R backward on X (2x, less the first layer's unneeded
+// input gradient) + R forward on Y + S forward + S backward (2x, less its first layer's input
+// gradient). images/s counts every image the step consumes (2 x batch in split mode).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/error.h"
+#include "kernels/memory.h"
+#include "kernels/runtime.h"
+#include "train/model.h"
+
+namespace caf {
+
+namespace {
+
+struct Args {
+  std::string device = "auto", mode = "split";
+  int64_t size = 256, batch = 8, rw = 128, sw = 64, steps = 20, warmup = 3;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 0; i < argc; ++i) {
+    std::string k = argv[i];
+    auto val = [&]() -> std::string {
+      if (i + 1 >= argc) throw ConfigError("bench step: " + k + " needs a value");
+      return argv[++i];
+    };
+    auto num = [&](const std::string& v) {
+      try {
+        size_t used = 0;
+        long long n = std::stoll(v, &used);
+        if (used != v.size() || n <= 0) throw 0;
+        return int64_t(n);
+      } catch (...) {
+        throw ConfigError("bench step: " + k + " expects a positive integer, got '" + v + "'");
+      }
+    };
+    if (k == "--device") a.device = val();
+    else if (k == "--mode") a.mode = val();
+    else if (k == "--size") a.size = num(val());
+    else if (k == "--batch") a.batch = num(val());
+    else if (k == "--steps") a.steps = num(val());
+    else if (k == "--warmup") a.warmup = num(val());
+    else if (k == "--widths") {
+      std::string v = val();
+      size_t c = v.find(',');
+      if (c == std::string::npos) throw ConfigError("bench step: --widths expects R,S (e.g. 128,64)");
+      a.rw = num(v.substr(0, c));
+      a.sw = num(v.substr(c + 1));
+    } else {
+      throw ConfigError("bench step: unknown option '" + k + "'",
+                        "options: --device cpu|cuda|auto --size S --batch B --widths R,S --steps N "
+                        "--warmup N --mode split|draem");
+    }
+  }
+  if (a.size % 32 != 0) throw ConfigError("bench step: --size must be a multiple of 32");
+  if (a.mode != "split" && a.mode != "draem") throw ConfigError("bench step: --mode is split or draem");
+  return a;
+}
+
+// Images in [0, 1] with a noise rectangle as the anomaly in the left half of each image.
+SplitBatch random_batch(const Args& a, Device d) {
+  auto img = [&](uint64_t s) { return Tensor::uniform({a.batch, 3, a.size, a.size}, s, 0, 1, d); };
+  std::vector<float> mask(size_t(a.batch * a.size * a.size), 0.f);
+  for (int64_t n = 0; n < a.batch; ++n)
+    for (int64_t r = a.size / 4; r < a.size / 2; ++r)
+      for (int64_t c = a.size / 8; c < a.size / 2; ++c) mask[size_t((n * a.size + r) * a.size + c)] = 1.f;
+  return {img(1), img(2), img(3), Tensor::from_vector({a.batch, 1, a.size, a.size}, mask, d)};
+}
+
+}  // namespace
+
+int bench_step(int argc, char** argv) {
+  Args a = parse(argc, argv);
+  Device d = parse_device(a.device.c_str());
+  ModelConfig cfg;
+  cfg.recon_width = a.rw;
+  cfg.discr_width = a.sw;
+  Model m(cfg, d);
+  SplitBatch b = random_batch(a, d);
+  const double fr = m.recon.conv_flops(a.size, a.size), fs = m.discr.conv_flops(a.size, a.size);
+  const double first_r = conv_flops({m.recon.convs().front()}, a.size, a.size);
+  const double first_s = conv_flops({m.discr.convs().front()}, a.size, a.size);
+  const double per_image = a.mode == "split" ? (3 * fr - first_r) + fr + (3 * fs - first_s)
+                                              : (3 * fr - first_r) + (3 * fs - first_s);
+  const double flops = per_image * double(a.batch);
+  const int64_t images = a.mode == "split" ? 2 * a.batch : a.batch;
+  std::printf("bench step: mode %s, device %s (%s), %lldx%lld, batch %lld, widths R %lld / S %lld\n",
+              a.mode.c_str(), device_name(d), device_description(d), (long long)a.size,
+              (long long)a.size, (long long)a.batch, (long long)a.rw, (long long)a.sw);
+  std::printf("  parameters: R %lld, S %lld; conv FLOPs per step: %.4g (%.4g GFLOP)\n",
+              (long long)m.recon.params().num_params(), (long long)m.discr.params().num_params(),
+              flops, flops * 1e-9);
+  auto run = [&] {
+    StepLosses l = a.mode == "split" ? split_step(m, b) : draem_step(m, b.x_clean, b.x_aug, b.y_mask);
+    synchronize(d);
+    return l;
+  };
+  for (int64_t i = 0; i < a.warmup; ++i) run();
+  allocator(d).reset_peak();
+  const int64_t allocs_before = allocator(d).stats().device_allocs;
+  std::vector<double> ms;
+  StepLosses last;
+  for (int64_t i = 0; i < a.steps; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    last = run();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  const double med = ms[ms.size() / 2];
+  const AllocStats st = allocator(d).stats();
+  std::printf("  median %.2f ms/step (min %.2f, max %.2f over %lld steps)\n", med, ms.front(), ms.back(),
+              (long long)a.steps);
+  std::printf("  %.1f images/s, %.3f TFLOP/s (conv FLOPs / median time)\n", images / med * 1e3,
+              flops / med * 1e-9);
+  std::printf("  peak memory %.1f MiB, %lld new device allocations while timing\n",
+              st.peak_bytes / 1048576.0, (long long)(st.device_allocs - allocs_before));
+  auto v = last.values();
+  std::printf("  last losses: l2 %.5f ssim %.5f focal %.5f\n", v["l2"], v["ssim"], v["focal"]);
+  return 0;
+}
+
+}  // namespace caf
