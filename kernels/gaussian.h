@@ -2,8 +2,9 @@
 //
 //   gaussian_blur_forward   y[n,c] = w * x[n,c], w = g g^T, g the normalised 1-D Gaussian  (=)
 //   gaussian_blur_backward  gx[n,c] += w (flipped) * gy[n,c]                               (+=)
-// The 2-D weight is formed as g[i]*g[j] in the data type, as PyTorch's outer product does, and
-// applied directly (not separably) so the summation matches a plain depthwise conv2d.
+// Applied separably, a row pass then a column pass (2k taps per pixel instead of k^2): with zero
+// padding this is the same linear map as the 2-D window; only the rounding order differs from a
+// direct depthwise conv2d (relative differences ~1e-7).
 #pragma once
 
 #include "kernels/dispatch.h"
@@ -22,27 +23,25 @@ struct GaussianWindow {
 template <class T>
 GaussianWindow<T> gaussian_window(int k, double sigma);
 
+// One 1-D pass along rows (horizontal) or columns, reading src and writing (or adding to) dst.
+// flip correlates with the mirrored window (the backward pass).
 template <class T>
-struct GaussianFilter {
+struct GaussianPass {
   const T* src;
   T* dst;
   Shape4 s;
   GaussianWindow<T> win;
-  bool flip;        // backward: correlate with the flipped window
-  bool accumulate;  // backward: +=
+  bool horizontal, flip, accumulate;
   CAF_HD void operator()(int64_t idx) const {
     int64_t c = idx % s.w, r = (idx / s.w) % s.h, nc = idx / s.hw();
-    int half = win.k / 2;
+    const int half = win.k / 2;
     const T* p = src + nc * s.hw();
     T acc = 0;
     for (int a = 0; a < win.k; ++a) {
-      int64_t y = flip ? r + half - a : r + a - half;
-      if (y < 0 || y >= s.h) continue;
-      for (int b = 0; b < win.k; ++b) {
-        int64_t x = flip ? c + half - b : c + b - half;
-        if (x < 0 || x >= s.w) continue;
-        acc += (win.g[a] * win.g[b]) * p[y * s.w + x];
-      }
+      const int64_t off = flip ? half - a : a - half;
+      const int64_t y = horizontal ? r : r + off, x = horizontal ? c + off : c;
+      if (y < 0 || y >= s.h || x < 0 || x >= s.w) continue;
+      acc += win.g[a] * p[y * s.w + x];
     }
     dst[idx] = accumulate ? dst[idx] + acc : acc;
   }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/gpu_check.sh: everything that needs a GPU, in one go, with a summary at the end.
 #   build (CUDA on, sm_90) -> parity suite -> gpu test suite -> full ctest -> sync-debug run ->
-#   compute-sanitizer (memcheck, racecheck) on the gpu suite -> timings (caf and PyTorch).
+#   compute-sanitizer (memcheck, racecheck) on the gpu suite -> op timings and the whole training
+#   step at the paper's shapes (caf and PyTorch).
 # Works on a machine with no internet: cuDNN is found through CUDNN_ROOT or PyTorch's wheel
 # (site-packages/nvidia/cudnn); header-only deps through CAF_DEPS_ROOT (default .carry/deps if
 # present). Output: the log on stdout and in ${OUT:-/tmp}/gpu_check.log.
@@ -66,6 +67,11 @@ fi
 step perf "$B/tests/caf_ops" perf perf
 if [ -n "$PY" ] && [ -f bench/conv_torch.py ]; then
   step torch-conv $PY bench/conv_torch.py --device cuda
+fi
+# The whole training step at the paper's shapes, caf then PyTorch (same networks and step).
+step bench-step "$B/caf" bench step --device cuda --size 256 --batch 8 --widths 128,64 --steps 20
+if [ -n "$PY" ]; then
+  step torch-step $PY bench/torch_step.py --device cuda --size 256 --batch 8 --widths 128,64 --steps 20
 fi
 
 echo; echo "=== summary"

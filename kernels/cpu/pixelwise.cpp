@@ -2,6 +2,7 @@
 // pooling, upsampling, Gaussian filter). The arithmetic lives in the ops' headers, shared with
 // kernels/cuda/pixelwise.cu.
 #include <cmath>
+#include <vector>
 
 #include "kernels/channels.h"
 #include "kernels/error.h"
@@ -71,11 +72,17 @@ void upsample_bilinear2x_backward(const T* gy, Shape4 s, T* gx) {
 }
 template <class T>
 void gaussian_blur_forward(const T* x, Shape4 s, int k, double sigma, T* y) {
-  cpu_for_each(s.numel(), GaussianFilter<T>{x, y, s, gaussian_window<T>(k, sigma), false, false});
+  const GaussianWindow<T> w = gaussian_window<T>(k, sigma);
+  std::vector<T> tmp(static_cast<size_t>(s.numel()));
+  cpu_for_each(s.numel(), GaussianPass<T>{x, tmp.data(), s, w, true, false, false});
+  cpu_for_each(s.numel(), GaussianPass<T>{tmp.data(), y, s, w, false, false, false});
 }
 template <class T>
 void gaussian_blur_backward(const T* gy, Shape4 s, int k, double sigma, T* gx) {
-  cpu_for_each(s.numel(), GaussianFilter<T>{gy, gx, s, gaussian_window<T>(k, sigma), true, true});
+  const GaussianWindow<T> w = gaussian_window<T>(k, sigma);
+  std::vector<T> tmp(static_cast<size_t>(s.numel()));
+  cpu_for_each(s.numel(), GaussianPass<T>{gy, tmp.data(), s, w, false, true, false});
+  cpu_for_each(s.numel(), GaussianPass<T>{tmp.data(), gx, s, w, true, true, true});
 }
 
 #define CAF_INSTANTIATE(T)                                                             \

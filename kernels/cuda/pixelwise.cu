@@ -3,6 +3,7 @@
 #include "kernels/channels.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/gaussian.h"
+#include "kernels/memory.h"
 #include "kernels/pool.h"
 #include "kernels/softmax.h"
 #include "kernels/upsample.h"
@@ -37,12 +38,18 @@ void upsample_bilinear2x_backward(const float* gy, Shape4 s, float* gx) {
   for_each(s.numel(), UpsampleBackward<float>{gy, gx, s}, "upsample_bilinear2x_backward");
 }
 void gaussian_blur_forward(const float* x, Shape4 s, int k, double sigma, float* y) {
-  for_each(s.numel(), GaussianFilter<float>{x, y, s, gaussian_window<float>(k, sigma), false, false},
-           "gaussian_blur_forward");
+  const GaussianWindow<float> w = gaussian_window<float>(k, sigma);
+  Buffer tmp(Device::cuda, size_t(s.numel()) * sizeof(float));
+  float* t = static_cast<float*>(tmp.data());
+  for_each(s.numel(), GaussianPass<float>{x, t, s, w, true, false, false}, "gaussian_blur_forward/rows");
+  for_each(s.numel(), GaussianPass<float>{t, y, s, w, false, false, false}, "gaussian_blur_forward/cols");
 }
 void gaussian_blur_backward(const float* gy, Shape4 s, int k, double sigma, float* gx) {
-  for_each(s.numel(), GaussianFilter<float>{gy, gx, s, gaussian_window<float>(k, sigma), true, true},
-           "gaussian_blur_backward");
+  const GaussianWindow<float> w = gaussian_window<float>(k, sigma);
+  Buffer tmp(Device::cuda, size_t(s.numel()) * sizeof(float));
+  float* t = static_cast<float*>(tmp.data());
+  for_each(s.numel(), GaussianPass<float>{gy, t, s, w, false, true, false}, "gaussian_blur_backward/cols");
+  for_each(s.numel(), GaussianPass<float>{t, gx, s, w, true, true, true}, "gaussian_blur_backward/rows");
 }
 
 }  // namespace caf::cuda

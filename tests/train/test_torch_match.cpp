@@ -23,6 +23,7 @@
 #include "nn/losses.h"
 #include "nn/ops.h"
 #include "tests/fixture.h"
+#include "tests/test_util.h"
 #include "train/model.h"
 
 using namespace caf;
@@ -78,19 +79,17 @@ std::set<std::string> bn_cancelled_biases(const Model& m) {
   return names;
 }
 
-SplitBatch inputs(const Fixture& f, int k) {
+SplitBatch inputs(const Fixture& f, int k, Device d) {
   const std::string p = "step" + std::to_string(k) + "/";
-  return {T(f, p + "x_clean"), T(f, p + "x_aug"), T(f, p + "y_aug"), T(f, p + "y_mask")};
+  return {T(f, p + "x_clean").to(d), T(f, p + "x_aug").to(d), T(f, p + "y_aug").to(d),
+          T(f, p + "y_mask").to(d)};
 }
 
-}  // namespace
-
-TEST_SUITE("train") {
-TEST_CASE("torch match: step 0 activations, losses and every parameter gradient") {
+void match_step0(Device d) {
   Fixture f = load_fixture(fixture_dir() + "/nets.cafx", kRegen);
-  Model m(fixture_config(), Device::cpu);
+  Model m(fixture_config(), d);
   load_init(m, f);
-  SplitBatch b = inputs(f, 0);
+  SplitBatch b = inputs(f, 0, d);
   // The split step's computation, spelled out to reach its intermediates (train/model.cpp).
   Tensor rec_x = m.recon.forward(b.x_aug, true);
   Tensor l2 = l2_loss(rec_x, b.x_clean), ssim = ssim_loss(rec_x, b.x_clean);
@@ -129,15 +128,15 @@ TEST_CASE("torch match: step 0 activations, losses and every parameter gradient"
   CHECK(checked == 200);
 }
 
-TEST_CASE("torch match: three split-training steps with Adam") {
+void match_three_steps(Device d) {
   Fixture f = load_fixture(fixture_dir() + "/nets.cafx", kRegen);
-  Model m(fixture_config(), Device::cpu);
+  Model m(fixture_config(), d);
   load_init(m, f);
   const std::set<std::string> noise = bn_cancelled_biases(m);
   constexpr float kLr = 1e-4f;
   for (int k = 0; k < 3; ++k) {
     CAPTURE(k);
-    auto v = split_step(m, inputs(f, k)).values();
+    auto v = split_step(m, inputs(f, k, d)).values();
     const std::string p = "step" + std::to_string(k) + "/loss_";
     for (const char* l : {"l2", "ssim", "focal", "total"})
       CHECK(v[l] == doctest::Approx(T(f, p + l).item()).epsilon(k == 0 ? 1e-5 : 1e-4));
@@ -173,5 +172,24 @@ TEST_CASE("torch match: three split-training steps with Adam") {
         CAPTURE(name);
         CHECK(rel_max(t.to_vector(), T(f, "final/" + name).to_vector()) < 1e-2);
       }
+}
+
+}  // namespace
+
+TEST_SUITE("train") {
+TEST_CASE("torch match: step 0 activations, losses and every parameter gradient") {
+  match_step0(Device::cpu);
+}
+TEST_CASE("torch match: three split-training steps with Adam") { match_three_steps(Device::cpu); }
+}
+
+TEST_SUITE("gpu") {
+TEST_CASE("gpu: torch match of step 0 (cuDNN, cuBLAS and caf's kernels against PyTorch)") {
+  CAF_NEED_GPU();
+  match_step0(Device::cuda);
+}
+TEST_CASE("gpu: torch match of three split-training steps with Adam") {
+  CAF_NEED_GPU();
+  match_three_steps(Device::cuda);
 }
 }
