@@ -61,7 +61,7 @@ step ctest-all ctest --test-dir "$B" --output-on-failure
 step sync-debug env CAF_SYNC_DEBUG=1 "$B/tests/caf_tests" --test-suite=gpu
 if command -v compute-sanitizer >/dev/null; then
   step memcheck compute-sanitizer --tool memcheck --error-exitcode 9 "$B/tests/caf_tests" --test-suite=gpu \
-    --test-case-exclude='*out of memory*,*failing CUDA call*'
+    --test-case-exclude='*out of memory*,*failing CUDA call*,*torch match*'
   step racecheck compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_ops" parity sum
 fi
 step perf "$B/tests/caf_ops" perf perf
