@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/common.h"
 
@@ -53,25 +54,40 @@ CAF_HD T unary_grad(UnaryOp op, T x, T y, T gy, T a, T b) {
   return gy;
 }
 
-template <class T>
+// The op is a template parameter so that each loop sees a constant and vectorises; visit_unary
+// turns the run-time op into that constant.
+template <UnaryOp OP, class T>
 struct UnaryForward {
-  UnaryOp op;
   const T* x;
   T* y;
   T a, b;
-  CAF_HD void operator()(int64_t i) const { y[i] = unary_value(op, x[i], a, b); }
+  CAF_HD void operator()(int64_t i) const { y[i] = unary_value(OP, x[i], a, b); }
 };
 
-template <class T>
+template <UnaryOp OP, class T>
 struct UnaryBackward {
-  UnaryOp op;
   const T* x;
   const T* y;
   const T* gy;
   T* gx;
   T a, b;
-  CAF_HD void operator()(int64_t i) const { gx[i] += unary_grad(op, x[i], y[i], gy[i], a, b); }
+  CAF_HD void operator()(int64_t i) const { gx[i] += unary_grad(OP, x[i], y[i], gy[i], a, b); }
 };
+
+template <class F>
+void visit_unary(UnaryOp op, F&& f) {
+  using K = UnaryOp;
+  switch (op) {
+    case K::relu: return f(std::integral_constant<K, K::relu>{});
+    case K::sigmoid: return f(std::integral_constant<K, K::sigmoid>{});
+    case K::exp: return f(std::integral_constant<K, K::exp>{});
+    case K::log: return f(std::integral_constant<K, K::log>{});
+    case K::square: return f(std::integral_constant<K, K::square>{});
+    case K::scale: return f(std::integral_constant<K, K::scale>{});
+    case K::add_scalar: return f(std::integral_constant<K, K::add_scalar>{});
+    case K::clamp: return f(std::integral_constant<K, K::clamp>{});
+  }
+}
 
 template <class T>
 struct BinaryForward {

@@ -55,6 +55,31 @@ CAF_HD T upsample_weight(int64_t o, int64_t i, int64_t in) {
   return w;
 }
 
+// Output coordinates (at most 5) that read input coordinate i along one axis, with their weights.
+// They lie within about one input step of i: o in [2i - 3, 2i + 3] covers every in >= 1.
+template <class T>
+struct AxisTaps {
+  int n = 0;
+  int64_t o[7];
+  T w[7];
+};
+
+template <class T>
+CAF_HD AxisTaps<T> upsample_taps_of(int64_t i, int64_t in) {
+  AxisTaps<T> t;
+  const int64_t out = 2 * in;
+  const int64_t o0 = 2 * i - 3 < 0 ? 0 : 2 * i - 3, o1 = 2 * i + 3 >= out ? out - 1 : 2 * i + 3;
+  for (int64_t o = o0; o <= o1; ++o) {
+    T w = upsample_weight<T>(o, i, in);
+    if (w != T(0)) {
+      t.o[t.n] = o;
+      t.w[t.n] = w;
+      ++t.n;
+    }
+  }
+  return t;
+}
+
 template <class T>
 struct UpsampleBackward {
   const T* gy;
@@ -62,21 +87,14 @@ struct UpsampleBackward {
   Shape4 s;  // input shape
   CAF_HD void operator()(int64_t k) const {
     int64_t c = k % s.w, r = (k / s.w) % s.h, nc = k / s.hw();
-    int64_t wo = 2 * s.w, ho = 2 * s.h;
-    // Output coordinates whose source lies within one input step of r: o in about [2r-2, 2r+2].
-    int64_t oy0 = 2 * r - 3 < 0 ? 0 : 2 * r - 3, oy1 = 2 * r + 3 >= ho ? ho - 1 : 2 * r + 3;
-    int64_t ox0 = 2 * c - 3 < 0 ? 0 : 2 * c - 3, ox1 = 2 * c + 3 >= wo ? wo - 1 : 2 * c + 3;
-    const T* g = gy + nc * ho * wo;
+    const int64_t wo = 2 * s.w;
+    const AxisTaps<T> ty = upsample_taps_of<T>(r, s.h), tx = upsample_taps_of<T>(c, s.w);
+    const T* g = gy + nc * 4 * s.hw();
     T acc = 0;
-    for (int64_t oy = oy0; oy <= oy1; ++oy) {
-      T wy = upsample_weight<T>(oy, r, s.h);
-      if (wy == T(0)) continue;
+    for (int a = 0; a < ty.n; ++a) {
       T row = 0;
-      for (int64_t ox = ox0; ox <= ox1; ++ox) {
-        T wx = upsample_weight<T>(ox, c, s.w);
-        if (wx != T(0)) row += wx * g[oy * wo + ox];
-      }
-      acc += wy * row;
+      for (int b = 0; b < tx.n; ++b) row += tx.w[b] * g[ty.o[a] * wo + tx.o[b]];
+      acc += ty.w[a] * row;
     }
     gx[k] += acc;
   }

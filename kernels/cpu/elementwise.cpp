@@ -6,11 +6,13 @@ namespace caf::cpu {
 
 template <class T>
 void unary_forward(UnaryOp op, const T* x, T* y, int64_t n, T a, T b) {
-  cpu_for_each(n, UnaryForward<T>{op, x, y, a, b});
+  visit_unary(op, [&](auto k) { cpu_for_each(n, UnaryForward<decltype(k)::value, T>{x, y, a, b}); });
 }
 template <class T>
 void unary_backward(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int64_t n, T a, T b) {
-  cpu_for_each(n, UnaryBackward<T>{op, x, y, gy, gx, a, b});
+  visit_unary(op, [&](auto k) {
+    cpu_for_each(n, UnaryBackward<decltype(k)::value, T>{x, y, gy, gx, a, b});
+  });
 }
 template <class T>
 void binary_forward(BinaryOp op, const T* a, const T* b, T* y, int64_t n) {

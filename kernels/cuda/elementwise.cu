@@ -4,11 +4,15 @@
 namespace caf::cuda {
 
 void unary_forward(UnaryOp op, const float* x, float* y, int64_t n, float a, float b) {
-  for_each(n, UnaryForward<float>{op, x, y, a, b}, "unary_forward");
+  visit_unary(op, [&](auto k) {
+    for_each(n, UnaryForward<decltype(k)::value, float>{x, y, a, b}, "unary_forward");
+  });
 }
 void unary_backward(UnaryOp op, const float* x, const float* y, const float* gy, float* gx,
                     int64_t n, float a, float b) {
-  for_each(n, UnaryBackward<float>{op, x, y, gy, gx, a, b}, "unary_backward");
+  visit_unary(op, [&](auto k) {
+    for_each(n, UnaryBackward<decltype(k)::value, float>{x, y, gy, gx, a, b}, "unary_backward");
+  });
 }
 void binary_forward(BinaryOp op, const float* a, const float* b, float* y, int64_t n) {
   for_each(n, BinaryForward<float>{op, a, b, y}, "binary_forward");
