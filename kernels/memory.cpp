@@ -22,42 +22,72 @@ size_t alloc_size_class(size_t bytes) {
   return (bytes + step - 1) / step * step;
 }
 
+void* CachingAllocator::allocate(size_t bytes) {
+  const size_t size = alloc_size_class(bytes);
+  std::lock_guard<std::mutex> lock(mutex_);
+  void* p = nullptr;
+  if (auto it = free_.find(size); it != free_.end()) {
+    p = it->second;
+    free_.erase(it);
+    stats_.bytes_cached -= size;
+    stats_.cache_hits++;
+  } else {
+    p = raw_allocate(size);
+    if (!p) {
+      flush_locked();
+      p = raw_allocate(size);
+    }
+    if (!p)
+      throw OutOfMemory("out of memory: asked for " + std::to_string(bytes) + " bytes (" +
+                            std::to_string(bytes >> 20) + " MiB); in use by caf " +
+                            std::to_string(stats_.bytes_in_use >> 20) + " MiB" +
+                            out_of_memory_detail(),
+                        "reduce the batch size or image size");
+    stats_.device_allocs++;
+  }
+  stats_.bytes_in_use += size;
+  stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.bytes_in_use);
+  return p;
+}
+
+void CachingAllocator::release(void* ptr, size_t bytes) {
+  if (!ptr) return;
+  const size_t size = alloc_size_class(bytes);
+  std::lock_guard<std::mutex> lock(mutex_);
+  free_.emplace(size, ptr);
+  stats_.bytes_in_use -= size;
+  stats_.bytes_cached += size;
+}
+
+AllocStats CachingAllocator::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+void CachingAllocator::reset_peak() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_.peak_bytes = stats_.bytes_in_use;
+}
+
+void CachingAllocator::empty_cache() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  flush_locked();
+}
+
+void CachingAllocator::flush_locked() {
+  if (free_.empty()) return;
+  before_flush();
+  for (auto& [size, p] : free_) raw_release(p);
+  free_.clear();
+  stats_.bytes_cached = 0;
+}
+
 namespace {
 
-// Host memory: 64-byte aligned so the GEMM's vector loads never split cache lines. Not cached:
-// malloc is already a cache.
-class CpuAllocator final : public Allocator {
- public:
-  void* allocate(size_t bytes) override {
-    size_t size = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, size);
-    if (!p)
-      throw OutOfMemory("host allocation of " + std::to_string(bytes) + " bytes failed",
-                        "reduce the batch size or image size");
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.device_allocs++;
-    stats_.bytes_in_use += size;
-    stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.bytes_in_use);
-    return p;
-  }
-  void release(void* ptr, size_t bytes) override {
-    if (!ptr) return;
-    std::free(ptr);
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.bytes_in_use -= (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
-  }
-  AllocStats stats() const override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return stats_;
-  }
-  void reset_peak() override {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stats_.peak_bytes = stats_.bytes_in_use;
-  }
-
- private:
-  mutable std::mutex mutex_;
-  AllocStats stats_;
+// Host memory, 64-byte aligned so the GEMM's vector loads never split cache lines.
+class CpuAllocator final : public CachingAllocator {
+  void* raw_allocate(size_t bytes) override { return std::aligned_alloc(64, (bytes + 63) / 64 * 64); }
+  void raw_release(void* ptr) override { std::free(ptr); }
 };
 
 }  // namespace

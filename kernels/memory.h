@@ -1,13 +1,17 @@
 // kernels/memory.h: allocators behind one interface, RAII buffers and copies between devices.
 //
-// The CUDA allocator caches freed blocks by size class and hands them out again, so a training
-// loop stops calling cudaMalloc after its first step. Everything runs on one stream (see
+// Both allocators cache freed blocks by size class and hand them out again, so a training loop
+// stops calling cudaMalloc (or paying the kernel's page faults for fresh host memory) after its
+// first step. Everything runs on one stream (see
 // kernels/cuda/check.h), which makes immediate reuse of a freed block safe without events.
 // On out-of-memory it flushes its cache, retries once, then throws OutOfMemory with the size.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
 
 #include "kernels/common.h"
 
@@ -32,6 +36,31 @@ class Allocator {
 };
 
 Allocator& allocator(Device d);
+
+// The caching policy shared by the CPU and CUDA allocators: freed blocks are kept per size class
+// and handed out again for requests of the same class; when the underlying allocation fails the
+// cache is flushed and the allocation retried once, then OutOfMemory names the size asked for.
+// Subclasses provide the raw allocation (returning null when out of memory) and release.
+class CachingAllocator : public Allocator {
+ public:
+  void* allocate(size_t bytes) override;
+  void release(void* ptr, size_t bytes) override;
+  AllocStats stats() const override;
+  void reset_peak() override;
+  void empty_cache() override;
+
+ protected:
+  virtual void* raw_allocate(size_t bytes) = 0;  // null when out of memory
+  virtual void raw_release(void* ptr) = 0;
+  virtual void before_flush() {}                 // e.g. wait for queued work that uses the blocks
+  virtual std::string out_of_memory_detail() const { return {}; }
+
+ private:
+  void flush_locked();
+  mutable std::mutex mutex_;
+  std::multimap<size_t, void*> free_;
+  AllocStats stats_;
+};
 
 // Size class a request is served from: 512-byte steps up to 1 MiB, then four classes per power of
 // two (waste below 25%). Exposed for tests.

@@ -21,20 +21,28 @@ TEST_CASE("allocator: size classes bound the waste") {
   }
 }
 
-TEST_CASE("allocator: CPU counters and RAII release") {
+TEST_CASE("allocator: CPU caching, counters and RAII release") {
   Allocator& a = allocator(Device::cpu);
+  const size_t odd = 7'777'777;  // a size class nothing else in the tests uses
   AllocStats before = a.stats();
   {
-    Buffer b(Device::cpu, 1000);
+    Buffer b(Device::cpu, odd);
     AllocStats during = a.stats();
-    CHECK(during.bytes_in_use >= before.bytes_in_use + 1000);
+    CHECK(during.bytes_in_use == before.bytes_in_use + int64_t(alloc_size_class(odd)));
     CHECK(during.peak_bytes >= during.bytes_in_use);
     CHECK(during.device_allocs == before.device_allocs + 1);
     Buffer moved = std::move(b);
     CHECK(b.data() == nullptr);
-    CHECK(moved.bytes() == 1000);
+    CHECK(moved.bytes() == odd);
   }
-  CHECK(a.stats().bytes_in_use == before.bytes_in_use);
+  AllocStats after = a.stats();
+  CHECK(after.bytes_in_use == before.bytes_in_use);
+  CHECK(after.bytes_cached >= int64_t(alloc_size_class(odd)));
+  { Buffer again(Device::cpu, odd - 1000); }  // same class: served from the cache
+  CHECK(a.stats().device_allocs == after.device_allocs);
+  CHECK(a.stats().cache_hits == after.cache_hits + 1);
+  a.empty_cache();
+  CHECK(a.stats().bytes_cached == 0);
 }
 
 TEST_CASE("runtime: device names and parsing") {
