@@ -276,7 +276,10 @@ void gaussian() {
 }
 
 void matmul() {
-  for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{5, 7, 3}, {1, 4, 6}, {33, 17, 40}}) {
+  // 7x700x400: several K blocks of the CPU GEMM, and its accumulating (beta = 1) backward over a
+  // long inner extent; 2x3x5000: more columns than one outer column block (4096).
+  for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{5, 7, 3}, {1, 4, 6}, {33, 17, 40},
+                         {7, 700, 400}, {2, 3, 5000}}) {
     std::string name = "matmul/" + std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n);
     OpCase c{"matmul", name, {{S({m, k})}, {S({k, n})}}, {{S({m, n})}}, 1e-6, 1e-10, 1e-10, kReduction};
     c.flops = 2.0 * m * k * n;
@@ -384,6 +387,7 @@ void register_all_cases() {
   conv("1x8x4x4_k8", {1, 8, 4, 4}, 8, 3);
   conv("2x6x7x5_k2", {2, 6, 7, 5}, 2, 3);
   conv("1x2x6x6_k3_5x5", {1, 2, 6, 6}, 3, 5);
+  conv("1x3x2x3_k2_5x5", {1, 3, 2, 3}, 2, 5);  // the kernel reaches past the whole image
   conv("perf_4x64x64x64_k64", {4, 64, 64, 64}, 64, 3, true);
   conv("perf_8x128x32x32_k128", {8, 128, 32, 32}, 128, 3, true);
   batchnorm();
