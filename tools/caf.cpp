@@ -11,6 +11,7 @@
 #include "kernels/memory.h"
 #include "kernels/runtime.h"
 #include "nn/ops.h"
+#include "train/model.h"
 
 namespace caf {
 int bench_step(int argc, char** argv);  // tools/bench_step.cpp
@@ -25,6 +26,8 @@ int usage() {
       "  bench step [--device cpu|cuda|auto] [--size S] [--batch B] [--widths R,S] [--steps N]\n"
       "          [--warmup N] [--mode split|draem]\n"
       "          time the whole training step (forward, backward, Adam of both networks)\n"
+      "  checkpoint-new --widths R,S [--seed N] --out FILE\n"
+      "          write freshly initialised networks as a checkpoint (.safetensors)\n"
       "environment: CAF_DEVICE=cpu forces the CPU; CAF_SYNC_DEBUG=1 synchronises after every\n"
       "kernel so asynchronous GPU faults are reported where they happen; CAF_TF32=1 lets cuDNN\n"
       "use TF32 for fp32 convolutions.\n");
@@ -50,12 +53,38 @@ int info() {
   return 0;
 }
 
+int checkpoint_new(int argc, char** argv) {
+  caf::ModelConfig cfg;
+  std::string out;
+  for (int i = 0; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--out") {
+      out = v;
+    } else if (k == "--seed") {
+      cfg.seed = std::stoull(v);
+    } else if (k == "--widths" && v.find(',') != std::string::npos) {
+      cfg.recon_width = std::stoll(v.substr(0, v.find(',')));
+      cfg.discr_width = std::stoll(v.substr(v.find(',') + 1));
+    } else {
+      throw caf::ConfigError("checkpoint-new: bad option '" + k + "'",
+                             "usage: caf checkpoint-new --widths R,S [--seed N] --out FILE");
+    }
+  }
+  if (out.empty()) throw caf::ConfigError("checkpoint-new: --out FILE is required");
+  caf::Model m(cfg, caf::Device::cpu);
+  caf::save_checkpoint(out, m);
+  std::printf("wrote %s: R %lld and S %lld parameters\n", out.c_str(),
+              (long long)m.recon.params().num_params(), (long long)m.discr.params().num_params());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) return usage();
   try {
     if (std::strcmp(argv[1], "info") == 0) return info();
+    if (std::strcmp(argv[1], "checkpoint-new") == 0) return checkpoint_new(argc - 2, argv + 2);
     if (std::strcmp(argv[1], "bench") == 0 && argc >= 3 && std::strcmp(argv[2], "step") == 0)
       return caf::bench_step(argc - 3, argv + 3);
     std::fprintf(stderr, "caf: unknown command '%s'\n", argv[1]);
