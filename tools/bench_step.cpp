@@ -34,14 +34,15 @@ Args parse(int argc, char** argv) {
       if (i + 1 >= argc) throw ConfigError("bench step: " + k + " needs a value");
       return argv[++i];
     };
-    auto num = [&](const std::string& v) {
+    auto num = [&](const std::string& v, int64_t least = 1) {
       try {
         size_t used = 0;
         long long n = std::stoll(v, &used);
-        if (used != v.size() || n <= 0) throw 0;
+        if (used != v.size() || n < least) throw 0;
         return int64_t(n);
       } catch (...) {
-        throw ConfigError("bench step: " + k + " expects a positive integer, got '" + v + "'");
+        throw ConfigError("bench step: " + k + " expects an integer >= " + std::to_string(least) +
+                          ", got '" + v + "'");
       }
     };
     if (k == "--device") a.device = val();
@@ -49,7 +50,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--size") a.size = num(val());
     else if (k == "--batch") a.batch = num(val());
     else if (k == "--steps") a.steps = num(val());
-    else if (k == "--warmup") a.warmup = num(val());
+    else if (k == "--warmup") a.warmup = num(val(), 0);
     else if (k == "--widths") {
       std::string v = val();
       size_t c = v.find(',');
