@@ -11,12 +11,9 @@ double conv_flops(const std::vector<ConvLevel>& convs, int64_t h, int64_t w) {
   return f;
 }
 
-double ReconstructiveNet::conv_flops(int64_t h, int64_t w) const { return caf::conv_flops(convs_, h, w); }
-double DiscriminativeNet::conv_flops(int64_t h, int64_t w) const { return caf::conv_flops(convs_, h, w); }
-
 ReconstructiveNet::ReconstructiveNet(int64_t in_channels, int64_t out_channels, int64_t width,
                                      const std::string& prefix)
-    : width_(width) {
+    : Network(width) {
   const int64_t w = width;
   const std::string e = prefix + ".encoder.", d = prefix + ".decoder.";
   const int64_t enc_out[5] = {w, 2 * w, 4 * w, 8 * w, 8 * w};
@@ -54,7 +51,7 @@ Tensor ReconstructiveNet::forward(const Tensor& x, bool training) const {
 
 DiscriminativeNet::DiscriminativeNet(int64_t in_channels, int64_t out_channels, int64_t width,
                                      const std::string& prefix)
-    : width_(width) {
+    : Network(width) {
   const int64_t w = width;
   const std::string e = prefix + ".encoder_segment.", d = prefix + ".decoder_segment.";
   const int64_t enc_out[6] = {w, 2 * w, 4 * w, 8 * w, 8 * w, 8 * w};

@@ -23,43 +23,43 @@ struct ConvLevel {
 };
 double conv_flops(const std::vector<ConvLevel>& convs, int64_t h, int64_t w);
 
-class ReconstructiveNet {
+// What both networks share: their parameter store, width and the list of their convolutions.
+class Network {
  public:
-  ReconstructiveNet(int64_t in_channels = 3, int64_t out_channels = 3, int64_t width = 128,
-                    const std::string& prefix = "recon");
-  Tensor forward(const Tensor& x, bool training) const;
   ParamStore& params() { return store_; }
   const ParamStore& params() const { return store_; }
   int64_t width() const { return width_; }
   // Multiply-adds x 2 of every convolution for one image of h x w (the analytic FLOP count).
-  double conv_flops(int64_t h, int64_t w) const;
+  double conv_flops(int64_t h, int64_t w) const { return caf::conv_flops(convs_, h, w); }
   const std::vector<ConvLevel>& convs() const { return convs_; }
 
- private:
+ protected:
+  explicit Network(int64_t width) : width_(width) {}
   ParamStore store_;
   int64_t width_;
   std::vector<ConvLevel> convs_;
+};
+
+class ReconstructiveNet : public Network {
+ public:
+  ReconstructiveNet(int64_t in_channels = 3, int64_t out_channels = 3, int64_t width = 128,
+                    const std::string& prefix = "recon");
+  Tensor forward(const Tensor& x, bool training) const;
+
+ private:
   DoubleBlock enc_[5];
   UpBlock up_[4];
   DoubleBlock dec_[4];
   Conv2d out_;
 };
 
-class DiscriminativeNet {
+class DiscriminativeNet : public Network {
  public:
   DiscriminativeNet(int64_t in_channels = 6, int64_t out_channels = 2, int64_t width = 64,
                     const std::string& prefix = "discr");
   Tensor forward(const Tensor& x, bool training) const;
-  ParamStore& params() { return store_; }
-  const ParamStore& params() const { return store_; }
-  int64_t width() const { return width_; }
-  double conv_flops(int64_t h, int64_t w) const;
-  const std::vector<ConvLevel>& convs() const { return convs_; }
 
  private:
-  ParamStore store_;
-  int64_t width_;
-  std::vector<ConvLevel> convs_;
   DoubleBlock enc_[6];
   UpBlock up_[5];
   DoubleBlock dec_[5];

@@ -24,14 +24,15 @@ u32 name length, utf-8 name, u32 ndim, i64 dims[ndim], float32 data in C order.
 """
 import copy
 import os
-import struct
+import sys
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-VERSION = 1  # must equal kFixtureVersion in tests/fixture.h
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cafx  # noqa: E402
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "nets.cafx")
 # Some draws are ill-conditioned (B=2: the deepest BatchNorms see 2-8 values per channel); their
 # float32 step-0 gradients differ from float64 by up to ~5%. DATA_SEED (best of 1..10) gives ~2e-4.
@@ -180,16 +181,6 @@ def augment(gen, clean, empty=()):
     return aug, mask
 
 
-def write(path, tensors):
-    with open(path, "wb") as f:
-        f.write(b"CAFX" + struct.pack("<II", VERSION, len(tensors)))
-        for name, t in tensors:
-            b = name.encode("utf-8")
-            f.write(struct.pack("<I", len(b)) + b + struct.pack("<I", t.dim()))
-            f.write(struct.pack(f"<{t.dim()}q", *t.shape))
-            f.write(np.ascontiguousarray(t.detach().numpy(), dtype="<f4").tobytes())
-
-
 def state(prefix, nets):
     return [(f"{prefix}/{n}", t.detach().clone()) for n, t in nets.state_dict().items()
             if not n.endswith("num_batches_tracked")]
@@ -272,7 +263,7 @@ def main():
     for n, t in tensors:
         assert t.dtype == torch.float32 and torch.isfinite(t).all(), n
     assert len({n for n, _ in tensors}) == len(tensors), "duplicate tensor name"
-    write(OUT, tensors)
+    cafx.write(OUT, tensors)
     print(f"wrote {len(tensors)} tensors to {OUT} ({os.path.getsize(OUT)} bytes)")
 
 

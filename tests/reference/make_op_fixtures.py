@@ -20,13 +20,14 @@ u32 name length, utf-8 name, u32 ndim, i64 dims[ndim], float32 data in C order.
 """
 import math
 import os
-import struct
+import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-VERSION = 1  # must equal kFixtureVersion in tests/fixture.h
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cafx  # noqa: E402
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops.cafx")
 SEED = 20240501
 
@@ -170,16 +171,6 @@ def run_case(gen, name, inputs, fn, out_grad):
     return [(n, t) for n, t in out if n not in OMIT]
 
 
-def write(path, tensors):
-    with open(path, "wb") as f:
-        f.write(b"CAFX" + struct.pack("<II", VERSION, len(tensors)))
-        for name, t in tensors:
-            b = name.encode("utf-8")
-            f.write(struct.pack("<I", len(b)) + b + struct.pack("<I", t.dim()))
-            f.write(struct.pack(f"<{t.dim()}q", *t.shape))
-            f.write(np.ascontiguousarray(t.numpy(), dtype="<f4").tobytes())
-
-
 def main():
     torch.set_num_threads(1)  # deterministic summation order in the references
     gen = torch.Generator().manual_seed(SEED)
@@ -191,7 +182,7 @@ def main():
         for n, t in got:
             assert math.isfinite(float(t.abs().sum())), n
         tensors += got
-    write(OUT, tensors)
+    cafx.write(OUT, tensors)
     print(f"wrote {len(tensors)} tensors for {len(CASES)} cases to {OUT} "
           f"({os.path.getsize(OUT)} bytes)")
 
