@@ -342,16 +342,18 @@ Tally run_fixtures(const std::string& path, const std::string& filter) {
       Arrays<float> a(Device::cpu, c);
       std::vector<Host> outs = forward(c, a, x);
       double worst = 0;
-      for (size_t j = 0; j < outs.size() && msg.empty(); ++j) {
-        auto it = fx.find(p + "out" + std::to_string(j));
-        if (it == fx.end()) continue;
-        double e = all_finite(outs[j]) ? nmse(outs[j], to_host(it->second)) : INFINITY;
+      // Compares `got` with fixture tensor `key` when the fixture has it; sets msg on failure.
+      auto compare = [&](const Host& got, const std::string& key, const char* what, size_t k) {
+        auto it = fx.find(p + key);
+        if (!msg.empty() || it == fx.end()) return;
+        double e = all_finite(got) ? nmse(got, to_host(it->second)) : INFINITY;
         worst = std::max(worst, e);
         if (e > c.fixture_tol) {
-          std::snprintf(buf, sizeof buf, "output %zu: NMSE %.3g > %.3g", j, e, c.fixture_tol);
+          std::snprintf(buf, sizeof buf, "%s %zu: NMSE %.3g > %.3g", what, k, e, c.fixture_tol);
           msg = buf;
         }
-      }
+      };
+      for (size_t j = 0; j < outs.size(); ++j) compare(outs[j], "out" + std::to_string(j), "output", j);
       if (msg.empty()) {
         std::vector<Host> gout, zero;
         for (size_t j = 0; j < c.outputs.size(); ++j) {
@@ -360,16 +362,8 @@ Tally run_fixtures(const std::string& path, const std::string& filter) {
         }
         for (const auto& s : c.inputs) zero.push_back(Host(size_t(numel(s.shape)), 0.0));
         std::vector<Host> g = backward(c, a, gout, zero);
-        for (size_t i = 0; i < g.size() && msg.empty(); ++i) {
-          auto it = fx.find(p + "gin" + std::to_string(i));
-          if (!c.inputs[i].grad || it == fx.end()) continue;
-          double e = all_finite(g[i]) ? nmse(g[i], to_host(it->second)) : INFINITY;
-          worst = std::max(worst, e);
-          if (e > c.fixture_tol) {
-            std::snprintf(buf, sizeof buf, "grad %zu: NMSE %.3g > %.3g", i, e, c.fixture_tol);
-            msg = buf;
-          }
-        }
+        for (size_t i = 0; i < g.size(); ++i)
+          if (c.inputs[i].grad) compare(g[i], "gin" + std::to_string(i), "grad", i);
       }
       if (msg.empty()) {
         std::snprintf(buf, sizeof buf, "ok max NMSE %.2e", worst);
