@@ -109,6 +109,24 @@ TEST_CASE("split step: the focal loss never reaches R; losses fall on a fixed ba
   CHECK(m.opt_recon->steps() == 17);
 }
 
+TEST_CASE("DRAEM step: one batch trains both networks and the focal loss reaches R") {
+  SplitBatch b = batch(1);
+  Model m(small_config(), Device::cpu);
+  auto v = draem_step(m, b.x_clean, b.x_aug, b.y_mask).values();
+  for (auto& [k, x] : v) CHECK(std::isfinite(x));
+  CHECK(v["total"] == doctest::Approx(v["l2"] + v["ssim"] + v["focal"]));
+  // The same first step's R gradient without the focal term differs: S's loss flows into R.
+  Model ref(small_config(), Device::cpu);
+  Tensor r = ref.recon.forward(b.x_aug, true);
+  add(l2_loss(r, b.x_clean), ssim_loss(r, b.x_clean)).backward();
+  Model again(small_config(), Device::cpu);
+  Tensor ra = again.recon.forward(b.x_aug, true);
+  Tensor focal = focal_loss(again.discr.forward(concat_channels(b.x_aug, ra), true), b.y_mask);
+  add(add(l2_loss(ra, b.x_clean), ssim_loss(ra, b.x_clean)), focal).backward();
+  CHECK(again.recon.params().grads_flat().to_vector() != ref.recon.params().grads_flat().to_vector());
+  CHECK(m.step == 1);
+}
+
 TEST_CASE("determinism: train 5, save, train 5; reload and train the same 5: identical losses") {
   const std::string path = temp_path("determinism.safetensors");
   Model a(small_config(), Device::cpu);
