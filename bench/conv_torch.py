@@ -8,6 +8,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from torch_setup import setup
+
 SHAPES = [("conv2d/perf_4x64x64x64_k64", 4, 64, 64, 64, 64),
           ("conv2d/perf_8x128x32x32_k128", 8, 128, 32, 32, 128)]
 
@@ -30,13 +32,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.benchmark = True
-    dev = torch.device(a.device)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    dev, sync = setup(a.device, a.threads)
     print(f"torch {torch.__version__} on {torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'}")
     print(f"{'case':36s} {'fwd ms':>10s} {'bwd ms':>10s} {'fwd GF/s':>10s} {'bwd GF/s':>10s}")
     for name, n, c, h, w, k in SHAPES:

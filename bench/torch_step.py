@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
 import make_net_fixtures as ref  # noqa: E402
+from torch_setup import setup  # noqa: E402
 
 
 def main():
@@ -31,12 +32,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.benchmark = True
-    dev = torch.device(a.device)
+    dev, sync = setup(a.device, a.threads)
     wr, ws = (int(v) for v in a.widths.split(","))
     nets = ref.Nets(wr, ws).to(dev)
     opt_r = torch.optim.Adam(nets.recon.parameters(), lr=1e-4)
@@ -48,7 +44,6 @@ def main():
     batch = {k: v.to(dev) for k, v in dict(x_clean=torch.rand(shape, generator=g),
                                            x_aug=torch.rand(shape, generator=g),
                                            y_aug=torch.rand(shape, generator=g), y_mask=mask).items()}
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
 
     def step():
         out = ref.step_forward(nets, **batch)
