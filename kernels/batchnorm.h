@@ -37,22 +37,6 @@ struct BatchNormEvalGradInput {
   }
 };
 
-template <class T>
-struct BatchNormEvalForward {
-  const T* x;
-  const T* gamma;
-  const T* beta;
-  const T* running_mean;
-  const T* running_var;
-  T* y;
-  Shape4 s;
-  T eps;
-  CAF_HD void operator()(int64_t i) const {
-    int64_t c = (i / s.hw()) % s.c;
-    y[i] = (x[i] - running_mean[c]) / math_sqrt(running_var[c] + eps) * gamma[c] + beta[c];
-  }
-};
-
 namespace cpu {
 template <class T>
 void batchnorm_train_forward(const T* x, const T* gamma, const T* beta, T* y, T* save_mean,

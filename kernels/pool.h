@@ -5,7 +5,7 @@
 //   maxpool2d_backward   gx += gy routed to the first maximum in scan order (+=; reads x, y)
 //   avg_pool2d_forward   y = (1/k^2) * sum of the k x k window, zeros outside  (=)
 //   avg_pool2d_backward  gx += (1/k^2) * sum of gy over the same window       (+=)
-// Backward passes gather (one thread per input element, no atomics), so they are deterministic.
+// Backward passes write each input element from one thread only (no atomics): deterministic.
 #pragma once
 
 #include "kernels/dispatch.h"
@@ -29,26 +29,25 @@ struct MaxPoolForward {
   }
 };
 
+// One thread per output: its gradient goes to the first maximum of its own window. Windows do
+// not overlap (stride 2), so no two threads touch the same input: no atomics, deterministic.
 template <class T>
 struct MaxPoolBackward {
   const T* x;
   const T* gy;
   T* gx;
-  Shape4 s;
-  CAF_HD void operator()(int64_t k) const {  // k over input elements
+  Shape4 s;  // input shape
+  CAF_HD void operator()(int64_t o) const {
     int64_t ho = s.h / 2, wo = s.w / 2;
-    int64_t c = k % s.w, r = (k / s.w) % s.h, nc = k / s.hw();
-    int64_t i = r / 2, j = c / 2;
-    if (i >= ho || j >= wo) return;  // odd trailing row/column: not pooled
-    const T* p = x + nc * s.hw() + 2 * i * s.w + 2 * j;
+    int64_t j = o % wo, i = (o / wo) % ho, nc = o / (wo * ho);
+    const int64_t base = nc * s.hw() + 2 * i * s.w + 2 * j;
     // first maximum in scan order, as PyTorch routes ties
-    int best = 0;
-    T m = p[0];
-    if (p[1] > m) { m = p[1]; best = 1; }
-    if (p[s.w] > m) { m = p[s.w]; best = 2; }
-    if (p[s.w + 1] > m) { best = 3; }
-    int mine = int((r - 2 * i) * 2 + (c - 2 * j));
-    if (mine == best) gx[k] += gy[(nc * ho + i) * wo + j];
+    int64_t best = base;
+    T m = x[base];
+    if (x[base + 1] > m) { m = x[base + 1]; best = base + 1; }
+    if (x[base + s.w] > m) { m = x[base + s.w]; best = base + s.w; }
+    if (x[base + s.w + 1] > m) { best = base + s.w + 1; }
+    gx[best] += gy[o];
   }
 };
 

@@ -71,11 +71,21 @@ void batchnorm_train_backward(const T* x, const T* gamma, const T* gy, const T* 
   }
 }
 
+// y = x * scale + shift with per-channel scale = gamma / sqrt(var + eps) and
+// shift = beta - mean * scale, as PyTorch's CPU kernel folds it.
 template <class T>
 void batchnorm_eval_forward(const T* x, const T* gamma, const T* beta, const T* running_mean,
                             const T* running_var, T* y, const BatchNormArgs& a) {
-  cpu_for_each(a.s.numel(), BatchNormEvalForward<T>{x, gamma, beta, running_mean, running_var, y,
-                                                    a.s, T(a.eps)});
+  const Shape4& s = a.s;
+#pragma omp parallel for schedule(static) if (s.numel() >= kParallelGrain)
+  for (int64_t nc = 0; nc < s.n * s.c; ++nc) {
+    const int64_t c = nc % s.c;
+    const T scale = gamma[c] / math_sqrt(running_var[c] + T(a.eps));
+    const T shift = beta[c] - running_mean[c] * scale;
+    const T* xp = x + nc * s.hw();
+    T* yp = y + nc * s.hw();
+    for (int64_t i = 0; i < s.hw(); ++i) yp[i] = xp[i] * scale + shift;
+  }
 }
 
 template <class T>

@@ -52,7 +52,7 @@ void maxpool2d_forward(const T* x, Shape4 s, T* y) {
 }
 template <class T>
 void maxpool2d_backward(const T* x, const T* gy, Shape4 s, T* gx) {
-  cpu_for_each(s.numel(), MaxPoolBackward<T>{x, gy, gx, s});
+  cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackward<T>{x, gy, gx, s});
 }
 template <class T>
 void avg_pool2d_forward(const T* x, Shape4 s, int64_t k, T* y) {

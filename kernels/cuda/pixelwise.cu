@@ -23,7 +23,8 @@ void maxpool2d_forward(const float* x, Shape4 s, float* y) {
   for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForward<float>{x, y, s}, "maxpool2d_forward");
 }
 void maxpool2d_backward(const float* x, const float* gy, Shape4 s, float* gx) {
-  for_each(s.numel(), MaxPoolBackward<float>{x, gy, gx, s}, "maxpool2d_backward");
+  for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackward<float>{x, gy, gx, s},
+           "maxpool2d_backward");
 }
 void avg_pool2d_forward(const float* x, Shape4 s, int64_t k, float* y) {
   for_each(s.numel(), BoxMean<float>{x, y, s, k, false}, "avg_pool2d_forward");
