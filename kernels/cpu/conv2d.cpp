@@ -13,8 +13,9 @@
 // per padded pixel), tap (ky, kx) of gw is gy^T * (x shifted by the tap's offset): a plain GEMM
 // whose depth is every padded pixel of the batch (the zero border of gy cancels the rows that wrap
 // into a neighbouring row or image). The k taps of one kernel row are neighbouring pixels, so one
-// GEMM per ky covers them (B rows of k*C elements, overlapping). Threads take pieces of the depth
-// and their partial gw are summed at the end.
+// GEMM per ky covers them (B rows of k*C elements, overlapping). Threads take fixed (static)
+// pieces of the depth and their partial gw are summed at the end in thread order, so the result
+// is the same on every run with the same thread count.
 #include <omp.h>
 
 #include <algorithm>
@@ -194,8 +195,7 @@ void conv2d_backward_filter(const T* x, const T* gy, T* gw, const Conv2dShape& s
     to_padded_pixel_major(x + n0 * C * H * W, P / (Hp * Wp), C, H, W, half, xp);
     to_padded_pixel_major(gy + n0 * K * H * W, P / (Hp * Wp), K, H, W, half, gp);
     // Padded pixels q in [q0, q1) cover every interior pixel; q + any tap offset stays in range.
-    // They are cut into pieces of about kPixelsPerTask, a multiple of the thread count of them,
-    // handed out dynamically.
+    // They are cut into pieces of about kPixelsPerTask, a multiple of the thread count of them.
     const int64_t q0 = half * Wp + half, q1 = P - q0;
     const int64_t pieces = ((q1 - q0) / kPixelsPerTask / nth + 1) * nth;
     // Static schedule: which thread's partial sum a piece lands in must not depend on timing,
