@@ -11,32 +11,46 @@ double conv_flops(const std::vector<ConvLevel>& convs, int64_t h, int64_t w) {
   return f;
 }
 
+DoubleBlock Network::double_block(const std::string& name, int64_t cin, int64_t cmid, int64_t cout,
+                                  int64_t level) {
+  convs_.push_back({cin, cmid, level});
+  convs_.push_back({cmid, cout, level});
+  return DoubleBlock(store_, name, cin, cmid, cout);
+}
+
+UpBlock Network::up_block(const std::string& name, int64_t cin, int64_t cout, int64_t level) {
+  convs_.push_back({cin, cout, level});
+  return UpBlock(store_, name, cin, cout);
+}
+
+Conv2d Network::output_conv(const std::string& name, int64_t cin, int64_t cout) {
+  convs_.push_back({cin, cout, 0});
+  return Conv2d(store_, name, cin, cout);
+}
+
+void Network::encoder(const std::string& prefix, int64_t cin, const int64_t* widths, int count,
+                      DoubleBlock* blocks) {
+  for (int i = 0; i < count; ++i) {
+    blocks[i] = double_block(prefix + "block" + std::to_string(i + 1), cin, widths[i], widths[i], i);
+    cin = widths[i];
+  }
+}
+
 ReconstructiveNet::ReconstructiveNet(int64_t in_channels, int64_t out_channels, int64_t width,
                                      const std::string& prefix)
     : Network(width) {
   const int64_t w = width;
-  const std::string e = prefix + ".encoder.", d = prefix + ".decoder.";
+  const std::string d = prefix + ".decoder.";
   const int64_t enc_out[5] = {w, 2 * w, 4 * w, 8 * w, 8 * w};
-  int64_t cin = in_channels;
-  for (int i = 0; i < 5; ++i) {
-    enc_[i] = DoubleBlock(store_, e + "block" + std::to_string(i + 1), cin, enc_out[i], enc_out[i]);
-    convs_.push_back({cin, enc_out[i], i});
-    convs_.push_back({enc_out[i], enc_out[i], i});
-    cin = enc_out[i];
-  }
+  encoder(prefix + ".encoder.", in_channels, enc_out, 5, enc_);
   // Decoder stage i: up (c -> c), then a double block c -> c -> c/2 (the last one keeps w).
   const int64_t stage_in[4] = {8 * w, 4 * w, 2 * w, w}, stage_out[4] = {4 * w, 2 * w, w, w};
   for (int i = 0; i < 4; ++i) {
     const std::string n = std::to_string(i + 1);
-    up_[i] = UpBlock(store_, d + "up" + n, stage_in[i], stage_in[i]);
-    dec_[i] = DoubleBlock(store_, d + "db" + n, stage_in[i], stage_in[i], stage_out[i]);
-    const int64_t level = 3 - i;
-    convs_.push_back({stage_in[i], stage_in[i], level});
-    convs_.push_back({stage_in[i], stage_in[i], level});
-    convs_.push_back({stage_in[i], stage_out[i], level});
+    up_[i] = up_block(d + "up" + n, stage_in[i], stage_in[i], 3 - i);
+    dec_[i] = double_block(d + "db" + n, stage_in[i], stage_in[i], stage_out[i], 3 - i);
   }
-  out_ = Conv2d(store_, d + "fin_out.0", w, out_channels);
-  convs_.push_back({w, out_channels, 0});
+  out_ = output_conv(d + "fin_out.0", w, out_channels);
 }
 
 Tensor ReconstructiveNet::forward(const Tensor& x, bool training) const {
@@ -53,30 +67,19 @@ DiscriminativeNet::DiscriminativeNet(int64_t in_channels, int64_t out_channels, 
                                      const std::string& prefix)
     : Network(width) {
   const int64_t w = width;
-  const std::string e = prefix + ".encoder_segment.", d = prefix + ".decoder_segment.";
+  const std::string d = prefix + ".decoder_segment.";
   const int64_t enc_out[6] = {w, 2 * w, 4 * w, 8 * w, 8 * w, 8 * w};
-  int64_t cin = in_channels;
-  for (int i = 0; i < 6; ++i) {
-    enc_[i] = DoubleBlock(store_, e + "block" + std::to_string(i + 1), cin, enc_out[i], enc_out[i]);
-    convs_.push_back({cin, enc_out[i], i});
-    convs_.push_back({enc_out[i], enc_out[i], i});
-    cin = enc_out[i];
-  }
+  encoder(prefix + ".encoder_segment.", in_channels, enc_out, 6, enc_);
   // Stage i upsamples the deeper features, concatenates encoder block 5 - i, and reduces.
   const char* up_names[5] = {"up_b", "up1", "up2", "up3", "up4"};
   const char* db_names[5] = {"db_b", "db1", "db2", "db3", "db4"};
   const int64_t up_in[5] = {8 * w, 8 * w, 4 * w, 2 * w, w}, up_out[5] = {8 * w, 4 * w, 2 * w, w, w};
   for (int i = 0; i < 5; ++i) {
     const int64_t skip = enc_out[4 - i];
-    up_[i] = UpBlock(store_, d + up_names[i], up_in[i], up_out[i]);
-    dec_[i] = DoubleBlock(store_, d + db_names[i], up_out[i] + skip, up_out[i], up_out[i]);
-    const int64_t level = 4 - i;
-    convs_.push_back({up_in[i], up_out[i], level});
-    convs_.push_back({up_out[i] + skip, up_out[i], level});
-    convs_.push_back({up_out[i], up_out[i], level});
+    up_[i] = up_block(d + up_names[i], up_in[i], up_out[i], 4 - i);
+    dec_[i] = double_block(d + db_names[i], up_out[i] + skip, up_out[i], up_out[i], 4 - i);
   }
-  out_ = Conv2d(store_, d + "fin_out.0", w, out_channels);
-  convs_.push_back({w, out_channels, 0});
+  out_ = output_conv(d + "fin_out.0", w, out_channels);
 }
 
 Tensor DiscriminativeNet::forward(const Tensor& x, bool training) const {

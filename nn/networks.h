@@ -35,6 +35,15 @@ class Network {
 
  protected:
   explicit Network(int64_t width) : width_(width) {}
+  // Builders register a module's tensors and its convolutions together, so the FLOP count cannot
+  // drift from the layers. level: the module runs at resolution / 2^level.
+  DoubleBlock double_block(const std::string& name, int64_t cin, int64_t cmid, int64_t cout,
+                           int64_t level);
+  UpBlock up_block(const std::string& name, int64_t cin, int64_t cout, int64_t level);
+  Conv2d output_conv(const std::string& name, int64_t cin, int64_t cout);
+  // Encoder blocks "<prefix>block1..": block i runs at level i, cin -> widths[i] -> widths[i].
+  void encoder(const std::string& prefix, int64_t cin, const int64_t* widths, int count,
+               DoubleBlock* blocks);
   ParamStore store_;
   int64_t width_;
   std::vector<ConvLevel> convs_;

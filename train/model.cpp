@@ -62,27 +62,34 @@ StepLosses finish(Model& m, Tensor l2, Tensor ssim, Tensor focal) {
 }
 }  // namespace
 
-StepLosses split_step(Model& m, const SplitBatch& b) {
+namespace {
+// The start of both steps: clear both gradient slabs, reconstruct in training mode, and R's losses.
+struct Reconstruction {
+  Tensor rec, l2, ssim;
+};
+Reconstruction reconstruct(Model& m, const Tensor& aug, const Tensor& clean) {
   m.recon.params().zero_grad();
   m.discr.params().zero_grad();
-  Tensor rec_x = m.recon.forward(b.x_aug, true);
-  Tensor l2 = l2_loss(rec_x, b.x_clean), ssim = ssim_loss(rec_x, b.x_clean);
+  Tensor rec = m.recon.forward(aug, true);
+  return {rec, l2_loss(rec, clean), ssim_loss(rec, clean)};
+}
+}  // namespace
+
+StepLosses split_step(Model& m, const SplitBatch& b) {
+  Reconstruction x = reconstruct(m, b.x_aug, b.x_clean);
   Tensor rec_y;
   {
     NoGradGuard no_grad;  // the focal loss never reaches R
     rec_y = m.recon.forward(b.y_aug, m.config.y_pass_batch_stats);
   }
   Tensor logits = m.discr.forward(concat_channels(b.y_aug, rec_y), true);
-  return finish(m, l2, ssim, focal_loss(logits, b.y_mask));
+  return finish(m, x.l2, x.ssim, focal_loss(logits, b.y_mask));
 }
 
 StepLosses draem_step(Model& m, const Tensor& clean, const Tensor& aug, const Tensor& mask) {
-  m.recon.params().zero_grad();
-  m.discr.params().zero_grad();
-  Tensor rec = m.recon.forward(aug, true);
-  Tensor l2 = l2_loss(rec, clean), ssim = ssim_loss(rec, clean);
-  Tensor logits = m.discr.forward(concat_channels(aug, rec), true);
-  return finish(m, l2, ssim, focal_loss(logits, mask));
+  Reconstruction r = reconstruct(m, aug, clean);
+  Tensor logits = m.discr.forward(concat_channels(aug, r.rec), true);
+  return finish(m, r.l2, r.ssim, focal_loss(logits, mask));
 }
 
 Tensor anomaly_map(const Model& m, const Tensor& x) {
