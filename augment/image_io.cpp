@@ -1,0 +1,221 @@
+// augment/image_io.cpp: stb-backed image reading and PNG writing, OpenCV-exact uint8 resizes,
+// and folder listing.
+//
+// The bilinear resize copies OpenCV's integer arithmetic rather than computing in floating point
+// and rounding: weights are quantised to 11 bits per axis and the vertical pass is the SIMD one
+// OpenCV runs on x86 and ARM (products taken >> 16 then (r + 2) >> 2), so the 256-px data in
+// shared/data, made with cv2.resize, is reproduced bit for bit (tests/augment/test_image_io.cpp);
+// OpenCV's exactly rounded scalar formula differs there. OpenCV finishes a row whose length
+// (width * channels) is not a multiple of its vector width with the scalar formula, so those last
+// few values may differ from it by 1; rows of 256 RGB pixels have no such tail.
+#include "augment/image_io.h"
+
+#include <stb_image.h>
+#include <stb_image_write.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <system_error>
+
+#include "kernels/error.h"
+
+namespace fs = std::filesystem;
+
+namespace caf {
+namespace {
+
+constexpr int coef_bits = 11;  // OpenCV's INTER_RESIZE_COEF_BITS
+constexpr int coef_one = 1 << coef_bits;
+
+// One output position of a linear resize along an axis: two source indices and their weights
+// (w0 + w1 = 2048).
+struct LinearTap {
+  int i0, i1, w0, w1;
+};
+
+std::vector<LinearTap> linear_taps(int src, int dst) {
+  const double scale = double(src) / double(dst);
+  std::vector<LinearTap> taps(static_cast<size_t>(dst));
+  for (int d = 0; d < dst; ++d) {
+    // OpenCV computes the position in double, then works in float from there on.
+    float f = float((d + 0.5) * scale - 0.5);
+    int s = int(std::floor(f));
+    f -= float(s);
+    if (s < 0) s = 0, f = 0.f;
+    if (s >= src - 1) s = src - 1, f = 0.f;
+    const int w1 = int(std::lrint(f * float(coef_one)));
+    const int w0 = int(std::lrint((1.f - f) * float(coef_one)));
+    taps[size_t(d)] = {s, std::min(s + 1, src - 1), w0, w1};
+  }
+  return taps;
+}
+
+void require_valid(const Image& im, const char* who) {
+  CAF_REQUIRE(im.height > 0 && im.width > 0 && (im.channels == 1 || im.channels == 3) &&
+                  im.pixels.size() == size_t(im.height) * size_t(im.width) * size_t(im.channels),
+              std::string(who) +
+                  ": an image needs a positive size, 1 or 3 channels, and "
+                  "height * width * channels pixels");
+}
+
+std::string lower_extension(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return ext;
+}
+
+}  // namespace
+
+Image image_read(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec))
+    throw IoError("image_read: " + path + ": " + (fs::exists(path, ec) ? "not a file" : "missing"),
+                  "check the path; the dataset and texture folders are given on the command line");
+  int w = 0, h = 0, n = 0;
+  // stbi_load reduces 16-bit PNGs to 8 bits itself.
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load(path.c_str(), &w, &h, &n, 0),
+                                                 stbi_image_free);
+  if (!data) {
+    const char* reason = stbi_failure_reason();
+    throw IoError("image_read: " + path + ": " + (reason ? reason : "unreadable"),
+                  "the file is not an image stb can decode, or it is truncated or corrupt");
+  }
+  Image im;
+  im.height = h;
+  im.width = w;
+  im.channels = n <= 2 ? 1 : 3;  // alpha is dropped: gray+alpha -> gray, RGBA -> RGB
+  const size_t count = size_t(h) * size_t(w);
+  im.pixels.resize(count * size_t(im.channels));
+  for (size_t p = 0; p < count; ++p)
+    for (int c = 0; c < im.channels; ++c)
+      im.pixels[p * size_t(im.channels) + size_t(c)] = data.get()[p * size_t(n) + size_t(c)];
+  return im;
+}
+
+Image image_to_rgb(const Image& im) {
+  if (im.channels == 3) return im;
+  require_valid(im, "image_to_rgb");
+  Image out{im.height, im.width, 3, std::vector<uint8_t>(im.pixels.size() * 3)};
+  for (size_t p = 0; p < im.pixels.size(); ++p)
+    std::fill_n(out.pixels.begin() + std::ptrdiff_t(3 * p), 3, im.pixels[p]);
+  return out;
+}
+
+Image image_resize_bilinear(const Image& im, int height, int width) {
+  require_valid(im, "image_resize_bilinear");
+  CAF_REQUIRE(height > 0 && width > 0, "image_resize_bilinear: the target size must be positive");
+  if (height == im.height && width == im.width) return im;
+  const int C = im.channels;
+  const std::vector<LinearTap> tx = linear_taps(im.width, width),
+                               ty = linear_taps(im.height, height);
+  // The horizontal pass of every source row (exact ints, at most 255 * 2048), then the vertical.
+  std::vector<int> rows(size_t(im.height) * size_t(width) * size_t(C));
+  for (int y = 0; y < im.height; ++y)
+    for (int x = 0; x < width; ++x)
+      for (int c = 0; c < C; ++c) {
+        const LinearTap& t = tx[size_t(x)];
+        rows[(size_t(y) * size_t(width) + size_t(x)) * size_t(C) + size_t(c)] =
+            im.at(y, t.i0, c) * t.w0 + im.at(y, t.i1, c) * t.w1;
+      }
+  Image out{height, width, C, std::vector<uint8_t>(size_t(height) * size_t(width) * size_t(C))};
+  const size_t row_len = size_t(width) * size_t(C);
+  for (int y = 0; y < height; ++y) {
+    const LinearTap& t = ty[size_t(y)];
+    const int* r0 = rows.data() + size_t(t.i0) * row_len;
+    const int* r1 = rows.data() + size_t(t.i1) * row_len;
+    uint8_t* dst = out.pixels.data() + size_t(y) * row_len;
+    for (size_t k = 0; k < row_len; ++k) {
+      // OpenCV's vectorised vertical pass: 16-bit high products, then a rounding shift by 2.
+      const int v = (((r0[k] >> 4) * t.w0) >> 16) + (((r1[k] >> 4) * t.w1) >> 16);
+      dst[k] = uint8_t(std::clamp((v + 2) >> 2, 0, 255));
+    }
+  }
+  return out;
+}
+
+Image image_resize_nearest(const Image& im, int height, int width) {
+  require_valid(im, "image_resize_nearest");
+  CAF_REQUIRE(height > 0 && width > 0, "image_resize_nearest: the target size must be positive");
+  // OpenCV multiplies by the inverse of the inverse scale; kept so rounding matches it exactly.
+  const double fy = 1.0 / (double(height) / double(im.height));
+  const double fx = 1.0 / (double(width) / double(im.width));
+  Image out{height, width, im.channels,
+            std::vector<uint8_t>(size_t(height) * size_t(width) * size_t(im.channels))};
+  for (int y = 0; y < height; ++y) {
+    const int sy = std::min(int(std::floor(y * fy)), im.height - 1);
+    for (int x = 0; x < width; ++x) {
+      const int sx = std::min(int(std::floor(x * fx)), im.width - 1);
+      for (int c = 0; c < im.channels; ++c) out.at(y, x, c) = im.at(sy, sx, c);
+    }
+  }
+  return out;
+}
+
+void image_write_png(const std::string& path, const Image& im) {
+  require_valid(im, "image_write_png");
+  const std::string tmp = path + ".tmp";
+  if (!stbi_write_png(tmp.c_str(), im.width, im.height, im.channels, im.pixels.data(),
+                      im.width * im.channels)) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+    throw IoError("image_write_png: " + path + ": cannot write " + tmp,
+                  "check that the folder exists, is writable, and the disk is not full");
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw IoError("image_write_png: " + path + ": cannot rename " + tmp + ": " + ec.message());
+  }
+}
+
+std::vector<uint8_t> image_to_planar(const Image& im) {
+  const size_t plane = size_t(im.height) * size_t(im.width);
+  std::vector<uint8_t> chw(plane * size_t(im.channels));
+  for (size_t p = 0; p < plane; ++p)
+    for (int c = 0; c < im.channels; ++c)
+      chw[size_t(c) * plane + p] = im.pixels[p * size_t(im.channels) + size_t(c)];
+  return chw;
+}
+
+Image image_from_planar(const uint8_t* chw, int channels, int height, int width) {
+  Image im{height, width, channels,
+           std::vector<uint8_t>(size_t(height) * size_t(width) * size_t(channels))};
+  const size_t plane = size_t(height) * size_t(width);
+  for (size_t p = 0; p < plane; ++p)
+    for (int c = 0; c < channels; ++c)
+      im.pixels[p * size_t(channels) + size_t(c)] = chw[size_t(c) * plane + p];
+  return im;
+}
+
+bool is_image_file(const std::string& path) {
+  const std::string ext = lower_extension(path);
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp" || ext == ".tga";
+}
+
+std::vector<std::string> list_images(const std::string& dir, bool recursive) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw IoError(
+        "list_images: " + dir + ": " + (fs::exists(dir, ec) ? "not a directory" : "missing"),
+        "give the folder that holds the images");
+  std::vector<std::string> paths;
+  auto take = [&](const fs::directory_entry& e) {
+    if (e.is_regular_file() && is_image_file(e.path().string())) paths.push_back(e.path().string());
+  };
+  try {
+    if (recursive)
+      for (const auto& e : fs::recursive_directory_iterator(dir)) take(e);
+    else
+      for (const auto& e : fs::directory_iterator(dir)) take(e);
+  } catch (const fs::filesystem_error& e) {
+    throw IoError("list_images: " + dir + ": " + e.what());
+  }
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+}  // namespace caf
