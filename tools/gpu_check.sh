@@ -63,6 +63,9 @@ if command -v compute-sanitizer >/dev/null; then
   step memcheck compute-sanitizer --tool memcheck --error-exitcode 9 "$B/tests/caf_tests" --test-suite=gpu \
     --test-case-exclude='*out of memory*,*failing CUDA call*,*torch match*'
   step racecheck compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_ops" parity sum
+  # The simulation's shared-memory histogram kernel.
+  step racecheck-augment compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_tests" \
+    --test-suite=gpu --test-case='*simulation*'
 fi
 step perf "$B/tests/caf_ops" perf perf
 if [ -n "$PY" ] && [ -f bench/conv_torch.py ]; then
@@ -73,6 +76,10 @@ step bench-step "$B/caf" bench step --device cuda --size 256 --batch 8 --widths 
 if [ -n "$PY" ]; then
   step torch-step $PY bench/torch_step.py --device cuda --size 256 --batch 8 --widths 128,64 --steps 20
 fi
+
+# Anomaly-simulation throughput (issue goal on an H200: >= 20,000 images/s at batch 8).
+step bench-augment-8 "$B/caf" bench augment --device cuda --batch 8 --steps 200
+step bench-augment-256 "$B/caf" bench augment --device cuda --batch 256 --steps 20
 
 echo; echo "=== summary"
 printf '%s\n' "${SUMMARY[@]}"

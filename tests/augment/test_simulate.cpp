@@ -19,6 +19,10 @@
 #include "kernels/runtime.h"
 #include "tests/test_util.h"
 
+#if defined(CAF_WITH_CUDA)
+#include "kernels/cuda/check.h"
+#endif
+
 using namespace caf;
 
 namespace {
@@ -474,4 +478,46 @@ TEST_CASE("gpu: the simulation equals the CPU's for the same seed") {
     CHECK(caf::test::nmse(gi, ci) < 1e-10);
   }
 }
+
+#if defined(CAF_WITH_CUDA)
+TEST_CASE("gpu: a simulation step needs no host synchronisation: it captures into a CUDA graph") {
+  CAF_NEED_GPU();
+  // Global capture mode makes any synchronising or allocating call during the capture an error,
+  // so a successful capture proves run() stays on the device. Replaying the graph must then
+  // reproduce the step it captured.
+  const int64_t n = 8, S = 256;
+  ClassSelection all;
+  all.name = "all";
+  all.rotation = true;
+  const std::vector<uint8_t> b = texture_bank_procedural(n, int(S), 77, Device::cpu).images.to_bytes();
+  std::vector<float> f(b.size());
+  for (size_t i = 0; i < b.size(); ++i) f[i] = float(b[i]) / 255.f;
+  const Tensor clean = Tensor::from_vector({n, 3, S, S}, f, Device::cuda);
+  Simulator sim(SimConfig{}, all, texture_bank_procedural(12, int(S), 5, Device::cpu), 9);
+  sim.run(clean, 0);  // warm-up: uploads the bank, sizes the workspace, fills the memory pool
+  synchronize(Device::cuda);
+  cudaGraph_t graph = nullptr;
+  REQUIRE(cudaStreamBeginCapture(cuda::stream(), cudaStreamCaptureModeGlobal) == cudaSuccess);
+  Simulator::Batch captured;
+  std::string error;
+  try {
+    captured = sim.run(clean, 4);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  const cudaError_t end = cudaStreamEndCapture(cuda::stream(), &graph);
+  CHECK(error == "");
+  REQUIRE(end == cudaSuccess);
+  cudaGraphExec_t exec = nullptr;
+  REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
+  REQUIRE(cudaGraphLaunch(exec, cuda::stream()) == cudaSuccess);
+  synchronize(Device::cuda);
+  Simulator cpu_sim(SimConfig{}, all, texture_bank_procedural(12, int(S), 5, Device::cpu), 9);
+  const Simulator::Batch ref = cpu_sim.run(clean.to(Device::cpu), 4);
+  CHECK(caf::test::nmse(captured.image.to_vector(), ref.image.to_vector()) < 1e-10);
+  CHECK(caf::test::nmse(captured.mask.to_vector(), ref.mask.to_vector()) < 1e-10);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+}
+#endif
 }
