@@ -1,8 +1,9 @@
 // tools/caf.cpp: the caf command line. Library code throws; this main catches, prints one clear
 // message (with its hint) and exits non-zero.
 //
-// Today: `caf info` (build, devices, allocator) and `caf bench step`. Training and evaluation
-// arrive with their issues; the usage text lists only what works.
+// Today: `caf info` (build, devices, allocator), `caf bench step|augment`, `caf preview` and
+// `caf checkpoint-new`. Training and evaluation arrive with their issues; the usage text lists only
+// what works.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -14,7 +15,9 @@
 #include "train/model.h"
 
 namespace caf {
-int bench_step(int argc, char** argv);  // tools/bench_step.cpp
+int bench_step(int argc, char** argv);     // tools/bench_step.cpp
+int bench_augment(int argc, char** argv);  // tools/bench_augment.cpp
+int preview(int argc, char** argv);        // tools/preview.cpp
 }
 
 namespace {
@@ -26,6 +29,12 @@ int usage() {
       "  bench step [--device cpu|cuda|auto] [--size S] [--batch B] [--widths R,S] [--steps N]\n"
       "          [--warmup N] [--mode split|draem]\n"
       "          time the whole training step (forward, backward, Adam of both networks)\n"
+      "  bench augment [--device cpu|cuda|auto] [--batch B] [--size S] [--steps N] [--warmup N]\n"
+      "          [--class NAME] [--textures DIR] [--mix]\n"
+      "          anomaly-simulation throughput (images/s) of the batch pipeline\n"
+      "  preview --data DIR --class NAME [--textures DIR] [--classes FILE] [--config FILE]\n"
+      "          [--seed N] [--samples K] [--cell PX] --out grid.png\n"
+      "          a PNG grid of the simulated anomalies (per generator, rotation, the mix)\n"
       "  checkpoint-new --widths R,S [--seed N] --out FILE\n"
       "          write freshly initialised networks as a checkpoint (.safetensors)\n"
       "environment: CAF_DEVICE=cpu forces the CPU; CAF_SYNC_DEBUG=1 synchronises after every\n"
@@ -87,6 +96,9 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[1], "checkpoint-new") == 0) return checkpoint_new(argc - 2, argv + 2);
     if (std::strcmp(argv[1], "bench") == 0 && argc >= 3 && std::strcmp(argv[2], "step") == 0)
       return caf::bench_step(argc - 3, argv + 3);
+    if (std::strcmp(argv[1], "bench") == 0 && argc >= 3 && std::strcmp(argv[2], "augment") == 0)
+      return caf::bench_augment(argc - 3, argv + 3);
+    if (std::strcmp(argv[1], "preview") == 0) return caf::preview(argc - 2, argv + 2);
     std::fprintf(stderr, "caf: unknown command '%s'\n", argv[1]);
     return usage();
   } catch (const std::exception& e) {
