@@ -48,6 +48,7 @@ enum class Purpose : uint32_t {
   blend,            // beta
   ndaa,             // rectangle and sine distortion
   rotation,         // rotation of normal images
+  sample_index,     // which training image fills a batch slot
 };
 
 // Four 32-bit random words for (seed; step, sample, purpose, element).
