@@ -19,7 +19,7 @@
 
 namespace caf {
 
-// Area under the ROC curve, trapezoidal (scikit-learn roc_auc_score). O(n log n).
+// Area under the ROC curve, trapezoidal (scikit-learn roc_auc_score). O(n) (a radix sort).
 double auroc(const std::vector<float>& scores, const std::vector<uint8_t>& labels);
 
 // Σ (R_n − R_{n−1}) P_n over the distinct scores, descending (average_precision_score).
