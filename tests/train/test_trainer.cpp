@@ -1,0 +1,211 @@
+// The trainer (train/trainer.h): configs, batch sampling, exact resume, divergence, outputs.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "augment/batch_sampler.h"
+#include "augment/image_io.h"
+#include "kernels/error.h"
+#include "kernels/host_rng.h"
+#include "nn/safetensors.h"
+#include "train/evaluate.h"
+#include "train/trainer.h"
+
+using namespace caf;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A class folder with n smooth random 40 x 48 training images (resized to 32 on loading).
+struct TempClass {
+  fs::path root;
+  explicit TempClass(int n, const std::string& tag) {
+    root = fs::temp_directory_path() / ("caf_trainer_" + tag + "_" + std::to_string(HostRng(uint64_t(n)).next() % 100000));
+    fs::remove_all(root);
+    fs::create_directories(root / "toy" / "train" / "good");
+    HostRng rng(7);
+    for (int i = 0; i < n; ++i) {
+      Image im;
+      im.height = 40;
+      im.width = 48;
+      im.channels = 3;
+      im.pixels.resize(40 * 48 * 3);
+      const double fx = rng.uniform(0.1, 0.4), fy = rng.uniform(0.1, 0.4);
+      for (int y = 0; y < 40; ++y)
+        for (int x = 0; x < 48; ++x)
+          for (int c = 0; c < 3; ++c)
+            im.at(y, x, c) = uint8_t(127 + 100 * std::sin(fx * x + fy * y + c));
+      char name[32];
+      std::snprintf(name, sizeof name, "%03d.png", i);
+      image_write_png((root / "toy" / "train" / "good" / name).string(), im);
+    }
+  }
+  ~TempClass() { fs::remove_all(root); }
+};
+
+TrainConfig small_config() {
+  TrainConfig c = TrainConfig::preset_named("tiny");
+  c.size = 32;
+  c.model.recon_width = 4;
+  c.model.discr_width = 2;
+  c.batch = 2;
+  c.epochs = 3;  // 6 images, batch 2: 3 steps per epoch, 9 steps
+  c.log_every = 1;
+  c.checkpoint_every = 4;
+  c.procedural_textures = 4;
+  return c;
+}
+
+std::vector<nlohmann::json> read_log(const fs::path& p) {
+  std::vector<nlohmann::json> out;
+  std::ifstream f(p);
+  for (std::string line; std::getline(f, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("train") {
+TEST_CASE("trainer: presets and JSON configs") {
+  const TrainConfig tiny = TrainConfig::preset_named("tiny"), paper = TrainConfig::preset_named("paper");
+  CHECK(tiny.size == 64);
+  CHECK((paper.size == 256 && paper.model.recon_width == 128 && paper.model.discr_width == 64 &&
+         paper.batch == 8 && paper.epochs == 700));
+  CHECK_THROWS_AS(TrainConfig::preset_named("huge"), ConfigError);
+  const TrainConfig c = TrainConfig::from_json(
+      nlohmann::json{{"epochs", 5}, {"simulation", {{"ndaa_tau", 0.1}}}, {"mode", "draem"}}, "test", tiny);
+  CHECK(c.epochs == 5);
+  CHECK(c.simulation.ndaa_tau == doctest::Approx(0.1));
+  CHECK(c.simulation.beta_lo == doctest::Approx(0.2));  // untouched keys keep their values
+  CHECK(c.mode == "draem");
+  CHECK(TrainConfig::from_json(c.to_json(), "round trip", paper).to_json() == c.to_json());
+  CHECK(TrainConfig::from_json(nlohmann::json{{"preset", "paper"}}, "test", tiny).size == 256);
+  auto message = [&](const nlohmann::json& j) {
+    try {
+      TrainConfig::from_json(j, "my.json", tiny);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(message({{"epoch", 3}}).find("my.json: unknown key 'epoch'") != std::string::npos);
+  CHECK(message({{"size", 100}}).find("multiple of 32") != std::string::npos);
+  CHECK(message({{"mode", "joint"}}).find("mode") != std::string::npos);
+  CHECK(message({{"simulation", {{"beta", {0.9, 0.1}}}}}).find("beta") != std::string::npos);
+}
+
+TEST_CASE("trainer: the split halves draw only their own images, statelessly") {
+  std::vector<int> seen(11, 0);
+  for (uint32_t step = 0; step < 200; ++step)
+    for (int64_t slot = 0; slot < 8; ++slot) {
+      const int64_t x = BatchSlots{5, step, 0, 0, 2, 6}.image(slot);   // X of 11 images: 0, 2, .., 10
+      const int64_t y = BatchSlots{5, step, 8, 1, 2, 5}.image(slot);   // Y: 1, 3, .., 9
+      REQUIRE((x % 2 == 0 && x <= 10 && y % 2 == 1 && y <= 9));
+      seen[size_t(x)]++;
+      seen[size_t(y)]++;
+    }
+  for (int c : seen) CHECK(c > 80);  // 1600 draws each half over 6 or 5 images: ~270 / ~320
+  // The gathered batch is the images' bytes / 255.
+  std::vector<uint8_t> imgs(4 * 3 * 2 * 2);
+  for (size_t i = 0; i < imgs.size(); ++i) imgs[i] = uint8_t(i * 5);
+  std::vector<float> out(2 * 12);
+  const BatchSlots s{1, 3, 0, 1, 2, 2};
+  sample_batch(Device::cpu, s, imgs.data(), out.data(), 2, 12);
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t e = 0; e < 12; ++e)
+      CHECK(out[size_t(b * 12 + e)] == float(imgs[size_t(s.image(b) * 12 + e)]) / 255.f);
+}
+
+TEST_CASE("trainer: an interrupted run resumes exactly; outputs are written") {
+  TempClass data(6, "resume");
+  const TrainConfig cfg = small_config();
+  TrainOptions opt;
+  opt.data = data.root.string();
+  opt.class_name = "toy";
+  opt.print = [](const std::string&) {};
+  opt.out_dir = (data.root / "full").string();
+  const TrainResult full = train(cfg, opt);
+  CHECK(full.steps == 9);
+  CHECK(!full.interrupted);
+  for (const char* f : {"config.json", "train_log.jsonl", "model.safetensors", "checkpoint.safetensors"})
+    CHECK(fs::exists(data.root / "full" / f));
+
+  // Stop after 5 steps (a Ctrl-C), then resume.
+  opt.out_dir = (data.root / "split").string();
+  int polls = 0;
+  opt.stop_requested = [&] { return ++polls > 5; };
+  const TrainResult first = train(cfg, opt);
+  CHECK(first.interrupted);
+  CHECK(first.steps == 5);
+  CHECK(!fs::exists(data.root / "split" / "model.safetensors"));
+  opt.stop_requested = nullptr;
+  opt.resume = true;
+  const TrainResult second = train(cfg, opt);
+  CHECK(second.steps == 4);
+
+  const std::vector<nlohmann::json> a = read_log(data.root / "full" / "train_log.jsonl");
+  const std::vector<nlohmann::json> b = read_log(data.root / "split" / "train_log.jsonl");
+  REQUIRE(a.size() == 9);
+  REQUIRE(b.size() == 9);
+  for (size_t i = 0; i < 9; ++i) {
+    CHECK(a[i]["step"] == b[i]["step"]);
+    CHECK(a[i]["l2"].get<double>() == b[i]["l2"].get<double>());  // bit-identical on the CPU
+    CHECK(a[i]["focal"].get<double>() == b[i]["focal"].get<double>());
+  }
+  const SafetensorsFile fa = read_safetensors((data.root / "full" / "model.safetensors").string());
+  const SafetensorsFile fb = read_safetensors((data.root / "split" / "model.safetensors").string());
+  int64_t differing = 0;
+  for (const auto& [name, t] : fa.tensors) differing += t.bytes != fb.tensors.at(name).bytes;
+  CHECK(differing == 0);
+
+  // The trained model loads back for evaluation with its config.
+  const TrainedModel tm = load_trained_model((data.root / "full").string(), Device::cpu);
+  CHECK(tm.config.size == 32);
+  CHECK(tm.model->step == 9);
+}
+
+TEST_CASE("trainer: a diverging run stops with the step and keeps the last good checkpoint") {
+  TempClass data(6, "nan");
+  TrainConfig cfg = small_config();
+  cfg.model.adam.lr = 1e36;  // the first update throws the weights out of float range
+  cfg.checkpoint_every = 1;
+  TrainOptions opt;
+  opt.data = data.root.string();
+  opt.class_name = "toy";
+  opt.out_dir = (data.root / "run").string();
+  opt.print = [](const std::string&) {};
+  std::string what;
+  try {
+    train(cfg, opt);
+  } catch (const Error& e) {
+    what = e.what();
+  }
+  MESSAGE(what);
+  CHECK(what.find("diverged") != std::string::npos);
+  CHECK(what.find("step") != std::string::npos);
+  CHECK(!fs::exists(data.root / "run" / "model.safetensors"));
+}
+
+TEST_CASE("trainer: clear errors for a missing class folder and a resume without checkpoint") {
+  TempClass data(6, "errors");
+  TrainOptions opt;
+  opt.data = data.root.string();
+  opt.class_name = "nothing";
+  opt.out_dir = (data.root / "run").string();
+  opt.print = [](const std::string&) {};
+  CHECK_THROWS_AS(train(small_config(), opt), IoError);
+  opt.class_name = "toy";
+  opt.resume = true;
+  try {
+    train(small_config(), opt);
+    FAIL("expected an error");
+  } catch (const IoError& e) {
+    CHECK(std::string(e.what()).find("checkpoint") != std::string::npos);
+  }
+}
+}
