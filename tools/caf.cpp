@@ -18,13 +18,24 @@ namespace caf {
 int bench_step(int argc, char** argv);     // tools/bench_step.cpp
 int bench_augment(int argc, char** argv);  // tools/bench_augment.cpp
 int preview(int argc, char** argv);        // tools/preview.cpp
+int make_toy(int argc, char** argv);       // tools/make_toy.cpp
+int train_command(int argc, char** argv);  // tools/train_cmd.cpp
+int eval_command(int argc, char** argv);   // tools/eval_cmd.cpp
+int infer_command(int argc, char** argv);  // tools/eval_cmd.cpp
 }
 
 namespace {
 
-int usage() {
+int usage(int code) {
   std::printf(
-      "usage: caf <command>\n"
+      "usage: caf <command> (each command has --help)\n"
+      "  train --data DIR --class NAME [--textures DIR] [--preset tiny|paper] [--config FILE]\n"
+      "          [--out DIR] [--resume] [--mode split|draem]\n"
+      "          train both networks with the simulated anomalies (split training by default)\n"
+      "  eval --model DIR --data DIR --class NAME [--out DIR] [--max-images N] [--save-maps]\n"
+      "          image/pixel AUROC and AP, AU-PRO, heatmaps and curves on the class's test set\n"
+      "  infer --model DIR IMAGE...\n"
+      "          an anomaly score and a heatmap per image\n"
       "  info    build configuration, the device that runs, and a smoke test on it\n"
       "  bench step [--device cpu|cuda|auto] [--size S] [--batch B] [--widths R,S] [--steps N]\n"
       "          [--warmup N] [--mode split|draem]\n"
@@ -37,10 +48,13 @@ int usage() {
       "          a PNG grid of the simulated anomalies (per generator, rotation, the mix)\n"
       "  checkpoint-new --widths R,S [--seed N] --out FILE\n"
       "          write freshly initialised networks as a checkpoint (.safetensors)\n"
+      "  make-toy --out DIR [--kind texture|object] [--seed S] [--size PX] [--train N]\n"
+      "          [--test-good N] [--test-per-defect N] [--name NAME]\n"
+      "          write the built-in toy class (MVTec AD layout) to DIR/toy_<kind>\n"
       "environment: CAF_DEVICE=cpu forces the CPU; CAF_SYNC_DEBUG=1 synchronises after every\n"
       "kernel so asynchronous GPU faults are reported where they happen; CAF_TF32=1 lets cuDNN\n"
       "use TF32 for fp32 convolutions.\n");
-  return 2;
+  return code;
 }
 
 int info() {
@@ -90,7 +104,9 @@ int checkpoint_new(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) return usage();
+  if (argc < 2) return usage(2);
+  if (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help"))
+    return usage(0);
   try {
     if (std::strcmp(argv[1], "info") == 0) return info();
     if (std::strcmp(argv[1], "checkpoint-new") == 0) return checkpoint_new(argc - 2, argv + 2);
@@ -99,8 +115,12 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[1], "bench") == 0 && argc >= 3 && std::strcmp(argv[2], "augment") == 0)
       return caf::bench_augment(argc - 3, argv + 3);
     if (std::strcmp(argv[1], "preview") == 0) return caf::preview(argc - 2, argv + 2);
+    if (std::strcmp(argv[1], "make-toy") == 0) return caf::make_toy(argc - 2, argv + 2);
+    if (std::strcmp(argv[1], "train") == 0) return caf::train_command(argc - 2, argv + 2);
+    if (std::strcmp(argv[1], "eval") == 0) return caf::eval_command(argc - 2, argv + 2);
+    if (std::strcmp(argv[1], "infer") == 0) return caf::infer_command(argc - 2, argv + 2);
     std::fprintf(stderr, "caf: unknown command '%s'\n", argv[1]);
-    return usage();
+    return usage(2);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "caf: error: %s\n", caf::describe(e).c_str());
     return 1;

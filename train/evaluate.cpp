@@ -162,8 +162,9 @@ EvalResult evaluate(const Model& m, const TestSet& ts, const EvalOptions& o) {
   const int64_t heatmaps = o.max_heatmaps < 0 ? n : std::min(n, o.max_heatmaps);
   for (int64_t i = 0; i < heatmaps; ++i) {
     const TestItem& it = ts.items[size_t(i)];
-    const Image overlay = heatmap_overlay(bytes.data() + i * 3 * plane, maps.data() + i * plane, int(S), int(S),
-                                          0.f, 1.f, it.anomalous ? masks.data() + i * plane : nullptr);
+    Image overlay = heatmap_overlay(bytes.data() + i * 3 * plane, maps.data() + i * plane, int(S), int(S), 0.f,
+                                    1.f, it.anomalous ? masks.data() + i * plane : nullptr);
+    if (S < 256) overlay = image_resize_bilinear(overlay, 256, 256);  // small models: enlarge for viewing
     image_write_png((out / "heatmaps" / (it.defect + "_" + fs::path(it.file).stem().string() + ".png")).string(),
                     overlay);
   }
