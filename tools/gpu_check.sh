@@ -2,7 +2,8 @@
 # tools/gpu_check.sh: everything that needs a GPU, in one go, with a summary at the end.
 #   build (CUDA on, sm_90) -> parity suite -> gpu test suite -> full ctest -> sync-debug run ->
 #   compute-sanitizer (memcheck, racecheck) on the gpu suite -> op timings and the whole training
-#   step at the paper's shapes (caf and PyTorch).
+#   step at the paper's shapes (caf and PyTorch) -> augmentation throughput -> a short paper-preset
+#   training run on MVTec bottle and its evaluation (when the data is carried).
 # Works on a machine with no internet: cuDNN is found through CUDNN_ROOT or PyTorch's wheel
 # (site-packages/nvidia/cudnn); header-only deps through CAF_DEPS_ROOT (default .carry/deps if
 # present). Output: the log on stdout and in ${OUT:-/tmp}/gpu_check.log.
@@ -80,6 +81,18 @@ fi
 # Anomaly-simulation throughput (issue goal on an H200: >= 20,000 images/s at batch 8).
 step bench-augment-8 "$B/caf" bench augment --device cuda --batch 8 --steps 200
 step bench-augment-256 "$B/caf" bench augment --device cuda --batch 256 --steps 20
+
+# A real training run on MVTec bottle at the paper's shapes, as many epochs as fit (data carried
+# in .carry/data: mvtec_bottle_256 and dtd_thumbs), then its evaluation (docs/results.md).
+DATA=${CAF_DATA:-.carry/data}
+if [ -d "$DATA/mvtec_bottle_256/bottle" ]; then
+  TEX=""
+  [ -d "$DATA/dtd_thumbs" ] && TEX="--textures $DATA/dtd_thumbs"
+  step train-bottle "$B/caf" train --data "$DATA/mvtec_bottle_256" --class bottle --preset paper \
+    --epochs "${CAF_BOTTLE_EPOCHS:-30}" $TEX --out "$OUTDIR/bottle_paper" --device cuda
+  step eval-bottle "$B/caf" eval --model "$OUTDIR/bottle_paper" --data "$DATA/mvtec_bottle_256" \
+    --class bottle --max-images 8 --device cuda
+fi
 
 echo; echo "=== summary"
 printf '%s\n' "${SUMMARY[@]}"
