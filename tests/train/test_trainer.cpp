@@ -208,4 +208,31 @@ TEST_CASE("trainer: clear errors for a missing class folder and a resume without
     CHECK(std::string(e.what()).find("checkpoint") != std::string::npos);
   }
 }
+
+TEST_CASE("trainer: loading a model folder names what is wrong") {
+  TempClass data(6, "load");
+  const fs::path dir = data.root / "model";
+  fs::create_directories(dir);
+  auto message = [&] {
+    try {
+      load_trained_model(dir.string(), Device::cpu);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  CHECK(message().find("config.json: missing") != std::string::npos);
+  TrainConfig cfg = small_config();
+  std::ofstream(dir / "config.json") << cfg.to_json().dump();
+  CHECK(message().find("neither model.safetensors nor checkpoint.safetensors") != std::string::npos);
+  // A checkpoint of other widths than the config says: every mismatch is named.
+  ModelConfig other;
+  other.recon_width = 8;
+  other.discr_width = 2;
+  Model m(other, Device::cpu);
+  save_checkpoint((dir / "model.safetensors").string(), m);
+  const std::string mismatch = message();
+  CHECK(mismatch.find("model.safetensors") != std::string::npos);
+  CHECK(mismatch.find("recon.encoder.block1.0.weight") != std::string::npos);
+}
 }
