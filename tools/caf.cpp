@@ -26,35 +26,62 @@ int infer_command(int argc, char** argv);  // tools/eval_cmd.cpp
 
 namespace {
 
+// One entry per command: its name as typed, then its usage block (shown by `caf --help` and, for
+// commands without a longer help of their own, by `caf <command> --help`).
+struct CommandHelp {
+  const char* name;
+  const char* text;
+};
+const CommandHelp kCommands[] = {
+    {"train",
+     "  train --data DIR --class NAME [--textures DIR] [--preset tiny|paper] [--config FILE]\n"
+     "          [--out DIR] [--resume] [--mode split|draem]\n"
+     "          train both networks with the simulated anomalies (split training by default)\n"},
+    {"eval",
+     "  eval --model DIR --data DIR --class NAME [--out DIR] [--max-images N] [--save-maps]\n"
+     "          image/pixel AUROC and AP, AU-PRO, heatmaps and curves on the class's test set\n"},
+    {"infer", "  infer --model DIR IMAGE...\n          an anomaly score and a heatmap per image\n"},
+    {"make-toy",
+     "  make-toy --out DIR [--kind texture|object] [--seed S] [--size PX] [--train N]\n"
+     "          [--test-good N] [--test-per-defect N] [--name NAME]\n"
+     "          write the built-in toy class (MVTec AD layout) to DIR/toy_<kind>\n"},
+    {"preview",
+     "  preview --data DIR --class NAME [--textures DIR] [--classes FILE] [--config FILE]\n"
+     "          [--seed N] [--samples K] [--cell PX] --out grid.png\n"
+     "          a PNG grid of the simulated anomalies (per generator, rotation, the mix)\n"},
+    {"info", "  info    build configuration, the device that runs, and a smoke test on it\n"},
+    {"bench",
+     "  bench step [--device cpu|cuda|auto] [--size S] [--batch B] [--widths R,S] [--steps N]\n"
+     "          [--warmup N] [--mode split|draem]\n"
+     "          time the whole training step (forward, backward, Adam of both networks)\n"
+     "  bench augment [--device cpu|cuda|auto] [--batch B] [--size S] [--steps N] [--warmup N]\n"
+     "          [--class NAME] [--textures DIR] [--mix]\n"
+     "          anomaly-simulation throughput (images/s) of the batch pipeline\n"},
+    {"checkpoint-new",
+     "  checkpoint-new --widths R,S [--seed N] --out FILE\n"
+     "          write freshly initialised networks as a checkpoint (.safetensors)\n"},
+};
+
 int usage(int code) {
+  std::printf("usage: caf <command> (caf <command> --help for one command)\n");
+  for (const CommandHelp& c : kCommands) std::printf("%s", c.text);
   std::printf(
-      "usage: caf <command> (each command has --help)\n"
-      "  train --data DIR --class NAME [--textures DIR] [--preset tiny|paper] [--config FILE]\n"
-      "          [--out DIR] [--resume] [--mode split|draem]\n"
-      "          train both networks with the simulated anomalies (split training by default)\n"
-      "  eval --model DIR --data DIR --class NAME [--out DIR] [--max-images N] [--save-maps]\n"
-      "          image/pixel AUROC and AP, AU-PRO, heatmaps and curves on the class's test set\n"
-      "  infer --model DIR IMAGE...\n"
-      "          an anomaly score and a heatmap per image\n"
-      "  info    build configuration, the device that runs, and a smoke test on it\n"
-      "  bench step [--device cpu|cuda|auto] [--size S] [--batch B] [--widths R,S] [--steps N]\n"
-      "          [--warmup N] [--mode split|draem]\n"
-      "          time the whole training step (forward, backward, Adam of both networks)\n"
-      "  bench augment [--device cpu|cuda|auto] [--batch B] [--size S] [--steps N] [--warmup N]\n"
-      "          [--class NAME] [--textures DIR] [--mix]\n"
-      "          anomaly-simulation throughput (images/s) of the batch pipeline\n"
-      "  preview --data DIR --class NAME [--textures DIR] [--classes FILE] [--config FILE]\n"
-      "          [--seed N] [--samples K] [--cell PX] --out grid.png\n"
-      "          a PNG grid of the simulated anomalies (per generator, rotation, the mix)\n"
-      "  checkpoint-new --widths R,S [--seed N] --out FILE\n"
-      "          write freshly initialised networks as a checkpoint (.safetensors)\n"
-      "  make-toy --out DIR [--kind texture|object] [--seed S] [--size PX] [--train N]\n"
-      "          [--test-good N] [--test-per-defect N] [--name NAME]\n"
-      "          write the built-in toy class (MVTec AD layout) to DIR/toy_<kind>\n"
       "environment: CAF_DEVICE=cpu forces the CPU; CAF_SYNC_DEBUG=1 synchronises after every\n"
       "kernel so asynchronous GPU faults are reported where they happen; CAF_TF32=1 lets cuDNN\n"
       "use TF32 for fp32 convolutions.\n");
   return code;
+}
+
+// `caf <command> --help` for commands whose own parser has no help text.
+bool short_help(int argc, char** argv) {
+  for (int i = 2; i < argc; ++i)
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h"))
+      for (const CommandHelp& c : kCommands)
+        if (!std::strcmp(argv[1], c.name)) {
+          std::printf("usage:\n%s", c.text);
+          return true;
+        }
+  return false;
 }
 
 int info() {
@@ -107,6 +134,8 @@ int main(int argc, char** argv) {
   if (argc < 2) return usage(2);
   if (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help"))
     return usage(0);
+  const bool own_help = !std::strcmp(argv[1], "train") || !std::strcmp(argv[1], "eval") || !std::strcmp(argv[1], "infer");
+  if (!own_help && short_help(argc, argv)) return 0;
   try {
     if (std::strcmp(argv[1], "info") == 0) return info();
     if (std::strcmp(argv[1], "checkpoint-new") == 0) return checkpoint_new(argc - 2, argv + 2);
