@@ -49,6 +49,8 @@ enum class Purpose : uint32_t {
   ndaa,             // rectangle and sine distortion
   rotation,         // rotation of normal images
   sample_index,     // which training image fills a batch slot
+  cutpaste,         // CutPaste benchmark generator (augment/bench_generators.h)
+  nsa,              // NSA benchmark generator (augment/bench_generators.h)
 };
 
 // Four 32-bit random words for (seed; step, sample, purpose, element).
