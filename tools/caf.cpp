@@ -22,6 +22,8 @@ int make_toy(int argc, char** argv);       // tools/make_toy.cpp
 int train_command(int argc, char** argv);  // tools/train_cmd.cpp
 int eval_command(int argc, char** argv);   // tools/eval_cmd.cpp
 int infer_command(int argc, char** argv);  // tools/eval_cmd.cpp
+int simulate_command(int argc, char** argv);  // tools/simulate_cmd.cpp
+int report_command(int argc, char** argv);    // tools/simulate_cmd.cpp
 }
 
 namespace {
@@ -41,6 +43,13 @@ const CommandHelp kCommands[] = {
      "  eval --model DIR --data DIR --class NAME [--out DIR] [--max-images N] [--save-maps]\n"
      "          image/pixel AUROC and AP, AU-PRO, heatmaps and curves on the class's test set\n"},
     {"infer", "  infer --model DIR IMAGE...\n          an anomaly score and a heatmap per image\n"},
+    {"simulate",
+     "  simulate --data DIR --class NAME --out DIR [--generators cutpaste,nsa,ndaa,opaque,transparent]\n"
+     "          [--seed S] [--textures DIR] [--size PX]\n"
+     "          build the simulated-anomaly benchmark (paper Table 3) from test/good\n"},
+    {"report",
+     "  report --model DIR --bench DIR --class NAME [--out DIR]\n"
+     "          evaluate a model on that benchmark: the per-generator table of paper Table 3\n"},
     {"make-toy",
      "  make-toy --out DIR [--kind texture|object] [--seed S] [--size PX] [--train N]\n"
      "          [--test-good N] [--test-per-defect N] [--name NAME]\n"
@@ -134,7 +143,9 @@ int main(int argc, char** argv) {
   if (argc < 2) return usage(2);
   if (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help"))
     return usage(0);
-  const bool own_help = !std::strcmp(argv[1], "train") || !std::strcmp(argv[1], "eval") || !std::strcmp(argv[1], "infer");
+  const bool own_help = !std::strcmp(argv[1], "train") || !std::strcmp(argv[1], "eval") ||
+                        !std::strcmp(argv[1], "infer") || !std::strcmp(argv[1], "simulate") ||
+                        !std::strcmp(argv[1], "report");
   if (!own_help && short_help(argc, argv)) return 0;
   try {
     if (std::strcmp(argv[1], "info") == 0) return info();
@@ -148,6 +159,8 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[1], "train") == 0) return caf::train_command(argc - 2, argv + 2);
     if (std::strcmp(argv[1], "eval") == 0) return caf::eval_command(argc - 2, argv + 2);
     if (std::strcmp(argv[1], "infer") == 0) return caf::infer_command(argc - 2, argv + 2);
+    if (std::strcmp(argv[1], "simulate") == 0) return caf::simulate_command(argc - 2, argv + 2);
+    if (std::strcmp(argv[1], "report") == 0) return caf::report_command(argc - 2, argv + 2);
     std::fprintf(stderr, "caf: unknown command '%s'\n", argv[1]);
     return usage(2);
   } catch (const std::exception& e) {

@@ -1,0 +1,41 @@
+#!/bin/sh
+# tests/cli_check.sh CAF WORKDIR: the caf command line end to end on a tiny toy class, in seconds:
+# make-toy -> train (2 epochs, micro widths) -> eval -> infer -> simulate (twice: byte-identical)
+# -> report; then the errors a user meets first. Run by ctest (cli_end_to_end).
+set -eu
+CAF=$1
+D=$2
+rm -rf "$D"
+mkdir -p "$D"
+export CAF_DEVICE=cpu
+"$CAF" make-toy --out "$D/data" --kind texture --size 64 --train 6 --test-good 3 --test-per-defect 1 --name toy >/dev/null
+echo '{"size": 32, "recon_width": 4, "discr_width": 2, "batch": 2, "epochs": 2, "procedural_textures": 4}' >"$D/micro.json"
+"$CAF" train --data "$D/data" --class toy --config "$D/micro.json" --out "$D/model" >"$D/train.log"
+grep -q 'trained 6 steps' "$D/train.log"
+test -f "$D/model/model.safetensors" && test -f "$D/model/config.json" && test -f "$D/model/train_log.jsonl"
+"$CAF" eval --model "$D/model" --data "$D/data" --class toy --save-maps >"$D/eval.log"
+grep -q 'image AUROC' "$D/eval.log"
+for f in metrics.json roc.png pr.png maps.npy scores.npy; do test -f "$D/model/eval/$f"; done
+test "$(ls "$D/model/eval/heatmaps" | wc -l)" -eq 7
+"$CAF" infer --model "$D/model" --out "$D/infer" "$D/data/toy/test/hole/000.png" >"$D/infer.log"
+test -f "$D/infer/000_heatmap.png"
+for run in a b; do
+  "$CAF" simulate --data "$D/data" --class toy --out "$D/sim_$run" --size 64 >/dev/null
+done
+diff -r "$D/sim_a" "$D/sim_b"  # deterministic from the seed
+for g in cutpaste nsa ndaa opaque transparent; do
+  test "$(ls "$D/sim_a/$g/toy/test/$g" | wc -l)" -eq 3
+  test "$(ls "$D/sim_a/$g/toy/ground_truth/$g" | wc -l)" -eq 3
+done
+"$CAF" report --model "$D/model" --bench "$D/sim_a" --class toy >"$D/report.log"
+grep -q '| transparent \* |' "$D/report.log"
+test -f "$D/model/report/report.json"
+# Errors name the problem and exit non-zero.
+if "$CAF" train --data "$D/nowhere" --class toy --out "$D/x" >/dev/null 2>"$D/err.log"; then exit 1; fi
+grep -q 'nowhere' "$D/err.log"
+if "$CAF" simulate --data "$D/data" --class toy --out "$D/x" --generators cutpaste,scratch 2>"$D/err.log"; then exit 1; fi
+grep -q "unknown generator 'scratch'" "$D/err.log"
+if "$CAF" eval --model "$D/data" --data "$D/data" --class toy 2>"$D/err.log"; then exit 1; fi
+grep -q 'config.json: missing' "$D/err.log"
+echo "cli end to end: ok"
+rm -rf "$D"
