@@ -3,7 +3,8 @@
 //
 // Key decision: every row is a real Simulator run on the CPU (the trainer's own code path, not a
 // re-implementation), with one generator forced per row, then rotation alone, then the class's
-// actual mix. Each sample is a triplet of cells: target | image with anomaly | mask. Labels use a
+// actual mix; then the simulated benchmark's CutPaste and NSA (never used in training), to compare
+// what the model trains on with the unseen anomalies it is tested on. Each sample is a triplet of cells: target | image with anomaly | mask. Labels use a
 // built-in 5x7 bitmap font so the tool needs no font files. The per-sample plans are printed too,
 // since the picture shows what happened and the plan says why.
 // Dimension letters: K samples, 3 channels, S = 256 simulation pixels; cells are `cell` pixels.
@@ -17,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "augment/bench_generators.h"
 #include "augment/image_io.h"
 #include "augment/simulator.h"
 #include "augment/texture_bank.h"
@@ -131,6 +133,7 @@ struct Row {
   std::string name;
   SimConfig config;
   ClassSelection selection;
+  std::string bench;  // "cutpaste" or "nsa": a benchmark-only generator (augment/bench_generators.h)
 };
 
 // One row per enabled generator alone, rotation alone (if the class allows it), then the mix.
@@ -138,20 +141,23 @@ std::vector<Row> make_rows(const SimConfig& config, const ClassSelection& sel) {
   std::vector<Row> rows;
   for (int g = 0; g < kGeneratorCount; ++g) {
     if (!sel.generators[g]) continue;
-    Row r{generator_name(Generator(g + 1)), config, sel};
+    Row r{generator_name(Generator(g + 1)), config, sel, ""};
     for (int h = 0; h < kGeneratorCount; ++h) r.selection.generators[h] = h == g;
     r.selection.rotation = false;
     r.config.p_anomaly = 1.f;
     rows.push_back(r);
   }
   if (sel.rotation) {
-    Row r{"rotation", config, sel};
+    Row r{"rotation", config, sel, ""};
     for (bool& g : r.selection.generators) g = false;
     r.config.p_anomaly = 0.f;
     r.config.rotation_p = 1.f;
     rows.push_back(r);
   }
-  rows.push_back(Row{"mix", config, sel});
+  rows.push_back(Row{"mix", config, sel, ""});
+  // The simulated benchmark's unseen generators (never used in training), for comparison.
+  rows.push_back(Row{"cutpaste", config, sel, "cutpaste"});
+  rows.push_back(Row{"nsa", config, sel, "nsa"});
   return rows;
 }
 
@@ -298,11 +304,31 @@ int preview(int argc, char** argv) {
 
   for (size_t r = 0; r < rows.size(); ++r) {
     const Row& row = rows[r];
-    Simulator sim(row.config, row.selection, bank, a.seed);
-    const Simulator::Batch out = sim.run(clean, 0);
-    const std::vector<SamplePlan> plans = sim.plans(k, 0);
-    const std::vector<float> target = out.target.to_vector(), image = out.image.to_vector(),
-                             mask = out.mask.to_vector();
+    std::vector<float> target, image, mask;
+    std::vector<std::string> what(static_cast<size_t>(k));
+    if (row.bench.empty()) {
+      Simulator sim(row.config, row.selection, bank, a.seed);
+      const Simulator::Batch out = sim.run(clean, 0);
+      const std::vector<SamplePlan> plans = sim.plans(k, 0);
+      target = out.target.to_vector();
+      image = out.image.to_vector();
+      mask = out.mask.to_vector();
+      for (int s = 0; s < k; ++s) what[size_t(s)] = describe_plan(plans[size_t(s)]);
+    } else {
+      // NSA takes its patches from another normal image: sample s from sample s + 1.
+      target = clean.to_vector();
+      std::vector<float> src(target.size());
+      const size_t per = size_t(3) * kSize * kSize;
+      for (int s = 0; s < k; ++s)
+        std::copy(target.begin() + long(((s + 1) % k) * per), target.begin() + long(((s + 1) % k + 1) * per),
+                  src.begin() + long(size_t(s) * per));
+      const BenchResult b = row.bench == "cutpaste"
+                                ? cutpaste_generate(clean, a.seed, 0)
+                                : nsa_generate(clean, Tensor::from_vector(clean.shape(), src), a.class_name, a.seed, 0);
+      image = b.image.to_vector();
+      mask = b.mask.to_vector();
+      for (int s = 0; s < k; ++s) what[size_t(s)] = "benchmark only: " + b.params[size_t(s)].dump();
+    }
     const int y = kPad + header + int(r) * (a.cell + kRowGap);
     canvas.text(row.name, y + (a.cell - 7 * scale) / 2, 2 * kPad, scale);
     std::printf("row %s:\n", row.name.c_str());
@@ -318,7 +344,7 @@ int preview(int argc, char** argv) {
       for (size_t i = 0; i < size_t(kSize) * kSize; ++i)
         covered += mask[size_t(s) * kSize * kSize + i] > 0.5f;
       std::printf("  sample %d: %s; mask %ld px (%.1f%%)\n", s,
-                  describe_plan(plans[size_t(s)]).c_str(), covered,
+                  what[size_t(s)].c_str(), covered,
                   100.0 * double(covered) / (double(kSize) * kSize));
     }
   }
