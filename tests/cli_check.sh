@@ -29,6 +29,8 @@ for g in cutpaste nsa ndaa opaque transparent; do
 done
 "$CAF" report --model "$D/model" --bench "$D/sim_a" --class toy >"$D/report.log"
 grep -q '| transparent \* |' "$D/report.log"
+"$CAF" eval --model "$D/model" --data "$D/sim_a/nsa" --class toy --out "$D/eval_nsa" >/dev/null  # unchanged eval
+test -f "$D/eval_nsa/metrics.json"
 test -f "$D/model/report/report.json"
 # Errors name the problem and exit non-zero.
 if "$CAF" train --data "$D/nowhere" --class toy --out "$D/x" >/dev/null 2>"$D/err.log"; then exit 1; fi

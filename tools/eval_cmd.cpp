@@ -77,7 +77,13 @@ int eval_command(int argc, char** argv) {
   const Device d = parse_device(device.c_str());
   TrainedModel tm = load_trained_model(model_dir, d);
   std::vector<std::string> warnings;
-  const TestSet ts = load_test_set(resolve_class_dir(data, class_name), tm.config.size,
+  // A class folder of MVTec layout, or one generator's folder of caf simulate (test/ only).
+  std::string class_dir;
+  if (fs::is_directory(fs::path(data) / class_name / "test") && !fs::is_directory(fs::path(data) / class_name / "train"))
+    class_dir = (fs::path(data) / class_name).string();
+  else
+    class_dir = resolve_class_dir(data, class_name);
+  const TestSet ts = load_test_set(class_dir, tm.config.size,
                                    mask_mode == "draem" ? MaskResize::draem : MaskResize::nearest, &warnings);
   for (const std::string& w : warnings) std::printf("warning: %s\n", w.c_str());
   std::printf("evaluating %s on %lld test images of %s (%s), %dx%d, on %s\n", tm.weights.c_str(),
