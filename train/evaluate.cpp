@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -17,6 +19,9 @@ namespace caf {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+// Defined in train/trainer.cpp: path.tmp written, fsynced and renamed over path; IoError on failure.
+void write_file_atomic(const std::string& path, const std::vector<std::string_view>& chunks);
 
 TrainedModel load_trained_model(const std::string& dir, Device d) {
   const fs::path cfg_path = fs::path(dir) / "config.json";
@@ -62,18 +67,10 @@ void write_npy(const std::string& path, const std::vector<float>& data, const st
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
   header.append(63 - (10 + header.size()) % 64, ' ');  // pad so the data starts on a 64-byte boundary
   header += '\n';
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    const uint16_t len = uint16_t(header.size());
-    f.write("\x93NUMPY\x01\x00", 8);
-    f.put(char(len & 0xFF));
-    f.put(char(len >> 8));
-    f << header;
-    f.write(reinterpret_cast<const char*>(data.data()), std::streamsize(data.size() * sizeof(float)));
-    if (!f) throw IoError(tmp + ": cannot write");
-  }
-  fs::rename(tmp, path);
+  const uint16_t len = uint16_t(header.size());
+  const char prefix[10] = {'\x93', 'N', 'U', 'M', 'P', 'Y', '\x01', '\x00', char(len & 0xFF), char(len >> 8)};
+  write_file_atomic(path, {std::string_view(prefix, sizeof prefix), header,
+                           std::string_view(reinterpret_cast<const char*>(data.data()), data.size() * sizeof(float))});
 }
 
 json EvalResult::to_json(const TestSet& ts) const {
@@ -139,14 +136,15 @@ EvalResult evaluate(const Model& m, const TestSet& ts, const EvalOptions& o) {
   if (o.out_dir.empty()) return r;
 
   const fs::path out(o.out_dir);
-  fs::create_directories(out / "heatmaps");
   {
-    const std::string path = (out / "metrics.json").string();
-    std::ofstream f(path + ".tmp");
-    f << r.to_json(ts).dump(2) << "\n";
-    if (!f) throw IoError(path + ".tmp: cannot write");
-    f.close();
-    fs::rename(path + ".tmp", path);
+    std::error_code ec;
+    fs::create_directories(out / "heatmaps", ec);
+    if (ec) throw IoError((out / "heatmaps").string() + ": cannot create (" + ec.message() + ")",
+                          "is a part of the path a file, or the disk read-only?");
+  }
+  {
+    const std::string text = r.to_json(ts).dump(2) + "\n";
+    write_file_atomic((out / "metrics.json").string(), {text});
   }
   image_write_png((out / "roc.png").string(),
                   plot_curves({roc_curve(r.scores, labels), roc_curve(maps, pixel_labels), Curve{{0, 1}, {0, 1}}},

@@ -1,10 +1,17 @@
 #include "train/trainer.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -73,6 +80,15 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& where, Trai
       for (auto k = known.begin(); k != known.end(); ++k) keys += (keys.empty() ? "" : ", ") + k.key();
       throw ConfigError(where + ": unknown key '" + it.key() + "'", "known keys: " + keys);
     }
+  // nlohmann casts a JSON float to an integer field unchecked, undefined behaviour for 1e12 (found
+  // by tests/fuzz/fuzz_config): integer keys must hold integers, and "size" one that fits an int.
+  for (const char* key : {"size", "recon_width", "discr_width", "init_seed", "batch", "epochs", "seed",
+                          "log_every", "checkpoint_every", "procedural_textures", "max_textures"})
+    if (j.contains(key) && !j[key].is_number_integer())
+      throw ConfigError(where + ": '" + key + "' must be an integer, not " + j[key].dump());
+  if (j.contains("size") && (j["size"].is_number_unsigned() ? j["size"].get<uint64_t>() > 1u << 20
+                                                             : j["size"].get<int64_t>() > 1 << 20))
+    throw ConfigError(where + ": size " + j["size"].dump() + " is too large");
   try {
     if (j.contains("preset") && j["preset"] != c.preset) c = preset_named(j["preset"].get<std::string>());
     c.size = j.value("size", c.size);
@@ -117,17 +133,54 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& where, Trai
 
 namespace {
 
-void write_text_atomic(const std::string& path, const std::string& text) {
+// The hint every failed write carries: the rename never happened, so what was there before is intact.
+const char* kWriteHint = "disk full or read-only? the previous file is unchanged";
+
+}  // namespace
+
+// Writes path.tmp with POSIX calls, fsyncs it, then renames it over path, so a crash or a full
+// disk leaves either the old file or the new one, never half of one. Declared in
+// train/evaluate.cpp too, which writes its outputs the same way.
+void write_file_atomic(const std::string& path, const std::vector<std::string_view>& chunks) {
   const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << text;
-    if (!f) throw IoError(tmp + ": cannot write", "check the output folder's permissions and free space");
+  auto fail = [&](const std::string& what, int err) {
+    ::unlink(tmp.c_str());
+    throw IoError(path + ": " + what + " (" + tmp + ": " + std::strerror(err) + ")", kWriteHint);
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("cannot create", errno);
+  for (std::string_view c : chunks) {
+    while (!c.empty()) {
+      const ssize_t n = ::write(fd, c.data(), c.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int err = n < 0 ? errno : ENOSPC;
+        ::close(fd);
+        fail("cannot write", err);
+      }
+      c.remove_prefix(size_t(n));
+    }
   }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw IoError(path + ": cannot rename from " + tmp + ": " + ec.message());
+  if (::fsync(fd) != 0 && errno != EINVAL) {  // EINVAL: a special file that cannot be synced
+    const int err = errno;
+    ::close(fd);
+    fail("cannot sync", err);
+  }
+  if (::close(fd) != 0) fail("cannot close", errno);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename the .tmp onto it", errno);
+  // Best effort: make the rename itself durable. A folder that cannot be opened or synced leaves
+  // a complete file either way.
+  const std::string dir = fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string();
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
 }
+
+namespace {
+
+void write_text_atomic(const std::string& path, const std::string& text) { write_file_atomic(path, {text}); }
 
 std::string format_duration(double s) {
   char buf[32];
@@ -188,7 +241,12 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
   print("class " + selection.describe() + "; " + std::to_string(bank.count()) + " textures (" + bank.source + ")");
   Simulator sim(sim_cfg, selection, std::move(bank), cfg.seed);
 
-  fs::create_directories(opt.out_dir);
+  {
+    std::error_code ec;
+    fs::create_directories(opt.out_dir, ec);
+    if (ec) throw IoError(opt.out_dir + ": cannot create the output folder (" + ec.message() + ")",
+                          "is a part of the path a file, or the disk read-only?");
+  }
   const std::string ckpt = (fs::path(opt.out_dir) / "checkpoint.safetensors").string();
   const std::string final_path = (fs::path(opt.out_dir) / "model.safetensors").string();
   const std::string log_path = (fs::path(opt.out_dir) / "train_log.jsonl").string();
@@ -202,7 +260,8 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
     print("resumed from " + ckpt + " at step " + std::to_string(m.step));
   }
   std::ofstream log(log_path, opt.resume ? std::ios::app : std::ios::trunc);
-  if (!log) throw IoError(log_path + ": cannot write");
+  if (!log) throw IoError(log_path + ": cannot open for writing (" + std::strerror(errno) + ")",
+                        "is the output folder on a full or read-only disk?");
 
   const int64_t steps_per_epoch = (n_images + cfg.batch - 1) / cfg.batch;
   const int64_t total = steps_per_epoch * cfg.epochs;
@@ -294,6 +353,8 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
                  .dump()
           << "\n"
           << std::flush;
+      if (!log) throw IoError(log_path + ": cannot append (" + std::strerror(errno) + ")",
+                            "disk full or read-only? the last checkpoint is intact: free space and --resume");
       window_start = now;
       window_steps = 0;
     }
