@@ -12,6 +12,7 @@
 
 #include "augment/image_io.h"
 #include "kernels/error.h"
+#include "train/atomic_file.h"
 #include "train/metrics.h"
 #include "train/plot.h"
 
@@ -19,9 +20,6 @@ namespace caf {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// Defined in train/trainer.cpp: path.tmp written, fsynced and renamed over path; IoError on failure.
-void write_file_atomic(const std::string& path, const std::vector<std::string_view>& chunks);
 
 TrainedModel load_trained_model(const std::string& dir, Device d) {
   const fs::path cfg_path = fs::path(dir) / "config.json";
