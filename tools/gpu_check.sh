@@ -75,7 +75,9 @@ fi
 # The whole training step at the paper's shapes, caf then PyTorch (same networks and step).
 step bench-step "$B/caf" bench step --device cuda --size 256 --batch 8 --widths 128,64 --steps 20
 if [ -n "$PY" ]; then
-  step torch-step $PY bench/torch_step.py --device cuda --size 256 --batch 8 --widths 128,64 --steps 20
+  # PyTorch four ways (issue 7): exact fp32, TF32 eager, bf16 channels_last, torch.compile bf16.
+  step torch-step $PY bench/torch_step.py --device cuda --size 256 --batch 8 --widths 128,64 --steps 20 \
+    --mode all
 fi
 
 # Anomaly-simulation throughput (issue goal on an H200: >= 20,000 images/s at batch 8).
