@@ -39,5 +39,8 @@ if "$CAF" simulate --data "$D/data" --class toy --out "$D/x" --generators cutpas
 grep -q "unknown generator 'scratch'" "$D/err.log"
 if "$CAF" eval --model "$D/data" --data "$D/data" --class toy 2>"$D/err.log"; then exit 1; fi
 grep -q 'config.json: missing' "$D/err.log"
+echo '{"epochs": 3,' >"$D/bad.json"
+if "$CAF" train --data "$D/data" --class toy --config "$D/bad.json" --out "$D/x" >/dev/null 2>"$D/err.log"; then exit 1; fi
+grep -q 'bad.json: not valid JSON' "$D/err.log"
 echo "cli end to end: ok"
 rm -rf "$D"
