@@ -4,7 +4,8 @@
 // FLOPs are counted analytically from the networks' convolutions (other ops are a few percent):
 // split mode per step = R forward on X + R backward on X (2x, less the first layer's unneeded
 // input gradient) + R forward on Y + S forward + S backward (2x, less its first layer's input
-// gradient). images/s counts every image the step consumes (2 x batch in split mode).
+// gradient). images/s counts every image the step consumes (2 x batch in split mode). --augment
+// adds what the trainer does before the networks: batch sampling and the anomaly simulation.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -15,6 +16,8 @@
 #include "kernels/error.h"
 #include "kernels/memory.h"
 #include "kernels/runtime.h"
+#include "augment/batch_sampler.h"
+#include "augment/simulator.h"
 #include "train/model.h"
 
 namespace caf {
@@ -22,6 +25,7 @@ namespace caf {
 namespace {
 
 struct Args {
+  bool augment = false;  // include the trainer's batch sampling and anomaly simulation
   std::string device = "auto", mode = "split";
   int64_t size = 256, batch = 8, rw = 128, sw = 64, steps = 20, warmup = 3;
 };
@@ -45,6 +49,10 @@ Args parse(int argc, char** argv) {
                           ", got '" + v + "'");
       }
     };
+    if (k == "--augment") {
+      a.augment = true;
+      continue;
+    }
     if (k == "--device") a.device = val();
     else if (k == "--mode") a.mode = val();
     else if (k == "--size") a.size = num(val());
@@ -60,7 +68,7 @@ Args parse(int argc, char** argv) {
     } else {
       throw ConfigError("bench step: unknown option '" + k + "'",
                         "options: --device cpu|cuda|auto --size S --batch B --widths R,S --steps N "
-                        "--warmup N --mode split|draem");
+                        "--warmup N --mode split|draem --augment");
     }
   }
   if (a.size % 32 != 0) throw ConfigError("bench step: --size must be a multiple of 32");
@@ -95,13 +103,30 @@ int bench_step(int argc, char** argv) {
                                               : (3 * fr - first_r) + (3 * fs - first_s);
   const double flops = per_image * double(a.batch);
   const int64_t images = a.mode == "split" ? 2 * a.batch : a.batch;
-  std::printf("bench step: mode %s, device %s (%s), %lldx%lld, batch %lld, widths R %lld / S %lld\n",
-              a.mode.c_str(), device_name(d), device_description(d), (long long)a.size,
+  std::printf("bench step: mode %s%s, device %s (%s), %lldx%lld, batch %lld, widths R %lld / S %lld\n",
+              a.mode.c_str(), a.augment ? " with augmentation" : "", device_name(d), device_description(d), (long long)a.size,
               (long long)a.size, (long long)a.batch, (long long)a.rw, (long long)a.sw);
   std::printf("  parameters: R %lld, S %lld; conv FLOPs per step: %.4g (%.4g GFLOP)\n",
               (long long)m.recon.params().num_params(), (long long)m.discr.params().num_params(),
               flops, flops * 1e-9);
+  // --augment: the trainer's whole step: both halves sampled on the device from uint8 images and
+  // given simulated anomalies (bottle's selection, 64 procedural textures) before the networks.
+  const Tensor pool = texture_bank_procedural(64, int(a.size), 7, d).images;  // 64 "training images"
+  Simulator sim(SimConfig{}, class_selection("bottle"), texture_bank_procedural(64, int(a.size), 8, d), 1);
+  uint32_t step_no = 0;
+  auto sample = [&](int64_t first, int64_t stride, int64_t choices, uint32_t offset) {
+    Tensor out = Tensor::empty({a.batch, 3, a.size, a.size}, DType::f32, d);
+    sample_batch(d, {1, step_no, offset, first, stride, choices}, pool.data<uint8_t>(), out.data<float>(),
+                 a.batch, 3 * a.size * a.size);
+    return out;
+  };
   auto run = [&] {
+    if (a.augment) {
+      const Simulator::Batch x = sim.run(sample(0, 2, 32, 0), step_no, 0);
+      const Simulator::Batch y = sim.run(sample(1, 2, 32, uint32_t(a.batch)), step_no, uint32_t(a.batch));
+      b = a.mode == "split" ? SplitBatch{x.target, x.image, y.image, y.mask} : SplitBatch{x.target, x.image, x.image, x.mask};
+      ++step_no;
+    }
     StepLosses l = a.mode == "split" ? split_step(m, b) : draem_step(m, b.x_clean, b.x_aug, b.y_mask);
     synchronize(d);
     return l;

@@ -61,7 +61,7 @@ const CommandHelp kCommands[] = {
     {"info", "  info    build configuration, the device that runs, and a smoke test on it\n"},
     {"bench",
      "  bench step [--device cpu|cuda|auto] [--size S] [--batch B] [--widths R,S] [--steps N]\n"
-     "          [--warmup N] [--mode split|draem]\n"
+     "          [--warmup N] [--mode split|draem] [--augment]\n"
      "          time the whole training step (forward, backward, Adam of both networks)\n"
      "  bench augment [--device cpu|cuda|auto] [--batch B] [--size S] [--steps N] [--warmup N]\n"
      "          [--class NAME] [--textures DIR] [--mix]\n"

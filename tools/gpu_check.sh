@@ -74,6 +74,8 @@ if [ -n "$PY" ] && [ -f bench/conv_torch.py ]; then
 fi
 # The whole training step at the paper's shapes, caf then PyTorch (same networks and step).
 step bench-step "$B/caf" bench step --device cuda --size 256 --batch 8 --widths 128,64 --steps 20
+step bench-step-augment "$B/caf" bench step --device cuda --size 256 --batch 8 --widths 128,64 --steps 20 \
+  --augment
 if [ -n "$PY" ]; then
   # PyTorch four ways (issue 7): exact fp32, TF32 eager, bf16 channels_last, torch.compile bf16.
   step torch-step $PY bench/torch_step.py --device cuda --size 256 --batch 8 --widths 128,64 --steps 20 \
