@@ -13,10 +13,17 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <limits>
 #include <memory>
 #include <system_error>
 
@@ -67,22 +74,63 @@ std::string lower_extension(const std::string& path) {
   return ext;
 }
 
+// stb_image 2.27 (Debian 12's libstb) trusts the code counts of a JPEG Huffman table: more than
+// 256 codes overrun its tables (tests/fuzz/fuzz_image found it; 2.28 rejects them). So the JPEG
+// segments are walked here first, as stb will read them, and such a table refused.
+bool jpeg_huffman_tables_valid(const uint8_t* d, size_t n) {
+  if (n < 2 || d[0] != 0xFF || d[1] != 0xD8) return true;  // not a JPEG
+  size_t p = 2;
+  while (p + 1 < n) {
+    if (d[p] != 0xFF) {  // entropy-coded data after SOS: find the next marker
+      ++p;
+      continue;
+    }
+    const uint8_t m = d[p + 1];
+    if (m == 0xFF || m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) {
+      ++p;  // fill byte, stuffed zero or a marker without a length
+      continue;
+    }
+    if (m == 0xD9 || p + 3 >= n) return true;  // EOI, or cut off: stb reports that itself
+    const size_t len = size_t(d[p + 2]) << 8 | d[p + 3];
+    const size_t end = std::min(n, p + 2 + len);
+    if (m == 0xC4)
+      for (size_t q = p + 4; q < end;) {
+        size_t codes = 0;
+        for (size_t i = 0; i < 16 && q + 1 + i < n; ++i) codes += d[q + 1 + i];
+        if (codes > 256) return false;
+        q += 17 + codes;
+      }
+    p += 2 + std::max<size_t>(len, 2);
+  }
+  return true;
+}
+
 }  // namespace
 
-Image image_read(const std::string& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec))
-    throw IoError("image_read: " + path + ": " + (fs::exists(path, ec) ? "not a file" : "missing"),
-                  "check the path; the dataset and texture folders are given on the command line");
+Image image_decode(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
+  const std::string hint = "the file is not an image stb can decode, or it is truncated or corrupt";
+  if (size > size_t(std::numeric_limits<int>::max()))
+    throw IoError("image_read: " + name + ": " + std::to_string(size) + " bytes: too large", hint);
+  if (size == 0) throw IoError("image_read: " + name + ": empty file", hint);
+  if (!jpeg_huffman_tables_valid(data, size))
+    throw IoError("image_read: " + name + ": a JPEG Huffman table has more than 256 codes", hint);
   int w = 0, h = 0, n = 0;
+  // The header first: stb would otherwise allocate whatever a corrupt header claims.
+  if (stbi_info_from_memory(data, int(size), &w, &h, &n) && int64_t(w) * h > max_pixels)
+    throw IoError("image_read: " + name + ": " + std::to_string(w) + "x" + std::to_string(h) +
+                      " is larger than " + std::to_string(max_pixels) + " pixels",
+                  hint);
   // stbi_load reduces 16-bit PNGs to 8 bits itself.
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load(path.c_str(), &w, &h, &n, 0),
-                                                 stbi_image_free);
-  if (!data) {
+  std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
+      stbi_load_from_memory(data, int(size), &w, &h, &n, 0), stbi_image_free);
+  if (!pixels) {
     const char* reason = stbi_failure_reason();
-    throw IoError("image_read: " + path + ": " + (reason ? reason : "unreadable"),
-                  "the file is not an image stb can decode, or it is truncated or corrupt");
+    throw IoError("image_read: " + name + ": " + (reason ? reason : "unreadable"), hint);
   }
+  if (w <= 0 || h <= 0 || n < 1 || n > 4)
+    throw IoError("image_read: " + name + ": decoded to " + std::to_string(w) + "x" +
+                      std::to_string(h) + "x" + std::to_string(n),
+                  hint);
   Image im;
   im.height = h;
   im.width = w;
@@ -91,8 +139,23 @@ Image image_read(const std::string& path) {
   im.pixels.resize(count * size_t(im.channels));
   for (size_t p = 0; p < count; ++p)
     for (int c = 0; c < im.channels; ++c)
-      im.pixels[p * size_t(im.channels) + size_t(c)] = data.get()[p * size_t(n) + size_t(c)];
+      im.pixels[p * size_t(im.channels) + size_t(c)] = pixels.get()[p * size_t(n) + size_t(c)];
   return im;
+}
+
+Image image_read(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec))
+    throw IoError("image_read: " + path + ": " + (fs::exists(path, ec) ? "not a file" : "missing"),
+                  "check the path; the dataset and texture folders are given on the command line");
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  const std::streamoff size = f ? std::streamoff(f.tellg()) : -1;
+  std::vector<uint8_t> bytes(size > 0 ? static_cast<size_t>(size) : 0);
+  f.seekg(0);
+  if (size < 0 || !f ||
+      !f.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size())))
+    throw IoError("image_read: " + path + ": cannot read", "check the file's permissions");
+  return image_decode(bytes.data(), bytes.size(), path);
 }
 
 Image image_to_rgb(const Image& im) {
@@ -164,7 +227,18 @@ void image_write_png(const std::string& path, const Image& im) {
     throw IoError("image_write_png: " + path + ": cannot write " + tmp,
                   "check that the folder exists, is writable, and the disk is not full");
   }
+  // Durable before it becomes visible: without the fsync a power cut after the rename can leave
+  // an empty file under the final name. EINVAL: the file system cannot sync (fine, nothing to do).
+  const int fd = ::open(tmp.c_str(), O_RDONLY);
+  const bool synced = fd >= 0 && (::fsync(fd) == 0 || errno == EINVAL);
+  const int sync_errno = errno;
+  if (fd >= 0) ::close(fd);
   std::error_code ec;
+  if (!synced) {
+    fs::remove(tmp, ec);
+    throw IoError("image_write_png: " + path + ": cannot sync " + tmp + ": " +
+                  std::strerror(sync_errno));
+  }
   fs::rename(tmp, path, ec);
   if (ec) {
     fs::remove(tmp, ec);

@@ -31,6 +31,13 @@ struct Image {
 // gray+alpha give 1 channel, RGB and RGBA give 3 (alpha dropped). Throws IoError naming the file.
 Image image_read(const std::string& path);
 
+// image_read on the bytes of a file already in memory (fuzzers, archives): the same rules, and
+// images over max_pixels are refused before decoding (a 300-byte BMP header can claim 16k x 16k,
+// which stb would allocate and fill). `name` only labels the errors.
+constexpr int64_t kImageMaxPixels = int64_t(1) << 26;  // 8192 x 8192, 64x a 1024-px MVTec image
+Image image_decode(const uint8_t* data, size_t size, const std::string& name,
+                   int64_t max_pixels = kImageMaxPixels);
+
 // 1 channel replicated to 3; 3 channels returned as is.
 Image image_to_rgb(const Image& im);
 
@@ -42,7 +49,8 @@ Image image_resize_bilinear(const Image& im, int height, int width);
 // OpenCV INTER_NEAREST: src = floor(dst * scale), clamped. For masks.
 Image image_resize_nearest(const Image& im, int height, int width);
 
-// Writes path + ".tmp", then renames it to path, so a crash never leaves a half-written PNG.
+// Writes path + ".tmp", fsyncs it, then renames it to path, so neither a crash nor a power cut
+// leaves a half-written PNG behind.
 void image_write_png(const std::string& path, const Image& im);
 
 std::vector<uint8_t> image_to_planar(const Image& im);  // HWC -> CHW bytes

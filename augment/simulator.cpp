@@ -47,6 +47,11 @@ SimConfig sim_config_from_json(const json& j, const std::string& where) {
       throw ConfigError(where + ": unknown simulation key '" + it.key() + "'", "known keys: " + known);
     }
   }
+  // A float or huge integer cast to int is undefined behaviour (tests/fuzz/fuzz_config found it).
+  if (j.contains("ndaa_block") &&
+      (!j["ndaa_block"].is_number_integer() || j["ndaa_block"].get<int64_t>() < 1 ||
+       j["ndaa_block"].get<int64_t>() > 256))
+    throw ConfigError(where + ": 'ndaa_block' must be an integer 1..256");
   SimConfig c;
   try {
     c.p_anomaly = j.value("p_anomaly", c.p_anomaly);
@@ -114,15 +119,21 @@ std::string ClassSelection::describe() const {
 }
 
 ClassSelection class_selection(const std::string& class_name, const std::string& table_path) {
-  const std::string where = table_path.empty() ? "built-in class table" : table_path;
-  std::string text = kBuiltinClassTable;
-  if (!table_path.empty()) {
-    std::ifstream f(table_path);
-    if (!f) throw IoError(table_path + ": cannot open the class table", "check the --classes path");
-    std::stringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
+  if (table_path.empty()) {
+    ClassSelection s =
+        class_selection_from_text(class_name, kBuiltinClassTable, "built-in class table");
+    s.source = "the built-in table";
+    return s;
   }
+  std::ifstream f(table_path);
+  if (!f) throw IoError(table_path + ": cannot open the class table", "check the --classes path");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return class_selection_from_text(class_name, ss.str(), table_path);
+}
+
+ClassSelection class_selection_from_text(const std::string& class_name, const std::string& text,
+                                         const std::string& where) {
   json table;
   try {
     table = json::parse(text);
@@ -135,7 +146,7 @@ ClassSelection class_selection(const std::string& class_name, const std::string&
                       "see configs/mvtec_classes.json");
   ClassSelection s;
   s.name = class_name;
-  s.source = table_path.empty() ? "the built-in table" : table_path;
+  s.source = where;
   s.known = table["classes"].contains(class_name);
   const json& entry = s.known ? table["classes"][class_name] : table["default"];
   const std::string at = where + ": " + (s.known ? "class '" + class_name + "'" : "default");

@@ -50,6 +50,9 @@ struct ClassSelection {
 // The class's entry of `table_path` (empty: the built-in copy of configs/mvtec_classes.json).
 // Unknown generator names, unknown keys and malformed files throw ConfigError naming the file.
 ClassSelection class_selection(const std::string& class_name, const std::string& table_path = "");
+// The same from the table's text; `where` names it in errors and becomes the selection's source.
+ClassSelection class_selection_from_text(const std::string& class_name,
+                                         const std::string& json_text, const std::string& where);
 // Parses a generator name: transparent, opaque or ndaa; anything else throws ConfigError.
 Generator generator_from_name(const std::string& name, const std::string& where);
 

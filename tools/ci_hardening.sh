@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# tools/ci_hardening.sh: the sanitizer and fuzzing step of CI (.ci/run runs it after tools/test.sh).
+#
+# One extra CPU build, build-asan, with clang: every library under AddressSanitizer and UBSan, plus
+# the libFuzzer targets of tests/fuzz. It runs the CPU unit tests and the gradient checks under the
+# sanitizers, then each fuzz target on its seed corpus for CAF_FUZZ_SECONDS (default 20). Any
+# sanitizer report, uncaught exception or crash fails CI; a fuzzer's crashing input is kept in
+# build-asan/fuzz-artifacts/ for the log. Sized for about 12 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if ! command -v clang++ >/dev/null 2>&1; then
+  echo "ci_hardening: installing clang"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang >/dev/null
+fi
+BUILD=${BUILD_ASAN:-build-asan}
+SECONDS_EACH=${CAF_FUZZ_SECONDS:-20}
+CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja \
+  -DCAF_CUDA=OFF -DCAF_FUZZ=ON -DCAF_SANITIZE=ON >/dev/null
+cmake --build "$BUILD" -j "$(nproc)" --target caf_tests caf_ops \
+  fuzz_image fuzz_safetensors fuzz_config fuzz_dataset
+
+export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export CAF_DEVICE=cpu
+echo "ci_hardening: unit tests under ASan + UBSan"
+"$BUILD/tests/caf_tests" --test-suite-exclude=gpu,slow
+echo "ci_hardening: gradient checks under ASan + UBSan"
+"$BUILD/tests/caf_ops" grad
+
+# One thread per fuzzer: the dataset loader's OpenMP loop would otherwise oversubscribe the cores.
+export OMP_NUM_THREADS=1
+mkdir -p "$BUILD/fuzz-artifacts"
+for target in fuzz_image fuzz_safetensors fuzz_config fuzz_dataset; do
+  echo "ci_hardening: $target for ${SECONDS_EACH}s"
+  # The corpus is copied so that what the fuzzer adds stays out of the source tree.
+  work="$BUILD/fuzz-corpus/$target"
+  mkdir -p "$work"
+  cp tests/fuzz/corpus/$target/* "$work/"
+  "$BUILD/tests/fuzz/$target" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 \
+    -print_final_stats=1 -artifact_prefix="$BUILD/fuzz-artifacts/$target-" "$work"
+done
+echo "ci_hardening: clean"
