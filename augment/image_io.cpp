@@ -78,8 +78,10 @@ std::string lower_extension(const std::string& path) {
 // 256 codes overrun its tables (tests/fuzz/fuzz_image found it; 2.28 rejects them). So the JPEG
 // segments are walked here first, as stb will read them, and such a table refused.
 bool jpeg_huffman_tables_valid(const uint8_t* d, size_t n) {
-  if (n < 2 || d[0] != 0xFF || d[1] != 0xD8) return true;  // not a JPEG
-  size_t p = 2;
+  size_t p = 0;
+  while (p < n && d[p] == 0xFF) ++p;  // stb takes any run of 0xFF before a marker, SOI included
+  if (p == 0 || p >= n || d[p] != 0xD8) return true;  // not a JPEG
+  ++p;
   while (p + 1 < n) {
     if (d[p] != 0xFF) {  // entropy-coded data after SOS: find the next marker
       ++p;
