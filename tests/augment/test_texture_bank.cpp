@@ -117,7 +117,8 @@ TEST_CASE("texture bank: procedural textures are deterministic, varied and not d
   double bank_mean = 0;
   for (int64_t t = 0; t < T; ++t) {
     const std::vector<uint8_t> tex = texture(all, t, S);
-    const auto [lo, hi] = std::minmax_element(tex.begin(), tex.end());
+    const auto range = std::minmax_element(tex.begin(), tex.end());
+    const auto lo = range.first, hi = range.second;  // INFO captures: no structured bindings in C++17
     double mean = 0;
     for (uint8_t v : tex) mean += v;
     mean /= double(tex.size());

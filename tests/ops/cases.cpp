@@ -231,7 +231,9 @@ void pooling() {
                  maxpool2d_backward<T>(io.dev, io.in[0], io.gout[0], s, io.gin[0]);
              });
   }
-  for (auto [s, k] : {std::pair<Shape4, int64_t>{{1, 2, 7, 9}, 3}, {{1, 1, 24, 24}, 21}}) {
+  for (const auto& sk : {std::pair<Shape4, int64_t>{{1, 2, 7, 9}, 3}, {{1, 1, 24, 24}, 21}}) {
+    const Shape4 s = sk.first;  // plain copies: lambdas may not capture structured bindings in C++17
+    const int64_t k = sk.second;
     Dims xs = S({s.n, s.c, s.h, s.w});
     add_case({"avg_pool2d", "avg_pool2d/" + dims_name(s) + "_k" + std::to_string(k), {{xs}}, {{xs}},
               1e-6, 1e-10, 1e-10, kReduction},

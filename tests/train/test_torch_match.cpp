@@ -57,7 +57,9 @@ ModelConfig fixture_config() {
 
 void load_init(Model& m, const Fixture& f) {
   for (ParamStore* s : {&m.recon.params(), &m.discr.params()})
-    for (auto& [name, t] : s->named_tensors()) {
+    for (auto& entry : s->named_tensors()) {  // no structured bindings: doctest's macros capture
+      const std::string& name = entry.first;
+      Tensor& t = entry.second;
       Tensor src = T(f, "init/" + name);
       REQUIRE_MESSAGE(src.shape() == t.shape(), name << ": fixture shape differs; " << kRegen);
       t.copy_(src);
@@ -143,7 +145,9 @@ void match_three_steps(Device d) {
     if (k != 0) continue;
     int64_t certain = 0, total = 0;
     for (const ParamStore* s : {&m.recon.params(), &m.discr.params()})
-      for (auto& [name, t] : s->named_tensors()) {
+      for (auto& entry : s->named_tensors()) {
+        const std::string& name = entry.first;
+        const Tensor& t = entry.second;
         CAPTURE(name);
         std::vector<float> ours = t.to_vector(), ref = T(f, "step0/after/" + name).to_vector();
         if (name.find("running_") != std::string::npos) {
@@ -167,8 +171,10 @@ void match_three_steps(Device d) {
     MESSAGE("first Adam step: " << certain << " of " << total << " parameters with a certain sign");
   }
   for (const ParamStore* s : {&m.recon.params(), &m.discr.params()})
-    for (auto& [name, t] : s->named_tensors())
-      if (name.find("running_") != std::string::npos) {
+    for (auto& entry : s->named_tensors())
+      if (entry.first.find("running_") != std::string::npos) {
+        const std::string& name = entry.first;
+        const Tensor& t = entry.second;
         CAPTURE(name);
         CHECK(rel_max(t.to_vector(), T(f, "final/" + name).to_vector()) < 1e-2);
       }
