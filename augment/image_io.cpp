@@ -107,6 +107,25 @@ bool jpeg_huffman_tables_valid(const uint8_t* d, size_t n) {
   return true;
 }
 
+// stb_image 2.27 also trusts a PNG chunk's length: an IDAT claiming a gigabyte makes it allocate
+// that much before it finds the file too short (tests/fuzz/fuzz_image found it). The chunk list is
+// walked first; a chunk longer than the bytes left is a truncated or corrupt file.
+bool png_chunks_fit(const uint8_t* d, size_t n, size_t* claimed, size_t* left) {
+  static const uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+  if (n < 8 || std::memcmp(d, kSignature, 8) != 0) return true;  // not a PNG
+  for (size_t p = 8; p + 8 <= n;) {
+    const size_t len = size_t(d[p]) << 24 | size_t(d[p + 1]) << 16 | size_t(d[p + 2]) << 8 | d[p + 3];
+    if (len > n - p - 8) {  // the data alone does not fit (the CRC may be cut off: stb tolerates that)
+      *claimed = len;
+      *left = n - p - 8;
+      return false;
+    }
+    if (std::memcmp(d + p + 4, "IEND", 4) == 0) return true;
+    p += 12 + len;
+  }
+  return true;
+}
+
 }  // namespace
 
 Image image_decode(const uint8_t* data, size_t size, const std::string& name, int64_t max_pixels) {
@@ -116,6 +135,11 @@ Image image_decode(const uint8_t* data, size_t size, const std::string& name, in
   if (size == 0) throw IoError("image_read: " + name + ": empty file", hint);
   if (!jpeg_huffman_tables_valid(data, size))
     throw IoError("image_read: " + name + ": a JPEG Huffman table has more than 256 codes", hint);
+  size_t claimed = 0, left = 0;
+  if (!png_chunks_fit(data, size, &claimed, &left))
+    throw IoError("image_read: " + name + ": truncated or corrupt PNG: a chunk claims " + std::to_string(claimed) +
+                      " bytes, " + std::to_string(left) + " are left",
+                  hint);
   int w = 0, h = 0, n = 0;
   // The header first: stb would otherwise allocate whatever a corrupt header claims.
   if (stbi_info_from_memory(data, int(size), &w, &h, &n) && int64_t(w) * h > max_pixels)
