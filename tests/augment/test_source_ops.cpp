@@ -185,22 +185,9 @@ TEST_CASE("source ops: pixel and neighbourhood operations") {
 TEST_CASE("source ops: a quarter turn of a square image is an exact permutation") {
   // On a square image cos = 0, sin = 1 maps output (i, j) to input (W - 1 - j, i).
   constexpr int64_t S = kH;
-  Bytes sq(3 * kPlane, 0), in = random_image(6);
-  SamplePlan plan{};
-  plan.generator = Generator::transparent;
-  plan.ops[0] = SourceOp::rotate;
-  plan.op_params[0][0] = 0.f;
-  plan.op_params[0][1] = 1.f;
-  std::vector<int32_t> hist(3 * 256);
-  Bytes lut(3 * 256), out(3 * S * S);
-  SimulateArgs a;
-  a.n = 1;
-  a.plan.height = S;
-  a.plan.width = S;
-  a.plans = &plan;
-  a.hist = hist.data();
-  a.lut = lut.data();
-  cpu::source_stage(a, 0, in.data(), false, out.data());
+  const Bytes pool = random_image(6);
+  const Bytes in(pool.begin(), pool.begin() + 3 * S * S);
+  const Bytes out = apply(SourceOp::rotate, {0.f, 1.f}, in, S, S);
   int wrong = 0;
   for (int c = 0; c < 3; ++c)
     for (int64_t i = 0; i < S; ++i)
