@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kernels/error.h"
+#include "tools/cli.h"
 #include "train/toy.h"
 
 namespace caf {
@@ -27,15 +28,7 @@ int make_toy(int argc, char** argv) {
       return argv[++i];
     };
     auto num = [&](const std::string& v, long long lo, long long hi) {
-      try {
-        size_t used = 0;
-        const long long n = std::stoll(v, &used);
-        if (used == v.size() && n >= lo && n <= hi) return n;
-      } catch (const std::exception&) {
-      }
-      throw ConfigError("make-toy: " + k + " expects an integer in " + std::to_string(lo) + ".." +
-                            std::to_string(hi) + ", got '" + v + "'",
-                        kUsage);
+      return cli_integer("make-toy: " + k, v, lo, hi, kUsage);
     };
     if (k == "--out")
       out = val();

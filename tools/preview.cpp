@@ -23,6 +23,7 @@
 #include "augment/simulator.h"
 #include "augment/texture_bank.h"
 #include "kernels/error.h"
+#include "tools/cli.h"
 
 namespace caf {
 
@@ -50,15 +51,7 @@ Args parse_args(int argc, char** argv) {
       return argv[++i];
     };
     auto num = [&](const std::string& v, long long lo, long long hi) {
-      try {
-        size_t used = 0;
-        const long long n = std::stoll(v, &used);
-        if (used == v.size() && n >= lo && n <= hi) return n;
-      } catch (const std::exception&) {
-      }
-      throw ConfigError("preview: " + k + " expects an integer in " + std::to_string(lo) + ".." +
-                            std::to_string(hi) + ", got '" + v + "'",
-                        kUsage);
+      return cli_integer("preview: " + k, v, lo, hi, kUsage);
     };
     if (k == "--data")
       a.data = val();

@@ -24,6 +24,7 @@
 #include "kernels/host_rng.h"
 #include "kernels/runtime.h"
 #include "train/dataset.h"
+#include "tools/cli.h"
 #include "train/evaluate.h"
 
 namespace caf {
@@ -116,17 +117,7 @@ int simulate_command(int argc, char** argv) {
     }
     if (i + 1 >= argc) throw ConfigError("simulate: " + k + " needs a value", kSimulateUsage);
     const std::string v = argv[++i];
-    auto integer = [&](long long lo, long long hi) {
-      try {
-        size_t used = 0;
-        const long long n = std::stoll(v, &used);
-        if (used != v.size() || n < lo || n > hi) throw 0;
-        return n;
-      } catch (...) {
-        throw ConfigError("simulate: " + k + " expects an integer in [" + std::to_string(lo) + ", " +
-                          std::to_string(hi) + "], got '" + v + "'");
-      }
-    };
+    auto integer = [&](long long lo, long long hi) { return cli_integer("simulate: " + k, v, lo, hi); };
     if (k == "--data") data = v;
     else if (k == "--class") class_name = v;
     else if (k == "--out") out = v;
