@@ -91,6 +91,29 @@ void synchronize(Device d) {
 #endif
 }
 
+namespace {
+Precision& precision_slot() {
+  static Precision p = [] {
+    const char* v = std::getenv("CAF_TF32");
+    return v && std::strcmp(v, "1") == 0 ? Precision::tf32 : Precision::fp32;
+  }();
+  return p;
+}
+}  // namespace
+
+void set_precision(Precision p) { precision_slot() = p; }
+Precision precision() { return precision_slot(); }
+const char* precision_name(Precision p) { return p == Precision::tf32 ? "tf32" : "fp32"; }
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::fp32;
+  if (name == "tf32") return Precision::tf32;
+  if (name == "bf16")
+    throw ConfigError("precision 'bf16' is not implemented yet",
+                      "use tf32 (TF32 tensor-core convolutions, the fast default) or fp32 (exact)");
+  throw ConfigError("unknown precision '" + name + "'", "expected tf32 or fp32");
+}
+
 const char* device_description(Device d) {
   return d == Device::cuda ? probe().description.c_str() : "cpu";
 }

@@ -5,6 +5,8 @@
 // a static initialiser), so a CPU-only test run never loads the driver.
 #pragma once
 
+#include <string>
+
 #include "kernels/common.h"
 
 namespace caf {
@@ -19,6 +21,17 @@ Device parse_device(const char* name);  // "cpu" | "cuda" | "auto"; throws Confi
 bool sync_debug();
 
 void synchronize(Device d);
+
+// Convolution arithmetic on the GPU. fp32: exact fp32 FMA math, so CUDA results match the CPU
+// reference (the library's default; every parity test runs this way). tf32: cuDNN may use TF32
+// tensor cores (10-bit mantissa products, fp32 accumulation), as PyTorch's convolutions do by
+// default; the trainer and `caf bench step` choose it unless told --precision fp32. CAF_TF32=1 in
+// the environment makes tf32 the initial value. The CPU always computes in fp32.
+enum class Precision { fp32, tf32 };
+void set_precision(Precision p);
+Precision precision();
+const char* precision_name(Precision p);
+Precision parse_precision(const std::string& name);  // "fp32" | "tf32"; ConfigError otherwise
 
 // One line describing the device that runs (name, memory, capability), for logs and JSON.
 const char* device_description(Device d);

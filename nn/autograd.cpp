@@ -1,8 +1,12 @@
 #include "nn/autograd.h"
 
+#include <cstring>
+#include <optional>
+#include <string>
 #include <unordered_set>
 
 #include "kernels/error.h"
+#include "kernels/profile.h"
 
 namespace caf {
 
@@ -22,6 +26,7 @@ Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, B
   if (!any) return out;
   auto node = std::make_shared<Node>();
   node->name = name;
+  node->tag = profile::current_tag();
   node->backward = std::move(fn);
   node->out_shape = out.shape();
   node->device = out.device();
@@ -82,7 +87,16 @@ void run_backward(const Tensor& root) {
                                   "' a second time: its saved tensors were freed by the first");
   Tensor seed = gradient_buffer(r);
   seed.fill_(1.f);
+  // One profile range per run of nodes with the same tag: "R backward", "S backward", ...
+  std::optional<profile::Scope> range;
+  const char* range_tag = "";
   for (const auto& n : order) {
+    const bool same = n->tag == range_tag || (n->tag && range_tag && std::strcmp(n->tag, range_tag) == 0);
+    if (!range || !same) {
+      range.reset();
+      range_tag = n->tag;
+      range.emplace(std::string(n->tag ? n->tag : "other") + " backward");
+    }
     if (n->grad.defined()) {
       std::vector<Tensor> gin;
       for (const auto& in : n->inputs) gin.push_back(in ? gradient_buffer(*in) : Tensor());

@@ -20,6 +20,7 @@ using BackwardFn = std::function<void(const Tensor& gout, const std::vector<Tens
 
 struct Node {
   const char* name = "";
+  const char* tag = nullptr;  // the profile::Scope tag it was recorded under ("R", "S", ...)
   std::vector<std::shared_ptr<TensorImpl>> inputs;  // null where the input needs no gradient
   BackwardFn backward;
   Dims out_shape;

@@ -6,18 +6,26 @@
 // input gradient) + R forward on Y + S forward + S backward (2x, less its first layer's input
 // gradient). images/s counts every image the step consumes (2 x batch in split mode). --augment
 // adds what the trainer does before the networks: batch sampling and the anomaly simulation.
+// Then a phase breakdown from separately profiled steps (CUDA events / the CPU clock, ranges from
+// kernels/profile.h, also NVTX ranges for Nsight); --trace writes them as a Chrome trace and
+// --json the whole result for scripts (tools/gpu_check.sh's summary).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "kernels/error.h"
+#include "kernels/profile.h"
 #include "kernels/memory.h"
 #include "kernels/runtime.h"
 #include "augment/batch_sampler.h"
 #include "augment/simulator.h"
+#include "train/atomic_file.h"
 #include "train/model.h"
 
 namespace caf {
@@ -26,8 +34,8 @@ namespace {
 
 struct Args {
   bool augment = false;  // include the trainer's batch sampling and anomaly simulation
-  std::string device = "auto", mode = "split";
-  int64_t size = 256, batch = 8, rw = 128, sw = 64, steps = 20, warmup = 3;
+  std::string device = "auto", mode = "split", precision = "tf32", trace, json;
+  int64_t size = 256, batch = 8, rw = 128, sw = 64, steps = 50, warmup = 5;
 };
 
 Args parse(int argc, char** argv) {
@@ -55,6 +63,9 @@ Args parse(int argc, char** argv) {
     }
     if (k == "--device") a.device = val();
     else if (k == "--mode") a.mode = val();
+    else if (k == "--precision") a.precision = val();
+    else if (k == "--trace") a.trace = val();
+    else if (k == "--json") a.json = val();
     else if (k == "--size") a.size = num(val());
     else if (k == "--batch") a.batch = num(val());
     else if (k == "--steps") a.steps = num(val());
@@ -68,7 +79,8 @@ Args parse(int argc, char** argv) {
     } else {
       throw ConfigError("bench step: unknown option '" + k + "'",
                         "options: --device cpu|cuda|auto --size S --batch B --widths R,S --steps N "
-                        "--warmup N --mode split|draem --augment");
+                        "--warmup N --mode split|draem --precision tf32|fp32 --augment --trace FILE.json "
+                        "--json FILE");
     }
   }
   if (a.size % 32 != 0) throw ConfigError("bench step: --size must be a multiple of 32");
@@ -91,6 +103,7 @@ SplitBatch random_batch(const Args& a, Device d) {
 int bench_step(int argc, char** argv) {
   Args a = parse(argc, argv);
   Device d = parse_device(a.device.c_str());
+  set_precision(parse_precision(a.precision));
   ModelConfig cfg;
   cfg.recon_width = a.rw;
   cfg.discr_width = a.sw;
@@ -103,9 +116,10 @@ int bench_step(int argc, char** argv) {
                                               : (3 * fr - first_r) + (3 * fs - first_s);
   const double flops = per_image * double(a.batch);
   const int64_t images = a.mode == "split" ? 2 * a.batch : a.batch;
-  std::printf("bench step: mode %s%s, device %s (%s), %lldx%lld, batch %lld, widths R %lld / S %lld\n",
-              a.mode.c_str(), a.augment ? " with augmentation" : "", device_name(d), device_description(d), (long long)a.size,
-              (long long)a.size, (long long)a.batch, (long long)a.rw, (long long)a.sw);
+  std::printf("bench step: mode %s%s, device %s (%s), precision %s%s, %lldx%lld, batch %lld, widths R %lld / S %lld\n",
+              a.mode.c_str(), a.augment ? " with augmentation" : "", device_name(d), device_description(d),
+              precision_name(precision()), d == Device::cpu ? " (the CPU computes fp32 always)" : "",
+              (long long)a.size, (long long)a.size, (long long)a.batch, (long long)a.rw, (long long)a.sw);
   std::printf("  parameters: R %lld, S %lld; conv FLOPs per step: %.4g (%.4g GFLOP)\n",
               (long long)m.recon.params().num_params(), (long long)m.discr.params().num_params(),
               flops, flops * 1e-9);
@@ -121,24 +135,28 @@ int bench_step(int argc, char** argv) {
     return out;
   };
   auto run = [&] {
+    profile::Scope whole("step");
     if (a.augment) {
+      profile::Scope p("augment", "augment");
       const Simulator::Batch x = sim.run(sample(0, 2, 32, 0), step_no, 0);
       const Simulator::Batch y = sim.run(sample(1, 2, 32, uint32_t(a.batch)), step_no, uint32_t(a.batch));
       b = a.mode == "split" ? SplitBatch{x.target, x.image, y.image, y.mask} : SplitBatch{x.target, x.image, x.image, x.mask};
       ++step_no;
     }
-    StepLosses l = a.mode == "split" ? split_step(m, b) : draem_step(m, b.x_clean, b.x_aug, b.y_mask);
-    synchronize(d);
-    return l;
+    return a.mode == "split" ? split_step(m, b) : draem_step(m, b.x_clean, b.x_aug, b.y_mask);
   };
   for (int64_t i = 0; i < a.warmup; ++i) run();
+  synchronize(d);
   allocator(d).reset_peak();
   const int64_t allocs_before = allocator(d).stats().device_allocs;
+  // Timed steps: each step synchronised, so one step's time is what a training loop that reads
+  // nothing back would see per step, queueing included.
   std::vector<double> ms;
   StepLosses last;
   for (int64_t i = 0; i < a.steps; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     last = run();
+    synchronize(d);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
@@ -152,6 +170,69 @@ int bench_step(int argc, char** argv) {
               st.peak_bytes / 1048576.0, (long long)(st.device_allocs - allocs_before));
   auto v = last.values();
   std::printf("  last losses: l2 %.5f ssim %.5f focal %.5f\n", v["l2"], v["ssim"], v["focal"]);
+
+  // Phase breakdown: separate profiled steps (CUDA events on caf's stream, or the CPU clock),
+  // after the timed ones so the events cannot disturb the headline number.
+  const int64_t profiled = std::min<int64_t>(a.steps, 20);
+  profile::start(d);
+  for (int64_t i = 0; i < profiled; ++i) run();
+  const std::vector<profile::Range> ranges = profile::stop();
+  std::vector<std::string> order;                       // phase names, first appearance first
+  std::map<std::string, int> depth_of;
+  std::map<std::string, std::vector<double>> per_step;  // name -> per-step sums
+  for (const profile::Range& r : ranges) {
+    if (r.depth == 0 && r.name == "step")
+      for (auto& [name, sums] : per_step) sums.push_back(0);
+    if (!depth_of.count(r.name)) {
+      order.push_back(r.name);
+      depth_of[r.name] = r.depth;
+      per_step[r.name] = std::vector<double>(per_step.empty() ? 1 : per_step.begin()->second.size(), 0.0);
+    }
+    per_step[r.name].back() += r.duration_ms;
+  }
+  auto median = [](std::vector<double> xs) {
+    std::sort(xs.begin(), xs.end());
+    return xs.empty() ? 0.0 : xs[xs.size() / 2];
+  };
+  std::map<std::string, double> phase_ms;
+  std::printf("  phases (median ms of %lld profiled steps; indented = inside the line above):\n",
+              (long long)profiled);
+  for (const std::string& name : order) {
+    phase_ms[name] = median(per_step[name]);
+    std::printf("    %*s%-*s %8.2f ms\n", 2 * depth_of[name], "", 30 - 2 * depth_of[name], name.c_str(),
+                phase_ms[name]);
+  }
+  if (!a.trace.empty()) {
+    const std::string t = profile::chrome_trace(ranges);
+    write_file_atomic(a.trace, {t});
+    std::printf("  trace: %s (%zu ranges; open in ui.perfetto.dev or chrome://tracing)\n", a.trace.c_str(),
+                ranges.size());
+  }
+  if (!a.json.empty()) {
+    nlohmann::json j = {{"tool", "caf"},
+                        {"mode", a.mode},
+                        {"augment", a.augment},
+                        {"device", device_name(d)},
+                        {"device_description", device_description(d)},
+                        {"precision", precision_name(precision())},
+                        {"size", a.size},
+                        {"batch", a.batch},
+                        {"widths", {a.rw, a.sw}},
+                        {"steps", a.steps},
+                        {"median_ms", med},
+                        {"min_ms", ms.front()},
+                        {"max_ms", ms.back()},
+                        {"images_per_s", images / med * 1e3},
+                        {"conv_tflops", flops / med * 1e-9},
+                        {"conv_flops_per_step", flops},
+                        {"peak_mib", st.peak_bytes / 1048576.0},
+                        {"allocs_while_timing", st.device_allocs - allocs_before},
+                        {"phases_ms", phase_ms},
+                        {"losses", v}};
+    const std::string text = j.dump(2) + "\n";
+    write_file_atomic(a.json, {text});
+    std::printf("  json: %s\n", a.json.c_str());
+  }
   return 0;
 }
 

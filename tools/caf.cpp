@@ -61,8 +61,11 @@ const CommandHelp kCommands[] = {
     {"info", "  info    build configuration, the device that runs, and a smoke test on it\n"},
     {"bench",
      "  bench step [--device cpu|cuda|auto] [--size S] [--batch B] [--widths R,S] [--steps N]\n"
-     "          [--warmup N] [--mode split|draem] [--augment]\n"
-     "          time the whole training step (forward, backward, Adam of both networks)\n"
+     "          [--warmup N] [--mode split|draem] [--precision tf32|fp32] [--augment]\n"
+     "          [--trace FILE.json] [--json FILE]\n"
+     "          time the whole training step (forward, backward, Adam of both networks), then a\n"
+     "          phase breakdown (augment, R/S forward, losses, R/S backward, optimizer); --trace\n"
+     "          writes a Chrome trace (Perfetto), --json the result for scripts\n"
      "  bench augment [--device cpu|cuda|auto] [--batch B] [--size S] [--steps N] [--warmup N]\n"
      "          [--class NAME] [--textures DIR] [--mix]\n"
      "          anomaly-simulation throughput (images/s) of the batch pipeline\n"},
@@ -76,8 +79,8 @@ int usage(int code) {
   for (const CommandHelp& c : kCommands) std::printf("%s", c.text);
   std::printf(
       "environment: CAF_DEVICE=cpu forces the CPU; CAF_SYNC_DEBUG=1 synchronises after every\n"
-      "kernel so asynchronous GPU faults are reported where they happen; CAF_TF32=1 lets cuDNN\n"
-      "use TF32 for fp32 convolutions.\n");
+      "kernel so asynchronous GPU faults are reported where they happen; CAF_TF32=1 makes TF32\n"
+      "convolutions the library default (train and bench step use --precision, tf32 unless told).\n");
   return code;
 }
 

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/error.h"
+#include "kernels/profile.h"
 #include "nn/autograd.h"
 #include "nn/losses.h"
 #include "nn/safetensors.h"
@@ -53,9 +54,15 @@ std::map<std::string, float> StepLosses::values() const {
 namespace {
 StepLosses finish(Model& m, Tensor l2, Tensor ssim, Tensor focal) {
   StepLosses out{l2, ssim, focal, add(add(l2, ssim), focal)};
-  out.total.backward();
-  m.opt_recon->step();
-  m.opt_discr->step();
+  {
+    profile::Scope p("backward");  // split into "S backward", "R backward", ... by node tags
+    out.total.backward();
+  }
+  {
+    profile::Scope p("optimizer");
+    m.opt_recon->step();
+    m.opt_discr->step();
+  }
   m.step++;
   // Keep only the values: the graph is released by backward, the tensors hold one float each.
   return {out.l2.detach(), out.ssim.detach(), out.focal.detach(), out.total.detach()};
@@ -68,9 +75,17 @@ struct Reconstruction {
   Tensor rec, l2, ssim;
 };
 Reconstruction reconstruct(Model& m, const Tensor& aug, const Tensor& clean) {
-  m.recon.params().zero_grad();
-  m.discr.params().zero_grad();
-  Tensor rec = m.recon.forward(aug, true);
+  {
+    profile::Scope p("zero grad");
+    m.recon.params().zero_grad();
+    m.discr.params().zero_grad();
+  }
+  Tensor rec;
+  {
+    profile::Scope p("R forward", "R");
+    rec = m.recon.forward(aug, true);
+  }
+  profile::Scope p("losses R", "loss");
   return {rec, l2_loss(rec, clean), ssim_loss(rec, clean)};
 }
 }  // namespace
@@ -79,17 +94,34 @@ StepLosses split_step(Model& m, const SplitBatch& b) {
   Reconstruction x = reconstruct(m, b.x_aug, b.x_clean);
   Tensor rec_y;
   {
+    profile::Scope p("R forward (Y, no grad)", "R");
     NoGradGuard no_grad;  // the focal loss never reaches R
     rec_y = m.recon.forward(b.y_aug, m.config.y_pass_batch_stats);
   }
-  Tensor logits = m.discr.forward(concat_channels(b.y_aug, rec_y), true);
-  return finish(m, x.l2, x.ssim, focal_loss(logits, b.y_mask));
+  Tensor logits, focal;
+  {
+    profile::Scope p("S forward", "S");
+    logits = m.discr.forward(concat_channels(b.y_aug, rec_y), true);
+  }
+  {
+    profile::Scope p("losses S", "loss");
+    focal = focal_loss(logits, b.y_mask);
+  }
+  return finish(m, x.l2, x.ssim, focal);
 }
 
 StepLosses draem_step(Model& m, const Tensor& clean, const Tensor& aug, const Tensor& mask) {
   Reconstruction r = reconstruct(m, aug, clean);
-  Tensor logits = m.discr.forward(concat_channels(aug, r.rec), true);
-  return finish(m, r.l2, r.ssim, focal_loss(logits, mask));
+  Tensor logits, focal;
+  {
+    profile::Scope p("S forward", "S");
+    logits = m.discr.forward(concat_channels(aug, r.rec), true);
+  }
+  {
+    profile::Scope p("losses S", "loss");
+    focal = focal_loss(logits, mask);
+  }
+  return finish(m, r.l2, r.ssim, focal);
 }
 
 Tensor anomaly_map(const Model& m, const Tensor& x) {

@@ -2,7 +2,8 @@
 //
 // Key decisions: one plan per shape (descriptors and the three algorithms), found once with
 // cudnnFind* and cached; only deterministic algorithms are kept, so two runs give identical
-// gradients; fp32 FMA math (no TF32) unless CAF_TF32=1; one shared workspace (context.cpp).
+// gradients; fp32 FMA math, or TF32 tensor cores when caf::precision() is tf32 (kernels/runtime.h:
+// plans are cached per precision); one shared workspace (context.cpp).
 // Backward passes accumulate through cuDNN's beta = 1.
 #include <cstdlib>
 #include <cstring>
@@ -12,18 +13,12 @@
 
 #include "kernels/conv2d.h"
 #include "kernels/cuda/check.h"
+#include "kernels/runtime.h"
 
 namespace caf::cuda {
 
 namespace {
 
-bool use_tf32() {
-  static const bool on = [] {
-    const char* v = std::getenv("CAF_TF32");
-    return v && std::strcmp(v, "1") == 0;
-  }();
-  return on;
-}
 
 struct ConvPlan {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
@@ -44,7 +39,7 @@ const Perf& pick(const Perf* perf, int count, const char* what) {
                    "this convolution shape is not supported by the installed cuDNN");
 }
 
-ConvPlan make_plan(const Conv2dShape& s) {
+ConvPlan make_plan(const Conv2dShape& s, bool tf32) {
   ConvPlan p;
   const int n = int(s.x.n), c = int(s.x.c), h = int(s.x.h), w = int(s.x.w), k = int(s.k_out);
   const int ks = int(s.k), pad = int(s.k / 2);
@@ -59,7 +54,7 @@ ConvPlan make_plan(const Conv2dShape& s) {
   CAF_CHECK_CUDNN(cudnnSetFilter4dDescriptor(p.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, k, c, ks, ks));
   CAF_CHECK_CUDNN(cudnnSetConvolution2dDescriptor(p.conv, pad, pad, 1, 1, 1, 1,
                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
-  CAF_CHECK_CUDNN(cudnnSetConvolutionMathType(p.conv, use_tf32() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+  CAF_CHECK_CUDNN(cudnnSetConvolutionMathType(p.conv, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
 
   cudnnHandle_t h_ = cudnn();
   constexpr int kMax = 16;
@@ -84,12 +79,13 @@ ConvPlan make_plan(const Conv2dShape& s) {
 
 const ConvPlan& plan(const Conv2dShape& s) {
   static std::mutex m;
-  static std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, ConvPlan>* cache =
-      new std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>, ConvPlan>();
-  auto key = std::make_tuple(s.x.n, s.x.c, s.x.h, s.x.w, s.k_out, s.k);
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+  static std::map<Key, ConvPlan>* cache = new std::map<Key, ConvPlan>();
+  const bool tf32 = precision() == Precision::tf32;
+  Key key = std::make_tuple(s.x.n, s.x.c, s.x.h, s.x.w, s.k_out, s.k, tf32);
   std::lock_guard<std::mutex> lock(m);
   auto it = cache->find(key);
-  if (it == cache->end()) it = cache->emplace(key, make_plan(s)).first;
+  if (it == cache->end()) it = cache->emplace(key, make_plan(s, tf32)).first;
   return it->second;
 }
 
