@@ -4,7 +4,7 @@
         --config 64,4,16,8 --config 128,8,32,16
 
 Each config is size,batch,R width,S width. Every round runs `caf bench step` and
-bench/torch_step.py once each with the same arguments; the table reports the median over rounds
+bench/torch_reference.py once each with the same arguments; the table reports the median over rounds
 of each one's median ms/step and the ratio caf/PyTorch (below 1: caf is faster). Alternating
 rounds keep slow drifts of a shared machine from favouring either side.
 """
@@ -45,7 +45,7 @@ def main():
         for _ in range(a.rounds):
             caf.append(median_ms([a.caf, "bench", "step"] + common))
             extra = ["--threads", str(a.threads)] if a.threads else []
-            torch.append(median_ms([sys.executable, os.path.join(HERE, "torch_step.py")] + common + extra))
+            torch.append(median_ms([sys.executable, os.path.join(HERE, "torch_reference.py")] + common + extra))
         c, t = statistics.median(caf), statistics.median(torch)
         print(f"| {size} | {batch} | {wr}/{ws} | {c:.1f} | {t:.1f} | {c / t:.2f} |", flush=True)
 

@@ -11,6 +11,7 @@
 // --json the whole result for scripts (tools/gpu_check.sh's summary).
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -34,8 +35,8 @@ namespace {
 
 struct Args {
   bool augment = false;  // include the trainer's batch sampling and anomaly simulation
-  std::string device = "auto", mode = "split", precision = "tf32", trace, json;
-  int64_t size = 256, batch = 8, rw = 128, sw = 64, steps = 50, warmup = 5;
+  std::string device = "auto", mode = "split", precision = "tf32", trace, json, init;
+  int64_t size = 256, batch = 8, rw = 128, sw = 64, steps = 50, warmup = 5, track = 0;
 };
 
 Args parse(int argc, char** argv) {
@@ -66,6 +67,8 @@ Args parse(int argc, char** argv) {
     else if (k == "--precision") a.precision = val();
     else if (k == "--trace") a.trace = val();
     else if (k == "--json") a.json = val();
+    else if (k == "--init") a.init = val();
+    else if (k == "--track") a.track = num(val());
     else if (k == "--size") a.size = num(val());
     else if (k == "--batch") a.batch = num(val());
     else if (k == "--steps") a.steps = num(val());
@@ -80,7 +83,7 @@ Args parse(int argc, char** argv) {
       throw ConfigError("bench step: unknown option '" + k + "'",
                         "options: --device cpu|cuda|auto --size S --batch B --widths R,S --steps N "
                         "--warmup N --mode split|draem --precision tf32|fp32 --augment --trace FILE.json "
-                        "--json FILE");
+                        "--json FILE --track N --init CHECKPOINT");
     }
   }
   if (a.size % 32 != 0) throw ConfigError("bench step: --size must be a multiple of 32");
@@ -98,12 +101,66 @@ SplitBatch random_batch(const Args& a, Device d) {
   return {img(1), img(2), img(3), Tensor::from_vector({a.batch, 1, a.size, a.size}, mask, d)};
 }
 
+// Step t's batch for loss tracking, the same formula as bench/torch_reference.py's
+// closed_form_batch (double, then float): smooth images, x_aug/y_aug differ from their bases in
+// the mask rectangle.
+SplitBatch closed_form_batch(const Args& a, int64_t t, Device d) {
+  const int64_t S = a.size, B = a.batch;
+  std::vector<float> xc(size_t(B * 3 * S * S)), xa(xc.size()), ya(xc.size()), mask(size_t(B * S * S));
+  auto base = [&](int k, int64_t n, int64_t c, int64_t h, int64_t w) {
+    return 0.5 + 0.3 * std::sin(0.061 * double(h) + 0.097 * double(w) + 0.5 * double(c) + 1.7 * double(n) +
+                                0.3 * double(t) + 2.1 * k) *
+                     std::cos(0.023 * double(h - w) + 0.4 * k);
+  };
+  for (int64_t n = 0; n < B; ++n)
+    for (int64_t h = 0; h < S; ++h)
+      for (int64_t w = 0; w < S; ++w) {
+        const bool in = h >= S / 4 && h < S / 2 && w >= S / 8 && w < S / 2;
+        mask[size_t((n * S + h) * S + w)] = in ? 1.f : 0.f;
+        for (int64_t c = 0; c < 3; ++c) {
+          const size_t i = size_t(((n * 3 + c) * S + h) * S + w);
+          xc[i] = float(base(0, n, c, h, w));
+          xa[i] = in ? float(base(1, n, c, h, w)) : xc[i];
+          ya[i] = float(base(in ? 3 : 2, n, c, h, w));
+        }
+      }
+  const Dims img{B, 3, S, S};
+  return {Tensor::from_vector(img, xc, d), Tensor::from_vector(img, xa, d), Tensor::from_vector(img, ya, d),
+          Tensor::from_vector({B, 1, S, S}, mask, d)};
+}
+
+// --track N: N split steps from --init's weights on closed_form_batch, losses to stdout/--json.
+int track_losses(const Args& a, Device d) {
+  if (a.init.empty()) throw ConfigError("bench step: --track needs --init CHECKPOINT (e.g. from caf checkpoint-new)");
+  ModelConfig cfg = read_checkpoint_config(a.init);
+  Model m(cfg, d);
+  load_checkpoint(a.init, m);
+  std::printf("bench step: tracking %lld steps from %s, device %s, precision %s, %lldx%lld, batch %lld\n",
+              (long long)a.track, a.init.c_str(), device_name(d), precision_name(precision()),
+              (long long)a.size, (long long)a.size, (long long)a.batch);
+  nlohmann::json steps = nlohmann::json::array();
+  for (int64_t t = 0; t < a.track; ++t) {
+    auto v = split_step(m, closed_form_batch(a, t, d)).values();
+    steps.push_back({{"l2", v["l2"]}, {"ssim", v["ssim"]}, {"focal", v["focal"]}});
+    if (t == 0 || t + 1 == a.track)
+      std::printf("  step %lld: l2 %.6f ssim %.6f focal %.6f\n", (long long)t, v["l2"], v["ssim"], v["focal"]);
+  }
+  if (!a.json.empty()) {
+    nlohmann::json j = {{"tool", "caf"}, {"mode", precision_name(precision())}, {"device", device_name(d)},
+                        {"track", steps}};
+    const std::string text = j.dump(2) + "\n";
+    write_file_atomic(a.json, {text});
+  }
+  return 0;
+}
+
 }  // namespace
 
 int bench_step(int argc, char** argv) {
   Args a = parse(argc, argv);
   Device d = parse_device(a.device.c_str());
   set_precision(parse_precision(a.precision));
+  if (a.track > 0) return track_losses(a, d);
   ModelConfig cfg;
   cfg.recon_width = a.rw;
   cfg.discr_width = a.sw;

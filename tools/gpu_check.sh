@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # tools/gpu_check.sh: everything that needs a GPU, in one go, with a summary at the end.
 #   build (CUDA on, sm_90) -> parity suite -> gpu test suite -> full ctest -> sync-debug run ->
-#   compute-sanitizer (memcheck, racecheck) on the gpu suite -> op timings and the whole training
-#   step at the paper's shapes (caf and PyTorch) -> augmentation throughput -> a short paper-preset
-#   training run on MVTec bottle and its evaluation (when the data is carried).
+#   compute-sanitizer (memcheck, racecheck) on the gpu suite and on training steps -> op timings ->
+#   the whole training step at the paper's shapes (caf TF32 / +augmentation / fp32, PyTorch four
+#   ways) -> the loss-tracking gate (50 steps, caf against PyTorch) -> augmentation throughput ->
+#   a short paper-preset training run on MVTec bottle and its evaluation (when the data is
+#   carried) -> the summary and issue 7's table (bench/summary.py).
+# Knobs: CAF_QUICK=1 skips ctest, sync-debug, the gpu-suite memcheck, op timings and caf's fp32 step;
+# CAF_SKIP_OPS_PERF=1 the op timings alone; CAF_BOTTLE_EPOCHS=0 the bottle run; CAF_TORCH_MODES
+# (comma list, default all); CAF_TRACK_MODES (default "tf32 fp32"); CAF_TRACK_STEPS (default 50).
 # Works on a machine with no internet: cuDNN is found through CUDNN_ROOT or PyTorch's wheel
 # (site-packages/nvidia/cudnn); header-only deps through CAF_DEPS_ROOT (default .carry/deps if
 # present). Output: the log on stdout and in ${OUT:-/tmp}/gpu_check.log.
@@ -58,38 +63,64 @@ B=$BUILD
 step info "$B/caf" info
 step parity "$B/tests/caf_ops" parity
 step gpu-suite "$B/tests/caf_tests" --test-suite=gpu
-step ctest-all ctest --test-dir "$B" --output-on-failure
+if [ -z "${CAF_QUICK:-}" ]; then
+step ctest-all ctest --test-dir "$B" --output-on-failure -j 4
 step sync-debug env CAF_SYNC_DEBUG=1 "$B/tests/caf_tests" --test-suite=gpu
-if command -v compute-sanitizer >/dev/null; then
+fi
+if command -v compute-sanitizer >/dev/null && [ -z "${CAF_QUICK:-}" ]; then
   step memcheck compute-sanitizer --tool memcheck --error-exitcode 9 "$B/tests/caf_tests" --test-suite=gpu \
     --test-case-exclude='*out of memory*,*failing CUDA call*,*torch match*'
   step racecheck compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_ops" parity sum
+fi
+if command -v compute-sanitizer >/dev/null; then
   # The simulation's shared-memory histogram kernel.
   step racecheck-augment compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_tests" \
     --test-suite=gpu --test-case='*simulation*'
 fi
-step perf "$B/tests/caf_ops" perf perf
-if [ -n "$PY" ] && [ -f bench/conv_torch.py ]; then
-  step torch-conv $PY bench/conv_torch.py --device cuda
+if [ -z "${CAF_SKIP_OPS_PERF:-}${CAF_QUICK:-}" ]; then
+  step perf "$B/tests/caf_ops" perf perf
+  if [ -n "$PY" ] && [ -f bench/conv_torch.py ]; then
+    step torch-conv $PY bench/conv_torch.py --device cuda
+  fi
 fi
-# The whole training step at the paper's shapes, caf then PyTorch (same networks and step).
-step bench-step "$B/caf" bench step --device cuda --size 256 --batch 8 --widths 128,64 --steps 20
-step bench-step-augment "$B/caf" bench step --device cuda --size 256 --batch 8 --widths 128,64 --steps 20 \
-  --augment
+# compute-sanitizer over a few whole training steps (sampling, simulation, networks, Adam).
+if command -v compute-sanitizer >/dev/null; then
+  step memcheck-steps compute-sanitizer --tool memcheck --error-exitcode 9 "$B/caf" bench step --device cuda \
+    --size 64 --batch 2 --widths 16,8 --steps 2 --warmup 1 --augment
+fi
+# Issue 7: the whole training step at the paper's shapes, caf then PyTorch (same networks and step),
+# JSON results in $OUTDIR for bench/summary.py.
+PAPER="--device cuda --size 256 --batch 8 --widths 128,64"
+step bench-step-tf32 "$B/caf" bench step $PAPER --precision tf32 --json "$OUTDIR/caf_tf32.json"
+step bench-step-augment "$B/caf" bench step $PAPER --precision tf32 --augment --json "$OUTDIR/caf_augment.json" \
+  --trace "$OUTDIR/trace_step.json"
+if "$B/caf" bench step --help 2>&1 | grep -q -- --graph; then
+  step bench-step-graph "$B/caf" bench step $PAPER --precision tf32 --augment --graph --json "$OUTDIR/caf_graph.json"
+fi
+[ -z "${CAF_QUICK:-}" ] && step bench-step-fp32 "$B/caf" bench step $PAPER --precision fp32 --steps 20 --json "$OUTDIR/caf_fp32.json"
 if [ -n "$PY" ]; then
-  # PyTorch four ways (issue 7): exact fp32, TF32 eager, bf16 channels_last, torch.compile bf16.
-  step torch-step $PY bench/torch_step.py --device cuda --size 256 --batch 8 --widths 128,64 --steps 20 \
-    --mode all
+  # PyTorch four ways: exact fp32, TF32 eager (DRAEM-style), bf16 channels_last, torch.compile bf16.
+  step torch-reference $PY bench/torch_reference.py $PAPER --steps 50 --warmup 5 --mode "${CAF_TORCH_MODES:-all}" \
+    --json "$OUTDIR/torch.json"
+  # The correctness gate: 50 steps from the same weights on the same data, caf against PyTorch.
+  step checkpoint-init "$B/caf" checkpoint-new --widths 128,64 --out /tmp/caf_init.safetensors
+  for mode in ${CAF_TRACK_MODES:-tf32 fp32}; do
+    step "track-caf-$mode" "$B/caf" bench step $PAPER --precision $mode --track "${CAF_TRACK_STEPS:-50}" \
+      --init /tmp/caf_init.safetensors --json "$OUTDIR/track_caf_$mode.json"
+    step "track-torch-$mode" $PY bench/torch_reference.py $PAPER --mode $mode --track "${CAF_TRACK_STEPS:-50}" \
+      --init /tmp/caf_init.safetensors --json "/tmp/track_torch_$mode.json"
+    step "gate-$mode" $PY bench/compare_losses.py "$OUTDIR/track_caf_$mode.json" "/tmp/track_torch_$mode.json"
+  done
 fi
 
 # Anomaly-simulation throughput (issue goal on an H200: >= 20,000 images/s at batch 8).
-step bench-augment-8 "$B/caf" bench augment --device cuda --batch 8 --steps 200
+step bench-augment-8 bash -c "set -o pipefail; '$B/caf' bench augment --device cuda --batch 8 --steps 200 | tee '$OUTDIR/augment_8.txt'"
 step bench-augment-256 "$B/caf" bench augment --device cuda --batch 256 --steps 20
 
 # A real training run on MVTec bottle at the paper's shapes, as many epochs as fit (data carried
 # in .carry/data: mvtec_bottle_256 and dtd_thumbs), then its evaluation (docs/results.md).
 DATA=${CAF_DATA:-.carry/data}
-if [ -d "$DATA/mvtec_bottle_256/bottle" ]; then
+if [ -d "$DATA/mvtec_bottle_256/bottle" ] && [ "${CAF_BOTTLE_EPOCHS:-30}" != 0 ]; then
   TEX=""
   [ -d "$DATA/dtd_thumbs" ] && TEX="--textures $DATA/dtd_thumbs"
   step train-bottle "$B/caf" train --data "$DATA/mvtec_bottle_256" --class bottle --preset paper \
@@ -100,3 +131,7 @@ fi
 
 echo; echo "=== summary"
 printf '%s\n' "${SUMMARY[@]}"
+if [ -n "$PY" ]; then
+  echo; echo "=== issue 7 table (bench/summary.py $OUTDIR)"
+  $PY bench/summary.py "$OUTDIR"
+fi
