@@ -37,12 +37,21 @@ CAF_HD T unary_value(UnaryOp op, T x, T a, T b) {
   return x;
 }
 
-// dL/dx given x, y = op(x) and dL/dy. Kinks follow PyTorch: relu passes where x > 0, clamp
-// where a <= x <= b.
+// Which of x and y each op's gradient reads: autograd saves only those, so relu keeps its output
+// alone (the input, a batch norm's output, is freed at once, as with PyTorch's in-place ReLU).
+constexpr bool unary_grad_needs_x(UnaryOp op) {
+  return op == UnaryOp::log || op == UnaryOp::square || op == UnaryOp::clamp;
+}
+constexpr bool unary_grad_needs_y(UnaryOp op) {
+  return op == UnaryOp::relu || op == UnaryOp::sigmoid || op == UnaryOp::exp;
+}
+
+// dL/dx given x, y = op(x) and dL/dy (the ones unary_grad_needs_* names; the others may be 0).
+// Kinks follow PyTorch: relu passes where x > 0 (the same pixels as y > 0), clamp where a <= x <= b.
 template <class T>
 CAF_HD T unary_grad(UnaryOp op, T x, T y, T gy, T a, T b) {
   switch (op) {
-    case UnaryOp::relu: return x > T(0) ? gy : T(0);
+    case UnaryOp::relu: return y > T(0) ? gy : T(0);
     case UnaryOp::sigmoid: return gy * y * (T(1) - y);
     case UnaryOp::exp: return gy * y;
     case UnaryOp::log: return gy / x;
@@ -71,7 +80,10 @@ struct UnaryBackward {
   const T* gy;
   T* gx;
   T a, b;
-  CAF_HD void operator()(int64_t i) const { gx[i] += unary_grad(OP, x[i], y[i], gy[i], a, b); }
+  CAF_HD void operator()(int64_t i) const {
+    const T xi = unary_grad_needs_x(OP) ? x[i] : T(0), yi = unary_grad_needs_y(OP) ? y[i] : T(0);
+    gx[i] += unary_grad(OP, xi, yi, gy[i], a, b);
+  }
 };
 
 template <class F>

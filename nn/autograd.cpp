@@ -30,23 +30,33 @@ Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, B
   node->backward = std::move(fn);
   node->out_shape = out.shape();
   node->device = out.device();
-  for (const auto& t : inputs)
-    node->inputs.push_back(t.defined() && t.requires_grad() ? t.impl_ptr() : nullptr);
+  for (const auto& t : inputs) {
+    Edge e;
+    if (t.defined() && t.requires_grad()) {
+      if (t.impl()->grad_fn) e.fn = t.impl()->grad_fn;
+      else e.leaf = t.impl_ptr();
+    }
+    node->inputs.push_back(std::move(e));
+  }
   out.impl()->grad_fn = std::move(node);
   return out;
 }
 
 namespace {
 
-// The buffer that accumulates the gradient of `t`: its node's for results, its own for leaves.
-Tensor gradient_buffer(TensorImpl& t) {
-  if (t.grad_fn) {
-    Node& n = *t.grad_fn;
-    if (!n.grad.defined()) n.grad = Tensor::zeros(n.out_shape, DType::f32, n.device);
-    return n.grad;
-  }
+// The buffer that accumulates a gradient: the node's output gradient for results, the leaf's own.
+Tensor node_gradient(Node& n) {
+  if (!n.grad.defined()) n.grad = Tensor::zeros(n.out_shape, DType::f32, n.device);
+  return n.grad;
+}
+Tensor leaf_gradient(TensorImpl& t) {
   if (!t.grad) t.grad = Tensor::zeros(t.shape, DType::f32, t.device).impl_ptr();
   return Tensor(t.grad);
+}
+Tensor gradient_buffer(TensorImpl& t) { return t.grad_fn ? node_gradient(*t.grad_fn) : leaf_gradient(t); }
+Tensor gradient_buffer(const Edge& e) {
+  if (e.fn) return node_gradient(*e.fn);
+  return e.leaf ? leaf_gradient(*e.leaf) : Tensor();
 }
 
 // Nodes reachable from root, each after all nodes that consume its output. Owning pointers: a
@@ -59,8 +69,7 @@ std::vector<std::shared_ptr<Node>> topological_order(const std::shared_ptr<Node>
   while (!stack.empty()) {
     auto& [node, next] = stack.back();
     if (next < node->inputs.size()) {
-      TensorImpl* in = node->inputs[next++].get();
-      std::shared_ptr<Node> child = in ? in->grad_fn : nullptr;
+      std::shared_ptr<Node> child = node->inputs[next++].fn;
       if (child && seen.insert(child.get()).second) stack.push_back({child, 0});
     } else {
       post.push_back(node);
@@ -99,7 +108,7 @@ void run_backward(const Tensor& root) {
     }
     if (n->grad.defined()) {
       std::vector<Tensor> gin;
-      for (const auto& in : n->inputs) gin.push_back(in ? gradient_buffer(*in) : Tensor());
+      for (const auto& in : n->inputs) gin.push_back(gradient_buffer(in));
       n->backward(n->grad, gin);
     }
     // Free what the node saved, its inputs and its output gradient; the node stays behind as a

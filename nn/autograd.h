@@ -4,7 +4,9 @@
 // function calls the op's backward kernels, which accumulate (+=) into the input gradients, so
 // a tensor used twice simply receives two contributions. Non-leaf gradients live in the node
 // that produced the tensor and are freed, with every saved tensor, as soon as that node has run.
-// Saved tensors are stored detached (storage only), so nodes never keep their own outputs alive.
+// Saved tensors are stored detached (storage only), so nodes never keep their own outputs alive,
+// and inputs are held as edges (kernels of the graph, not tensors), so an activation lives only as
+// long as some backward saved it or the forward code still holds it.
 #pragma once
 
 #include <functional>
@@ -18,10 +20,21 @@ namespace caf {
 // undefined when input i needs none.
 using BackwardFn = std::function<void(const Tensor& gout, const std::vector<Tensor>& gin)>;
 
+struct Node;
+
+// Where an input's gradient goes: the node that produced it (a result), or the leaf itself.
+// Results are reached through their node only, never their tensor, so a node keeps no
+// intermediate activation alive unless its backward saved it.
+struct Edge {
+  std::shared_ptr<Node> fn;
+  std::shared_ptr<TensorImpl> leaf;
+  explicit operator bool() const { return fn || leaf; }
+};
+
 struct Node {
   const char* name = "";
   const char* tag = nullptr;  // the profile::Scope tag it was recorded under ("R", "S", ...)
-  std::vector<std::shared_ptr<TensorImpl>> inputs;  // null where the input needs no gradient
+  std::vector<Edge> inputs;  // empty edges where the input needs no gradient
   BackwardFn backward;
   Dims out_shape;
   Device device = Device::cpu;

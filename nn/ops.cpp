@@ -41,7 +41,9 @@ Tensor unary(const Tensor& x, UnaryOp op, float a, float b, const char* name) {
   check_float(name, {&x});
   Tensor y = like(x, x.shape());
   unary_forward<float>(x.device(), op, F(x), F(y), x.numel(), a, b);
-  return record(y, name, {x}, [op, a, b, xs = x.detach(), ys = y.detach()](const Tensor& gy, const std::vector<Tensor>& g) {
+  // Save only what the gradient reads (kernels/elementwise_math.h), so the rest can be freed.
+  Tensor xs = unary_grad_needs_x(op) ? x.detach() : Tensor(), ys = unary_grad_needs_y(op) ? y.detach() : Tensor();
+  return record(y, name, {x}, [op, a, b, xs, ys](const Tensor& gy, const std::vector<Tensor>& g) {
     unary_backward<float>(gy.device(), op, F(xs), F(ys), F(gy), F(g[0]), gy.numel(), a, b);
   });
 }

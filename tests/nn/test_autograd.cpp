@@ -73,6 +73,38 @@ TEST_CASE("autograd: saved tensors are freed after backward; a second backward f
   }
 }
 
+TEST_CASE("autograd: ops keep only what their backward reads (relu frees its input)") {
+  // conv -> batch norm -> relu, as in every block of both networks: the batch norm's output is
+  // read by nobody's backward (relu's gradient needs only its own output), so it is freed as soon
+  // as the forward code drops it, as PyTorch's in-place ReLU achieves.
+  Tensor x = Tensor::randn({2, 3, 8, 8}, 1).set_requires_grad(true);
+  Tensor g = Tensor::full({3}, 1.f).set_requires_grad(true), b = Tensor::zeros({3}).set_requires_grad(true);
+  BatchNormState st{Tensor::zeros({3}), Tensor::full({3}, 1.f), 0.1f, 1e-5f};
+  Tensor bn = batchnorm2d(x, g, b, st, true);
+  std::weak_ptr<Storage> bn_out = bn.storage();
+  Tensor y = relu(bn);
+  std::weak_ptr<Storage> relu_out = y.storage();
+  bn = Tensor();
+  CHECK(bn_out.expired());      // relu did not keep its input
+  Tensor sq = square(y);        // square's gradient reads its input: y stays alive through it
+  const std::vector<float> yv = y.to_vector();
+  y = Tensor();
+  CHECK(!relu_out.expired());
+  Tensor loss = mean(sq);
+  loss.backward();
+  CHECK(relu_out.expired());
+  // The gradient still flows through relu by its output: d mean(relu(bn)^2) / d beta_c is
+  // 2 * sum over channel c's pixels of relu(bn) / numel (the path through the batch statistics
+  // does not touch beta).
+  const std::vector<float> gb = b.grad().to_vector();
+  for (int c = 0; c < 3; ++c) {
+    double expect = 0;
+    for (int n = 0; n < 2; ++n)
+      for (int i = 0; i < 64; ++i) expect += 2.0 * yv[size_t((n * 3 + c) * 64 + i)] / 384.0;
+    CHECK(gb[size_t(c)] == doctest::Approx(expect).epsilon(1e-5));
+  }
+}
+
 TEST_CASE("autograd: backward needs a scalar; set_requires_grad only on leaves") {
   Tensor x = Tensor::from_vector({2}, {1, 2}).set_requires_grad(true);
   CHECK_THROWS_AS(square(x).backward(), Error);
