@@ -4,6 +4,8 @@
 //   unary_backward  gx += op'(x, y) * gy             (+=)
 //   binary_forward  y = a op b, same shapes          (=, y may alias a or b)
 //   binary_backward ga += dy/da * gy, gb += dy/db * gy  (+=; ga or gb may be null)
+//   add_scalar_at   y = x + s[k], s a device array    (=; the constant never visits the host)
+//   ssim_constants  c[0..1] from minmax[0..1]        (SSIM's C1, C2; see SsimConstants)
 // Binary ops: add, sub, mul, div (a / b; b must not be 0).
 #pragma once
 
@@ -19,6 +21,8 @@ void unary_backward(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int6
 template <class T> void binary_forward(BinaryOp op, const T* a, const T* b, T* y, int64_t n);
 template <class T>
 void binary_backward(BinaryOp op, const T* a, const T* b, const T* gy, T* ga, T* gb, int64_t n);
+template <class T> void add_scalar_at(const T* x, const T* s, int64_t k, T* y, int64_t n);
+template <class T> void ssim_constants(const T* minmax, T* c);
 }  // namespace cpu
 
 namespace cuda {
@@ -28,6 +32,8 @@ void unary_backward(UnaryOp op, const float* x, const float* y, const float* gy,
 void binary_forward(BinaryOp op, const float* a, const float* b, float* y, int64_t n);
 void binary_backward(BinaryOp op, const float* a, const float* b, const float* gy, float* ga,
                      float* gb, int64_t n);
+void add_scalar_at(const float* x, const float* s, int64_t k, float* y, int64_t n);
+void ssim_constants(const float* minmax, float* c);
 }  // namespace cuda
 
 template <class T>
@@ -47,6 +53,14 @@ template <class T>
 void binary_backward(Device d, BinaryOp op, const T* a, const T* b, const T* gy, T* ga, T* gb,
                      int64_t n) {
   CAF_DISPATCH(T, d, binary_backward, op, a, b, gy, ga, gb, n);
+}
+template <class T>
+void add_scalar_at(Device d, const T* x, const T* s, int64_t k, T* y, int64_t n) {
+  CAF_DISPATCH(T, d, add_scalar_at, x, s, k, y, n);
+}
+template <class T>
+void ssim_constants(Device d, const T* minmax, T* c) {
+  CAF_DISPATCH(T, d, ssim_constants, minmax, c);
 }
 
 }  // namespace caf

@@ -86,6 +86,31 @@ struct UnaryBackward {
   }
 };
 
+// y = x + s[k]: a constant that lives on the device (computed there), so no host round trip.
+template <class T>
+struct AddScalarAt {
+  const T* x;
+  const T* s;
+  int64_t k;
+  T* y;
+  CAF_HD void operator()(int64_t i) const { y[i] = x[i] + s[k]; }
+};
+
+// SSIM's stabilising constants from img1's [min, max] (METHOD 3.1, pytorch-ssim's rule): the
+// range L is 255 when max > 128 else 1, minus -1 when min < -0.5 else 0; c = [(0.01 L)^2,
+// (0.03 L)^2]. One element's work, run on the device that holds the min/max.
+template <class T>
+struct SsimConstants {
+  const T* minmax;
+  T* c;
+  CAF_HD void operator()(int64_t) const {
+    const T max_val = minmax[1] > T(128) ? T(255) : T(1), min_val = minmax[0] < T(-0.5) ? T(-1) : T(0);
+    const T L = max_val - min_val;
+    c[0] = (T(0.01) * L) * (T(0.01) * L);
+    c[1] = (T(0.03) * L) * (T(0.03) * L);
+  }
+};
+
 template <class F>
 void visit_unary(UnaryOp op, F&& f) {
   using K = UnaryOp;

@@ -1,6 +1,7 @@
 #include "kernels/memory.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -138,8 +139,16 @@ template <class T>
 void cuda_fill(T* ptr, int64_t n, T value);
 #endif
 
+namespace {
+std::atomic<int64_t> g_copies{0}, g_syncs{0};
+}  // namespace
+
+HostSyncCounts host_sync_counts() { return {g_copies.load(), g_syncs.load()}; }
+void detail::note_synchronize() { ++g_syncs; }
+
 void copy_bytes(Device dst_dev, void* dst, Device src_dev, const void* src, size_t bytes) {
   if (bytes == 0) return;
+  ++g_copies;
   if (dst_dev == Device::cpu && src_dev == Device::cpu) {
     std::memcpy(dst, src, bytes);
     return;

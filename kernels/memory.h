@@ -90,6 +90,17 @@ class Buffer {
 // Byte copy between any two devices; synchronous with respect to the host.
 void copy_bytes(Device dst_dev, void* dst, Device src_dev, const void* src, size_t bytes);
 
+// Host round trips, counted for the whole process on every device (so CPU tests check the same
+// code paths a GPU would wait in): copy_bytes calls (each waits for caf's stream) and synchronize()
+// calls. Benchmarks and tests read the difference around a training step.
+struct HostSyncCounts {
+  int64_t copies = 0, syncs = 0;
+};
+HostSyncCounts host_sync_counts();
+namespace detail {
+void note_synchronize();  // called by synchronize() (kernels/runtime.cpp)
+}
+
 // Fill n elements with a value (float and uint8 on both devices; double on the CPU).
 template <class T>
 void fill(Device d, T* ptr, int64_t n, T value);

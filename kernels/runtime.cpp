@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels/error.h"
+#include "kernels/memory.h"
 
 #if defined(CAF_WITH_CUDA)
 #include <cuda_runtime.h>
@@ -84,6 +85,7 @@ bool sync_debug() {
 }
 
 void synchronize(Device d) {
+  detail::note_synchronize();
 #if defined(CAF_WITH_CUDA)
   if (d == Device::cuda) CAF_CHECK_CUDA(cudaStreamSynchronize(cuda::stream()));
 #else

@@ -1,6 +1,9 @@
 #include "nn/losses.h"
 
+#include <cmath>
+
 #include "kernels/error.h"
+#include "kernels/elementwise.h"
 #include "kernels/reduce.h"
 #include "nn/ops.h"
 
@@ -8,27 +11,30 @@ namespace caf {
 
 Tensor l2_loss(const Tensor& a, const Tensor& b) { return mean(square(sub(a, b))); }
 
-float ssim_dynamic_range(const Tensor& img1) {
-  Tensor mm = Tensor::empty({2}, DType::f32, img1.device());
+Tensor ssim_constants(const Tensor& img1) {
+  Tensor mm = Tensor::empty({2}, DType::f32, img1.device()), c = Tensor::empty({2}, DType::f32, img1.device());
   reduce_minmax<float>(img1.device(), img1.data<float>(), img1.numel(), mm.data<float>());
-  std::vector<float> v = mm.to_vector();
-  const float max_val = v[1] > 128.f ? 255.f : 1.f, min_val = v[0] < -0.5f ? -1.f : 0.f;
-  return max_val - min_val;
+  ssim_constants<float>(img1.device(), mm.data<float>(), c.data<float>());
+  return c;
+}
+
+float ssim_dynamic_range(const Tensor& img1) {
+  const float c2 = ssim_constants(img1).to_vector()[1];  // (0.03 L)^2
+  return float(std::lround(std::sqrt(double(c2)) / 0.03));
 }
 
 Tensor ssim_loss(const Tensor& img1, const Tensor& img2, int window, double sigma) {
   CAF_REQUIRE_SHAPE(img1.shape() == img2.shape() && img1.ndim() == 4,
                     "ssim_loss: " + img1.describe() + " vs " + img2.describe());
-  const float L = ssim_dynamic_range(img1);
-  const float c1 = (0.01f * L) * (0.01f * L), c2 = (0.03f * L) * (0.03f * L);
+  const Tensor c = ssim_constants(img1);  // [C1, C2], computed on the device: no host round trip
   auto blur = [&](const Tensor& t) { return gaussian_blur(t, window, sigma); };
   Tensor mu1 = blur(img1), mu2 = blur(img2);
   Tensor mu1_sq = square(mu1), mu2_sq = square(mu2), mu12 = mul(mu1, mu2);
   Tensor s1 = sub(blur(square(img1)), mu1_sq);
   Tensor s2 = sub(blur(square(img2)), mu2_sq);
   Tensor s12 = sub(blur(mul(img1, img2)), mu12);
-  Tensor num = mul(add_scalar(scale(mu12, 2.f), c1), add_scalar(scale(s12, 2.f), c2));
-  Tensor den = mul(add_scalar(add(mu1_sq, mu2_sq), c1), add_scalar(add(s1, s2), c2));
+  Tensor num = mul(add_scalar_at(scale(mu12, 2.f), c, 0), add_scalar_at(scale(s12, 2.f), c, 1));
+  Tensor den = mul(add_scalar_at(add(mu1_sq, mu2_sq), c, 0), add_scalar_at(add(s1, s2), c, 1));
   return add_scalar(scale(mean(div(num, den)), -1.f), 1.f);
 }
 

@@ -6,8 +6,9 @@
 //                min < -0.5 -> -1 else 0), C1 = (0.01 L)^2, C2 = (0.03 L)^2
 //   focal_loss   on softmax(logits) over 2 channels; one-hot target from a {0,1} mask clamped to
 //                [1e-5, 1 - 1e-5]; p_t = sum_c t_c p_c + 1e-5; mean of -(1 - p_t)^2 log(p_t)
-// The SSIM range needs the reconstruction's min and max: one small device reduction whose two
-// values are read by the host (the only host read of a training step so far).
+// The SSIM range needs the reconstruction's min and max: one small device reduction, and C1, C2
+// are computed from it on the device and added from there (add_scalar_at), so the loss never
+// waits for the host: a training step makes no host round trip.
 #pragma once
 
 #include "nn/tensor.h"
@@ -18,7 +19,9 @@ Tensor l2_loss(const Tensor& a, const Tensor& b);
 Tensor ssim_loss(const Tensor& img1, const Tensor& img2, int window = 11, double sigma = 1.5);
 Tensor focal_loss(const Tensor& logits, const Tensor& mask, float gamma = 2.f);
 
-// The dynamic range SSIM uses for img1 (exposed for tests).
+// [C1, C2] for img1, a 2-element tensor on its device; and the range L they come from (exposed for
+// tests; ssim_dynamic_range reads the device).
+Tensor ssim_constants(const Tensor& img1);
 float ssim_dynamic_range(const Tensor& img1);
 
 }  // namespace caf

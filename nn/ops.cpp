@@ -70,6 +70,15 @@ Tensor mul(const Tensor& a, const Tensor& b) { return binary(a, b, BinaryOp::mul
 Tensor div(const Tensor& a, const Tensor& b) { return binary(a, b, BinaryOp::div, "div"); }
 Tensor scale(const Tensor& x, float a) { return unary(x, UnaryOp::scale, a, 0, "scale"); }
 Tensor add_scalar(const Tensor& x, float a) { return unary(x, UnaryOp::add_scalar, a, 0, "add_scalar"); }
+Tensor add_scalar_at(const Tensor& x, const Tensor& s, int64_t k) {
+  check_float("add_scalar_at", {&x, &s});
+  CAF_REQUIRE_SHAPE(k >= 0 && k < s.numel(), "add_scalar_at: element " + std::to_string(k) + " of " + s.describe());
+  Tensor y = like(x, x.shape());
+  add_scalar_at<float>(x.device(), F(x), F(s), k, F(y), x.numel());
+  return record(y, "add_scalar_at", {x}, [](const Tensor& gy, const std::vector<Tensor>& g) {
+    binary_forward<float>(gy.device(), BinaryOp::add, F(g[0]), F(gy), F(g[0]), gy.numel());
+  });
+}
 Tensor relu(const Tensor& x) { return unary(x, UnaryOp::relu, 0, 0, "relu"); }
 Tensor sigmoid(const Tensor& x) { return unary(x, UnaryOp::sigmoid, 0, 0, "sigmoid"); }
 Tensor exp(const Tensor& x) { return unary(x, UnaryOp::exp, 0, 0, "exp"); }

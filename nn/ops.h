@@ -16,6 +16,8 @@ Tensor mul(const Tensor& a, const Tensor& b);
 Tensor div(const Tensor& a, const Tensor& b);  // a / b
 Tensor scale(const Tensor& x, float a);       // a * x
 Tensor add_scalar(const Tensor& x, float a);  // x + a
+// x + s[k] with s a tensor on x's device (a constant computed there: no gradient flows to s).
+Tensor add_scalar_at(const Tensor& x, const Tensor& s, int64_t k);
 Tensor relu(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor exp(const Tensor& x);

@@ -15,6 +15,14 @@ void unary_backward(UnaryOp op, const T* x, const T* y, const T* gy, T* gx, int6
   });
 }
 template <class T>
+void add_scalar_at(const T* x, const T* s, int64_t k, T* y, int64_t n) {
+  cpu_for_each(n, AddScalarAt<T>{x, s, k, y});
+}
+template <class T>
+void ssim_constants(const T* minmax, T* c) {
+  SsimConstants<T>{minmax, c}(0);
+}
+template <class T>
 void binary_forward(BinaryOp op, const T* a, const T* b, T* y, int64_t n) {
   cpu_for_each(n, BinaryForward<T>{op, a, b, y});
 }
@@ -27,7 +35,9 @@ void binary_backward(BinaryOp op, const T* a, const T* b, const T* gy, T* ga, T*
   template void unary_forward<T>(UnaryOp, const T*, T*, int64_t, T, T);                        \
   template void unary_backward<T>(UnaryOp, const T*, const T*, const T*, T*, int64_t, T, T);   \
   template void binary_forward<T>(BinaryOp, const T*, const T*, T*, int64_t);                  \
-  template void binary_backward<T>(BinaryOp, const T*, const T*, const T*, T*, T*, int64_t);
+  template void binary_backward<T>(BinaryOp, const T*, const T*, const T*, T*, T*, int64_t);      \
+  template void add_scalar_at<T>(const T*, const T*, int64_t, T*, int64_t);                     \
+  template void ssim_constants<T>(const T*, T*);
 CAF_INSTANTIATE(float)
 CAF_INSTANTIATE(double)
 

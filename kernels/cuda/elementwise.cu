@@ -21,5 +21,11 @@ void binary_backward(BinaryOp op, const float* a, const float* b, const float* g
                      float* gb, int64_t n) {
   for_each(n, BinaryBackward<float>{op, a, b, gy, ga, gb}, "binary_backward");
 }
+void add_scalar_at(const float* x, const float* s, int64_t k, float* y, int64_t n) {
+  for_each(n, AddScalarAt<float>{x, s, k, y}, "add_scalar_at");
+}
+void ssim_constants(const float* minmax, float* c) {
+  for_each(1, SsimConstants<float>{minmax, c}, "ssim_constants");
+}
 
 }  // namespace caf::cuda

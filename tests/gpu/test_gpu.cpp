@@ -2,6 +2,7 @@
 // "skipped" message, so CPU-only CI stays green while the same binary checks the GPU where one is.
 #include <doctest/doctest.h>
 
+#include "kernels/elementwise.h"
 #include "kernels/error.h"
 #include "kernels/memory.h"
 #include "kernels/runtime.h"
@@ -40,7 +41,8 @@ struct Graph {
     Tensor score = mean(gaussian_blur(avg_pool2d(p, 3), 11, 1.5));
     Tensor e = mean(caf::exp(clamp(sigmoid(sum_channels(x)), 0.1f, 0.9f)));
     Tensor m = mean(square(matmul(p.reshape({8, 16}), params[6])));
-    Tensor l = add(div(score, add_scalar(e, 1.f)), scale(caf::log(add_scalar(m, 1.f)), 0.5f));
+    Tensor one = Tensor::from_vector({2}, {0.5f, 1.f}, x.device());  // a device-side constant
+    Tensor l = add(div(score, add_scalar_at(e, one, 1)), scale(caf::log(add_scalar(m, 1.f)), 0.5f));
     return sub(l, mul(mean(mean_channels(x)), Tensor::full({1}, 0.1f, x.device())));
   }
 };
@@ -130,6 +132,22 @@ TEST_CASE("gpu: a graph through every op gives the CPU's loss and gradients") {
       CHECK(nmse(gg, gc) < 1e-8);
     }
     CHECK(nmse(g.bn.running_var.to_vector(), c.bn.running_var.to_vector()) < 1e-9);
+  }
+}
+
+TEST_CASE("gpu: SSIM's constants are computed on the device exactly as on the CPU") {
+  CAF_NEED_GPU();
+  for (float lo : {0.f, -1.f}) {
+    for (float hi : {1.f, 200.f}) {
+      CAPTURE(lo);
+      CAPTURE(hi);
+      std::vector<float> mm{lo, hi}, c_cpu(2), c_gpu;
+      ssim_constants<float>(Device::cpu, mm.data(), c_cpu.data());
+      Tensor dm = Tensor::from_vector({2}, mm, Device::cuda), dc = Tensor::empty({2}, DType::f32, Device::cuda);
+      ssim_constants<float>(Device::cuda, dm.data<float>(), dc.data<float>());
+      c_gpu = dc.to_vector();
+      CHECK(c_gpu == c_cpu);
+    }
   }
 }
 

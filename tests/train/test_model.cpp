@@ -7,11 +7,13 @@
 
 #include "kernels/error.h"
 #include "kernels/host_rng.h"
+#include "kernels/memory.h"
 #include "nn/autograd.h"
 #include "nn/losses.h"
 #include "nn/ops.h"
 #include "nn/safetensors.h"
 #include "train/model.h"
+#include "tests/test_util.h"
 
 using namespace caf;
 
@@ -60,6 +62,10 @@ TEST_CASE("losses: closed-form values") {
   CHECK(ssim_dynamic_range(a) == 1.f);
   CHECK(ssim_dynamic_range(add_scalar(a, -1.f)) == 2.f);    // min < -0.5: range [-1, 1]
   CHECK(ssim_dynamic_range(scale(a, 255.f)) == 255.f);      // max > 128: range [0, 255]
+  CHECK(ssim_dynamic_range(scale(add_scalar(a, -0.5f), 600.f)) == 256.f);  // both: [-1, 255]
+  const std::vector<float> c = ssim_constants(scale(a, 255.f)).to_vector();
+  CHECK(c[0] == (0.01f * 255.f) * (0.01f * 255.f));
+  CHECK(c[1] == (0.03f * 255.f) * (0.03f * 255.f));
   // Focal: logits (0, 0) give p = 0.5 everywhere: loss = -(0.5 - 1e-5)^2 ... per pixel.
   Tensor logits = Tensor::zeros({1, 2, 4, 4}), mask = Tensor::zeros({1, 1, 4, 4});
   const double pt = (1 - 1e-5) * 0.5 + 1e-5 * 0.5 + 1e-5;
@@ -107,6 +113,37 @@ TEST_CASE("split step: the focal loss never reaches R; losses fall on a fixed ba
   CHECK(last["total"] < first["total"]);
   CHECK(m.step == 17);
   CHECK(m.opt_recon->steps() == 17);
+}
+
+TEST_CASE("steps make no host round trip: no copy, no synchronisation (a CUDA graph can hold them)") {
+  // The counters see every copy_bytes and synchronize() on every device, so this CPU test guards
+  // the code path a GPU step takes: the SSIM constants stay on the device, Adam's scalars are
+  // kernel arguments, the backward seed is a fill.
+  Model m(small_config(), Device::cpu);
+  SplitBatch b = batch(0);
+  split_step(m, b);  // warm-up (first allocations)
+  const HostSyncCounts before = host_sync_counts();
+  StepLosses l = split_step(m, b);
+  draem_step(m, b.x_clean, b.x_aug, b.y_mask);
+  const HostSyncCounts after = host_sync_counts();
+  CHECK(after.copies - before.copies == 0);
+  CHECK(after.syncs - before.syncs == 0);
+  l.values();  // reading the losses is the caller's choice, and is counted
+  CHECK(host_sync_counts().copies - after.copies == 4);
+}
+
+TEST_SUITE("gpu") {
+TEST_CASE("gpu: a split step on the GPU makes no host round trip") {
+  CAF_NEED_GPU();
+  Model m(small_config(), Device::cuda);
+  SplitBatch b = batch(0, Device::cuda);
+  split_step(m, b);  // warm-up: cuDNN plans, first allocations
+  const HostSyncCounts before = host_sync_counts();
+  split_step(m, b);
+  const HostSyncCounts after = host_sync_counts();
+  CHECK(after.copies - before.copies == 0);
+  CHECK(after.syncs - before.syncs == 0);
+}
 }
 
 TEST_CASE("DRAEM step: one batch trains both networks and the focal loss reaches R") {
