@@ -1,5 +1,6 @@
 #include "kernels/profile.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -151,6 +152,12 @@ Scope::~Scope() {
 }
 
 const char* current_tag() { return g_tag; }
+
+namespace {
+std::atomic<bool> g_op_ranges{false};
+}
+void set_op_ranges(bool on) { g_op_ranges = on; }
+bool op_ranges() { return g_op_ranges.load(std::memory_order_relaxed); }
 
 std::string chrome_trace(const std::vector<Range>& ranges) {
   std::string s = "[\n";

@@ -10,6 +10,7 @@
 // another's, so the backward pass splits by network without any per-op bookkeeping.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,20 @@ class Scope {
   int generation_ = 0;
   const char* previous_tag_ = nullptr;
   bool sets_tag_ = false;
+};
+
+// Op-level ranges ("fwd conv2d", "bwd batchnorm2d_train", ...) around every nn op and every
+// backward node: off by default (an event pair per op), on for `caf bench step --ops`.
+void set_op_ranges(bool on);
+bool op_ranges();
+class OpScope {
+ public:
+  explicit OpScope(const char* op, bool backward = false) {
+    if (op_ranges()) scope_.emplace(std::string(backward ? "bwd " : "fwd ") + op);
+  }
+
+ private:
+  std::optional<Scope> scope_;
 };
 
 // The innermost open Scope's tag on this thread (null outside any tagged scope).

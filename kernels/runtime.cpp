@@ -104,6 +104,12 @@ Precision& precision_slot() {
 }  // namespace
 
 void set_precision(Precision p) { precision_slot() = p; }
+
+namespace {
+bool g_deterministic = true;
+}
+void set_deterministic(bool on) { g_deterministic = on; }
+bool deterministic() { return g_deterministic; }
 Precision precision() { return precision_slot(); }
 const char* precision_name(Precision p) { return p == Precision::tf32 ? "tf32" : "fp32"; }
 

@@ -33,6 +33,12 @@ Precision precision();
 const char* precision_name(Precision p);
 Precision parse_precision(const std::string& name);  // "fp32" | "tf32"; ConfigError otherwise
 
+// cuDNN algorithm choice: deterministic only (the default: two runs give bit-identical gradients,
+// so GPU training resumes exactly) or the fastest of all (as PyTorch's cudnn.benchmark; some
+// backward algorithms accumulate with atomics in a varying order). Plans are cached per setting.
+void set_deterministic(bool on);
+bool deterministic();
+
 // One line describing the device that runs (name, memory, capability), for logs and JSON.
 const char* device_description(Device d);
 

@@ -108,6 +108,7 @@ void run_backward(const Tensor& root) {
     }
     if (n->grad.defined()) {
       std::vector<Tensor> gin;
+      profile::OpScope op_range(n->name, true);
       for (const auto& in : n->inputs) gin.push_back(gradient_buffer(in));
       n->backward(n->grad, gin);
     }

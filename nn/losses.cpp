@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/error.h"
+#include "kernels/profile.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
 #include "nn/ops.h"
@@ -12,6 +13,7 @@ namespace caf {
 Tensor l2_loss(const Tensor& a, const Tensor& b) { return mean(square(sub(a, b))); }
 
 Tensor ssim_constants(const Tensor& img1) {
+  profile::OpScope op_range("ssim_constants");
   Tensor mm = Tensor::empty({2}, DType::f32, img1.device()), c = Tensor::empty({2}, DType::f32, img1.device());
   reduce_minmax<float>(img1.device(), img1.data<float>(), img1.numel(), mm.data<float>());
   ssim_constants<float>(img1.device(), mm.data<float>(), c.data<float>());

@@ -8,6 +8,7 @@
 #include "kernels/gaussian.h"
 #include "kernels/matmul.h"
 #include "kernels/pool.h"
+#include "kernels/profile.h"
 #include "kernels/reduce.h"
 #include "kernels/softmax.h"
 #include "kernels/upsample.h"
@@ -38,6 +39,7 @@ void check_4d(const char* op, const Tensor& x) {
 Tensor like(const Tensor& x, const Dims& shape) { return Tensor::empty(shape, DType::f32, x.device()); }
 
 Tensor unary(const Tensor& x, UnaryOp op, float a, float b, const char* name) {
+  profile::OpScope op_range(name);
   check_float(name, {&x});
   Tensor y = like(x, x.shape());
   unary_forward<float>(x.device(), op, F(x), F(y), x.numel(), a, b);
@@ -49,6 +51,7 @@ Tensor unary(const Tensor& x, UnaryOp op, float a, float b, const char* name) {
 }
 
 Tensor binary(const Tensor& a, const Tensor& b, BinaryOp op, const char* name) {
+  profile::OpScope op_range(name);
   check_float(name, {&a, &b});
   CAF_REQUIRE_SHAPE(a.shape() == b.shape(), std::string(name) + ": shapes differ: " + a.describe() +
                                                 " and " + b.describe());
@@ -71,6 +74,7 @@ Tensor div(const Tensor& a, const Tensor& b) { return binary(a, b, BinaryOp::div
 Tensor scale(const Tensor& x, float a) { return unary(x, UnaryOp::scale, a, 0, "scale"); }
 Tensor add_scalar(const Tensor& x, float a) { return unary(x, UnaryOp::add_scalar, a, 0, "add_scalar"); }
 Tensor add_scalar_at(const Tensor& x, const Tensor& s, int64_t k) {
+  profile::OpScope op_range("add_scalar_at");
   check_float("add_scalar_at", {&x, &s});
   CAF_REQUIRE_SHAPE(k >= 0 && k < s.numel(), "add_scalar_at: element " + std::to_string(k) + " of " + s.describe());
   Tensor y = like(x, x.shape());
@@ -91,6 +95,7 @@ Tensor clamp(const Tensor& x, float lo, float hi) {
 
 namespace {
 Tensor reduce_all(const Tensor& x, bool mean, const char* name) {
+  profile::OpScope op_range(name);
   check_float(name, {&x});
   CAF_REQUIRE_SHAPE(x.numel() > 0, std::string(name) + " of an empty tensor");
   float s = mean ? 1.f / float(x.numel()) : 1.f;
@@ -101,6 +106,7 @@ Tensor reduce_all(const Tensor& x, bool mean, const char* name) {
   });
 }
 Tensor reduce_channels(const Tensor& x, bool mean, const char* name) {
+  profile::OpScope op_range(name);
   check_float(name, {&x});
   check_4d(name, x);
   Shape4 sh = x.shape4();
@@ -119,6 +125,7 @@ Tensor sum_channels(const Tensor& x) { return reduce_channels(x, false, "sum_cha
 Tensor mean_channels(const Tensor& x) { return reduce_channels(x, true, "mean_channels"); }
 
 Tensor softmax_channels(const Tensor& x) {
+  profile::OpScope op_range("softmax_channels");
   check_float("softmax_channels", {&x});
   check_4d("softmax_channels", x);
   Shape4 s = x.shape4();
@@ -130,6 +137,7 @@ Tensor softmax_channels(const Tensor& x) {
 }
 
 Tensor concat_channels(const Tensor& a, const Tensor& b) {
+  profile::OpScope op_range("concat_channels");
   check_float("concat_channels", {&a, &b});
   check_4d("concat_channels", a);
   check_4d("concat_channels", b);
@@ -144,6 +152,7 @@ Tensor concat_channels(const Tensor& a, const Tensor& b) {
 }
 
 Tensor slice_channels(const Tensor& x, int64_t c0, int64_t c1) {
+  profile::OpScope op_range("slice_channels");
   check_float("slice_channels", {&x});
   check_4d("slice_channels", x);
   Shape4 s = x.shape4();
@@ -157,6 +166,7 @@ Tensor slice_channels(const Tensor& x, int64_t c0, int64_t c1) {
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b) {
+  profile::OpScope op_range("conv2d");
   check_float("conv2d", {&x, &w, &b});
   check_4d("conv2d", x);
   check_4d("conv2d", w);
@@ -179,6 +189,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b) {
 
 Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st,
                    bool training) {
+  profile::OpScope op_range(training ? "batchnorm2d_train" : "batchnorm2d_eval");
   check_float("batchnorm2d", {&x, &gamma, &beta, &st.running_mean, &st.running_var});
   check_4d("batchnorm2d", x);
   Shape4 s = x.shape4();
@@ -209,6 +220,7 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Bat
 }
 
 Tensor maxpool2d(const Tensor& x) {
+  profile::OpScope op_range("maxpool2d");
   check_float("maxpool2d", {&x});
   check_4d("maxpool2d", x);
   Shape4 s = x.shape4();
@@ -221,6 +233,7 @@ Tensor maxpool2d(const Tensor& x) {
 }
 
 Tensor upsample_bilinear2x(const Tensor& x) {
+  profile::OpScope op_range("upsample_bilinear2x");
   check_float("upsample_bilinear2x", {&x});
   check_4d("upsample_bilinear2x", x);
   Shape4 s = x.shape4();
@@ -232,6 +245,7 @@ Tensor upsample_bilinear2x(const Tensor& x) {
 }
 
 Tensor avg_pool2d(const Tensor& x, int64_t k) {
+  profile::OpScope op_range("avg_pool2d");
   check_float("avg_pool2d", {&x});
   check_4d("avg_pool2d", x);
   CAF_REQUIRE(k >= 1 && k % 2 == 1, "avg_pool2d: window must be odd, got " + std::to_string(k));
@@ -244,6 +258,7 @@ Tensor avg_pool2d(const Tensor& x, int64_t k) {
 }
 
 Tensor gaussian_blur(const Tensor& x, int k, double sigma) {
+  profile::OpScope op_range("gaussian_blur");
   check_float("gaussian_blur", {&x});
   check_4d("gaussian_blur", x);
   CAF_REQUIRE(sigma > 0, "gaussian_blur: sigma must be positive");
@@ -256,6 +271,7 @@ Tensor gaussian_blur(const Tensor& x, int k, double sigma) {
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  profile::OpScope op_range("matmul");
   check_float("matmul", {&a, &b});
   CAF_REQUIRE_SHAPE(a.ndim() == 2 && b.ndim() == 2 && a.dim(1) == b.dim(0),
                     "matmul: " + a.describe() + " x " + b.describe());

@@ -35,6 +35,8 @@ namespace {
 
 struct Args {
   bool augment = false;  // include the trainer's batch sampling and anomaly simulation
+  bool ops = false;      // an op-level breakdown after the phase breakdown
+  std::string algos = "deterministic";
   std::string device = "auto", mode = "split", precision = "tf32", trace, json, init;
   int64_t size = 256, batch = 8, rw = 128, sw = 64, steps = 50, warmup = 5, track = 0;
 };
@@ -58,13 +60,14 @@ Args parse(int argc, char** argv) {
                           ", got '" + v + "'");
       }
     };
-    if (k == "--augment") {
-      a.augment = true;
+    if (k == "--augment" || k == "--ops") {
+      (k == "--augment" ? a.augment : a.ops) = true;
       continue;
     }
     if (k == "--device") a.device = val();
     else if (k == "--mode") a.mode = val();
     else if (k == "--precision") a.precision = val();
+    else if (k == "--algos") a.algos = val();
     else if (k == "--trace") a.trace = val();
     else if (k == "--json") a.json = val();
     else if (k == "--init") a.init = val();
@@ -83,11 +86,14 @@ Args parse(int argc, char** argv) {
       throw ConfigError("bench step: unknown option '" + k + "'",
                         "options: --device cpu|cuda|auto --size S --batch B --widths R,S --steps N "
                         "--warmup N --mode split|draem --precision tf32|fp32 --augment --trace FILE.json "
-                        "--json FILE --track N --init CHECKPOINT");
+                        "--json FILE --track N --init CHECKPOINT --ops --algos deterministic|fastest");
     }
   }
   if (a.size % 32 != 0) throw ConfigError("bench step: --size must be a multiple of 32");
   if (a.mode != "split" && a.mode != "draem") throw ConfigError("bench step: --mode is split or draem");
+  if (a.algos != "deterministic" && a.algos != "fastest")
+    throw ConfigError("bench step: --algos is deterministic (cuDNN's deterministic algorithms only, the "
+                      "default) or fastest (any algorithm, as PyTorch's cudnn.benchmark picks)");
   return a;
 }
 
@@ -160,6 +166,7 @@ int bench_step(int argc, char** argv) {
   Args a = parse(argc, argv);
   Device d = parse_device(a.device.c_str());
   set_precision(parse_precision(a.precision));
+  set_deterministic(a.algos == "deterministic");
   if (a.track > 0) return track_losses(a, d);
   ModelConfig cfg;
   cfg.recon_width = a.rw;
@@ -210,12 +217,17 @@ int bench_step(int argc, char** argv) {
   // nothing back would see per step, queueing included.
   std::vector<double> ms;
   StepLosses last;
+  const HostSyncCounts hs0 = host_sync_counts();
   for (int64_t i = 0; i < a.steps; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     last = run();
     synchronize(d);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
+  const HostSyncCounts hs1 = host_sync_counts();
+  // The loop's own synchronize() per step is the benchmark's, not the step's.
+  const double copies_per_step = double(hs1.copies - hs0.copies) / double(a.steps);
+  const double syncs_per_step = double(hs1.syncs - hs0.syncs - a.steps) / double(a.steps);
   std::sort(ms.begin(), ms.end());
   const double med = ms[ms.size() / 2];
   const AllocStats st = allocator(d).stats();
@@ -225,6 +237,8 @@ int bench_step(int argc, char** argv) {
               flops / med * 1e-9);
   std::printf("  peak memory %.1f MiB, %lld new device allocations while timing\n",
               st.peak_bytes / 1048576.0, (long long)(st.device_allocs - allocs_before));
+  std::printf("  host round trips per step: %.2f copies, %.2f synchronisations (algorithms: %s)\n",
+              copies_per_step, syncs_per_step, a.algos.c_str());
   auto v = last.values();
   std::printf("  last losses: l2 %.5f ssim %.5f focal %.5f\n", v["l2"], v["ssim"], v["focal"]);
 
@@ -259,6 +273,32 @@ int bench_step(int argc, char** argv) {
     std::printf("    %*s%-*s %8.2f ms\n", 2 * depth_of[name], "", 30 - 2 * depth_of[name], name.c_str(),
                 phase_ms[name]);
   }
+  // --ops: per-op totals from further profiled steps with op ranges on (an event pair per op).
+  std::map<std::string, double> op_ms;
+  if (a.ops) {
+    const int64_t op_steps = std::min<int64_t>(a.steps, 10);
+    profile::set_op_ranges(true);
+    profile::start(d);
+    for (int64_t i = 0; i < op_steps; ++i) run();
+    const std::vector<profile::Range> op_ranges = profile::stop();
+    profile::set_op_ranges(false);
+    std::map<std::string, int64_t> op_count;
+    double covered = 0;
+    for (const profile::Range& r : op_ranges)
+      if (r.name.rfind("fwd ", 0) == 0 || r.name.rfind("bwd ", 0) == 0) {
+        op_ms[r.name] += r.duration_ms / double(op_steps);
+        op_count[r.name] += 1;
+        covered += r.duration_ms / double(op_steps);
+      }
+    std::vector<std::pair<double, std::string>> sorted;
+    for (auto& [name, t] : op_ms) sorted.push_back({t, name});
+    std::sort(sorted.rbegin(), sorted.rend());
+    std::printf("  ops (mean ms per step over %lld steps, op ranges on; %.2f ms in ops in all):\n",
+                (long long)op_steps, covered);
+    for (auto& [t, name] : sorted)
+      std::printf("    %-32s %8.2f ms %6lld calls %5.1f%%\n", name.c_str(), t,
+                  (long long)(op_count[name] / op_steps), 100.0 * t / covered);
+  }
   if (!a.trace.empty()) {
     const std::string t = profile::chrome_trace(ranges);
     write_file_atomic(a.trace, {t});
@@ -285,6 +325,10 @@ int bench_step(int argc, char** argv) {
                         {"peak_mib", st.peak_bytes / 1048576.0},
                         {"allocs_while_timing", st.device_allocs - allocs_before},
                         {"phases_ms", phase_ms},
+                        {"ops_ms", op_ms},
+                        {"algos", a.algos},
+                        {"host_copies_per_step", copies_per_step},
+                        {"host_syncs_per_step", syncs_per_step},
                         {"losses", v}};
     const std::string text = j.dump(2) + "\n";
     write_file_atomic(a.json, {text});

@@ -1,9 +1,10 @@
 // kernels/cuda/conv2d.cpp: convolution through cuDNN.
 //
 // Key decisions: one plan per shape (descriptors and the three algorithms), found once with
-// cudnnFind* and cached; only deterministic algorithms are kept, so two runs give identical
-// gradients; fp32 FMA math, or TF32 tensor cores when caf::precision() is tf32 (kernels/runtime.h:
-// plans are cached per precision); one shared workspace (context.cpp).
+// cudnnFind* and cached; only deterministic algorithms are kept unless caf::deterministic() is
+// off (kernels/runtime.h), so two runs give identical gradients; fp32 FMA math, or TF32 tensor
+// cores when caf::precision() is tf32; plans are cached per (shape, precision, determinism); one
+// shared workspace (context.cpp).
 // Backward passes accumulate through cuDNN's beta = 1.
 #include <cstdlib>
 #include <cstring>
@@ -31,15 +32,16 @@ struct ConvPlan {
 };
 
 template <class Perf>
-const Perf& pick(const Perf* perf, int count, const char* what) {
+const Perf& pick(const Perf* perf, int count, const char* what, bool deterministic_only) {
   for (int i = 0; i < count; ++i)  // sorted fastest first
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].determinism == CUDNN_DETERMINISTIC)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS &&
+        (!deterministic_only || perf[i].determinism == CUDNN_DETERMINISTIC))
       return perf[i];
   throw CudnnError(std::string("no deterministic cuDNN algorithm for ") + what,
                    "this convolution shape is not supported by the installed cuDNN");
 }
 
-ConvPlan make_plan(const Conv2dShape& s, bool tf32) {
+ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det) {
   ConvPlan p;
   const int n = int(s.x.n), c = int(s.x.c), h = int(s.x.h), w = int(s.x.w), k = int(s.k_out);
   const int ks = int(s.k), pad = int(s.k / 2);
@@ -61,17 +63,17 @@ ConvPlan make_plan(const Conv2dShape& s, bool tf32) {
   int got = 0;
   cudnnConvolutionFwdAlgoPerf_t fwd[kMax];
   CAF_CHECK_CUDNN(cudnnFindConvolutionForwardAlgorithm(h_, p.x, p.w, p.conv, p.y, kMax, &got, fwd));
-  const auto& f = pick(fwd, got, "conv2d forward");
+  const auto& f = pick(fwd, got, "conv2d forward", det);
   p.fwd = f.algo;
   p.fwd_ws = f.memory;
   cudnnConvolutionBwdDataAlgoPerf_t bd[kMax];
   CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardDataAlgorithm(h_, p.w, p.y, p.conv, p.x, kMax, &got, bd));
-  const auto& d = pick(bd, got, "conv2d backward data");
+  const auto& d = pick(bd, got, "conv2d backward data", det);
   p.bwd_data = d.algo;
   p.bwd_data_ws = d.memory;
   cudnnConvolutionBwdFilterAlgoPerf_t bf[kMax];
   CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardFilterAlgorithm(h_, p.x, p.y, p.conv, p.w, kMax, &got, bf));
-  const auto& g = pick(bf, got, "conv2d backward filter");
+  const auto& g = pick(bf, got, "conv2d backward filter", det);
   p.bwd_filter = g.algo;
   p.bwd_filter_ws = g.memory;
   return p;
@@ -79,13 +81,13 @@ ConvPlan make_plan(const Conv2dShape& s, bool tf32) {
 
 const ConvPlan& plan(const Conv2dShape& s) {
   static std::mutex m;
-  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool>;
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool>;
   static std::map<Key, ConvPlan>* cache = new std::map<Key, ConvPlan>();
-  const bool tf32 = precision() == Precision::tf32;
-  Key key = std::make_tuple(s.x.n, s.x.c, s.x.h, s.x.w, s.k_out, s.k, tf32);
+  const bool tf32 = precision() == Precision::tf32, det = deterministic();
+  Key key = std::make_tuple(s.x.n, s.x.c, s.x.h, s.x.w, s.k_out, s.k, tf32, det);
   std::lock_guard<std::mutex> lock(m);
   auto it = cache->find(key);
-  if (it == cache->end()) it = cache->emplace(key, make_plan(s, tf32)).first;
+  if (it == cache->end()) it = cache->emplace(key, make_plan(s, tf32, det)).first;
   return it->second;
 }
 
