@@ -18,8 +18,9 @@ struct BatchSlots {
   uint64_t seed;
   uint32_t step, slot_offset;
   int64_t first, stride, choices;
+  const uint32_t* step_ptr = nullptr;  // when set, the step is read there (see PlanSettings)
   CAF_HD int64_t image(int64_t slot) const {
-    const uint32_t w = random_words(seed, step, slot_offset + uint32_t(slot), Purpose::sample_index, 0).v[0];
+    const uint32_t w = random_words(seed, step_ptr ? *step_ptr : step, slot_offset + uint32_t(slot), Purpose::sample_index, 0).v[0];
     return first + stride * int64_t(uniform_int(w, uint32_t(choices)));
   }
 };

@@ -26,6 +26,11 @@ const char* generator_name(Generator g);
 struct PlanSettings {
   uint64_t seed = 0;
   uint32_t step = 0;
+  // When set, the step number is read from here (memory on the simulating device) instead of
+  // `step`: a CUDA graph that captured the simulation then draws a new step's anomalies on every
+  // replay, from a counter the graph itself advances.
+  const uint32_t* step_ptr = nullptr;
+  CAF_HD uint32_t step_now() const { return step_ptr ? *step_ptr : step; }
   uint32_t first_sample = 0;       // sample index of row 0 of the batch
   int64_t height = 256, width = 256;
   int32_t texture_count = 0;
@@ -54,18 +59,18 @@ struct SamplePlan {
 };
 
 CAF_HD SamplePlan plan_sample(const PlanSettings& s, uint32_t row) {
-  const uint32_t sample = s.first_sample + row;
+  const uint32_t sample = s.first_sample + row, step = s.step_now();
   SamplePlan p{};
   p.generator = Generator::none;
   p.beta = 1.f;
 
-  const Philox4 rot = random_words(s.seed, s.step, sample, Purpose::rotation, 0);
+  const Philox4 rot = random_words(s.seed, step, sample, Purpose::rotation, 0);
   p.rotate = s.rotation && uniform01(rot.v[0]) < s.rotation_p;
   const double rad = double(uniform(rot.v[1], -s.rotation_deg, s.rotation_deg)) * 0.017453292519943295;
   p.rot_cos = p.rotate ? float(::cos(rad)) : 1.f;
   p.rot_sin = p.rotate ? float(::sin(rad)) : 0.f;
 
-  const Philox4 choice = random_words(s.seed, s.step, sample, Purpose::choice, 0);
+  const Philox4 choice = random_words(s.seed, step, sample, Purpose::choice, 0);
   int n_enabled = 0;
   for (int g = 0; g < kGeneratorCount; ++g) n_enabled += s.enabled[g] != 0;
   if (n_enabled > 0 && uniform01(choice.v[0]) < s.p_anomaly) {
@@ -75,11 +80,11 @@ CAF_HD SamplePlan plan_sample(const PlanSettings& s, uint32_t row) {
   }
 
   if (p.generator == Generator::transparent || p.generator == Generator::opaque) {
-    p.perlin = perlin_params(s.seed, s.step, sample);
-    const Philox4 blend = random_words(s.seed, s.step, sample, Purpose::blend, 0);
+    p.perlin = perlin_params(s.seed, step, sample);
+    const Philox4 blend = random_words(s.seed, step, sample, Purpose::blend, 0);
     if (p.generator == Generator::transparent) p.beta = uniform(blend.v[0], s.beta_lo, s.beta_hi);
     // Texture and 3 distinct operations in random order (a partial Fisher-Yates shuffle).
-    const Philox4 tex = random_words(s.seed, s.step, sample, Purpose::texture, 0);
+    const Philox4 tex = random_words(s.seed, step, sample, Purpose::texture, 0);
     p.texture = int32_t(uniform_int(tex.v[0], uint32_t(s.texture_count > 0 ? s.texture_count : 1)));
     uint8_t order[kSourceOpCount];
     for (int k = 0; k < kSourceOpCount; ++k) order[k] = uint8_t(k);
@@ -89,12 +94,12 @@ CAF_HD SamplePlan plan_sample(const PlanSettings& s, uint32_t row) {
       order[k] = order[swap];
       order[swap] = t;
       p.ops[k] = SourceOp(order[k]);
-      source_op_params(p.ops[k], random_words(s.seed, s.step, sample, Purpose::texture_op, uint32_t(k)),
+      source_op_params(p.ops[k], random_words(s.seed, step, sample, Purpose::texture_op, uint32_t(k)),
                        p.op_params[k]);
     }
   } else if (p.generator == Generator::ndaa) {
-    const Philox4 a = random_words(s.seed, s.step, sample, Purpose::ndaa, 0);
-    const Philox4 b = random_words(s.seed, s.step, sample, Purpose::ndaa, 1);
+    const Philox4 a = random_words(s.seed, step, sample, Purpose::ndaa, 0);
+    const Philox4 b = random_words(s.seed, step, sample, Purpose::ndaa, 1);
     p.rect_h = int32_t(uniform(a.v[0], s.ndaa_size_lo, s.ndaa_size_hi) * float(s.height));
     p.rect_w = int32_t(uniform(a.v[1], s.ndaa_size_lo, s.ndaa_size_hi) * float(s.width));
     p.rect_h = p.rect_h < 2 ? 2 : p.rect_h;

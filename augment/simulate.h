@@ -85,7 +85,7 @@ struct GradientPass {
     const int64_t n = idx / kPerlinCorners, corner = idx % kPerlinCorners;
     const SamplePlan& p = plans[n];
     if (!uses_texture(p) || corner >= (p.perlin.sy + 1) * (p.perlin.sx + 1)) return;
-    perlin_gradient(s.seed, s.step, s.first_sample + uint32_t(n), uint32_t(corner), grads + 2 * idx);
+    perlin_gradient(s.seed, s.step_now(), s.first_sample + uint32_t(n), uint32_t(corner), grads + 2 * idx);
   }
 };
 

@@ -207,7 +207,8 @@ std::vector<SamplePlan> Simulator::plans(int64_t n, uint32_t step, uint32_t firs
   return out;
 }
 
-Simulator::Batch Simulator::run(const Tensor& clean, uint32_t step, uint32_t first_sample) {
+Simulator::Batch Simulator::run(const Tensor& clean, uint32_t step, uint32_t first_sample,
+                               const uint32_t* step_ptr) {
   const Device d = clean.device();
   if (clean.dtype() != DType::f32 || clean.ndim() != 4 || clean.dim(1) != 3 ||
       clean.dim(2) != bank_.images.dim(2) || clean.dim(3) != bank_.images.dim(3))
@@ -219,6 +220,7 @@ Simulator::Batch Simulator::run(const Tensor& clean, uint32_t step, uint32_t fir
 
   SimulateArgs a;
   a.plan = settings(step, first_sample);
+  a.plan.step_ptr = step_ptr;
   a.n = clean.dim(0);
   a.threshold = config_.perlin_threshold;
   a.tau = config_.ndaa_tau;

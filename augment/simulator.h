@@ -68,7 +68,9 @@ class Simulator {
   // clean: f32 [N, 3, H, W] in [0, 1], H x W the texture size. Samples are numbered
   // first_sample .. first_sample + N - 1 within the step, so two calls with different
   // first_sample (the X and Y halves of a split step) draw independent anomalies.
-  Batch run(const Tensor& clean, uint32_t step, uint32_t first_sample = 0);
+  // step_ptr (optional, device memory of clean's device): read the step number there instead,
+  // so a captured CUDA graph simulates a new step on each replay.
+  Batch run(const Tensor& clean, uint32_t step, uint32_t first_sample = 0, const uint32_t* step_ptr = nullptr);
 
   // The plans run() draws, computed on the host (for tests, previews and manifests).
   std::vector<SamplePlan> plans(int64_t n, uint32_t step, uint32_t first_sample = 0) const;

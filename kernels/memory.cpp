@@ -27,9 +27,10 @@ void* CachingAllocator::allocate(size_t bytes) {
   const size_t size = alloc_size_class(bytes);
   std::lock_guard<std::mutex> lock(mutex_);
   void* p = nullptr;
-  if (auto it = free_.find(size); it != free_.end()) {
+  std::multimap<size_t, void*>& free_list = active_pool_ ? pool_free_[active_pool_] : free_;
+  if (auto it = free_list.find(size); it != free_list.end()) {
     p = it->second;
-    free_.erase(it);
+    free_list.erase(it);
     stats_.bytes_cached -= size;
     stats_.cache_hits++;
   } else {
@@ -45,6 +46,7 @@ void* CachingAllocator::allocate(size_t bytes) {
                             out_of_memory_detail(),
                         "reduce the batch size or image size");
     stats_.device_allocs++;
+    if (active_pool_) pool_of_[p] = active_pool_;
   }
   stats_.bytes_in_use += size;
   stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.bytes_in_use);
@@ -55,7 +57,8 @@ void CachingAllocator::release(void* ptr, size_t bytes) {
   if (!ptr) return;
   const size_t size = alloc_size_class(bytes);
   std::lock_guard<std::mutex> lock(mutex_);
-  free_.emplace(size, ptr);
+  auto pool = pool_of_.find(ptr);
+  (pool == pool_of_.end() ? free_ : pool_free_[pool->second]).emplace(size, ptr);
   stats_.bytes_in_use -= size;
   stats_.bytes_cached += size;
 }
@@ -78,9 +81,23 @@ void CachingAllocator::empty_cache() {
 void CachingAllocator::flush_locked() {
   if (free_.empty()) return;
   before_flush();
-  for (auto& [size, p] : free_) raw_release(p);
+  for (auto& [size, p] : free_) {
+    raw_release(p);
+    stats_.bytes_cached -= int64_t(size);
+  }
   free_.clear();
-  stats_.bytes_cached = 0;
+}
+
+int CachingAllocator::begin_private_pool() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  CAF_REQUIRE(active_pool_ == 0, "begin_private_pool: a private pool is already active");
+  active_pool_ = next_pool_++;
+  return active_pool_;
+}
+
+void CachingAllocator::end_private_pool() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  active_pool_ = 0;
 }
 
 namespace {

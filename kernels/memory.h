@@ -33,6 +33,11 @@ class Allocator {
   virtual AllocStats stats() const = 0;
   virtual void reset_peak() = 0;
   virtual void empty_cache() {}
+  // Private pools, for CUDA graphs: between begin_private_pool() and end_private_pool() every
+  // allocation comes from (and, when released, returns to) a new pool whose blocks never serve an
+  // allocation outside it, because a replayed graph writes them. Returns the pool's id (> 0).
+  virtual int begin_private_pool() = 0;
+  virtual void end_private_pool() = 0;
 };
 
 Allocator& allocator(Device d);
@@ -47,7 +52,9 @@ class CachingAllocator : public Allocator {
   void release(void* ptr, size_t bytes) override;
   AllocStats stats() const override;
   void reset_peak() override;
-  void empty_cache() override;
+  void empty_cache() override;  // the general cache only: private pools stay reserved
+  int begin_private_pool() override;
+  void end_private_pool() override;
 
  protected:
   virtual void* raw_allocate(size_t bytes) = 0;  // null when out of memory
@@ -60,6 +67,9 @@ class CachingAllocator : public Allocator {
   mutable std::mutex mutex_;
   std::multimap<size_t, void*> free_;
   AllocStats stats_;
+  int active_pool_ = 0, next_pool_ = 1;                  // 0: the general cache
+  std::map<void*, int> pool_of_;                         // blocks that belong to a private pool
+  std::map<int, std::multimap<size_t, void*>> pool_free_;
 };
 
 // Size class a request is served from: 512-byte steps up to 1 MiB, then four classes per power of

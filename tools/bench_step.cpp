@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/error.h"
+#include "kernels/graph.h"
 #include "kernels/profile.h"
 #include "kernels/memory.h"
 #include "kernels/runtime.h"
@@ -36,6 +37,7 @@ namespace {
 struct Args {
   bool augment = false;  // include the trainer's batch sampling and anomaly simulation
   bool ops = false;      // an op-level breakdown after the phase breakdown
+  bool graph = false;    // capture one step as a CUDA graph and time its replays
   std::string algos = "deterministic";
   std::string device = "auto", mode = "split", precision = "tf32", trace, json, init;
   int64_t size = 256, batch = 8, rw = 128, sw = 64, steps = 50, warmup = 5, track = 0;
@@ -60,8 +62,8 @@ Args parse(int argc, char** argv) {
                           ", got '" + v + "'");
       }
     };
-    if (k == "--augment" || k == "--ops") {
-      (k == "--augment" ? a.augment : a.ops) = true;
+    if (k == "--augment" || k == "--ops" || k == "--graph") {
+      (k == "--augment" ? a.augment : k == "--ops" ? a.ops : a.graph) = true;
       continue;
     }
     if (k == "--device") a.device = val();
@@ -86,7 +88,7 @@ Args parse(int argc, char** argv) {
       throw ConfigError("bench step: unknown option '" + k + "'",
                         "options: --device cpu|cuda|auto --size S --batch B --widths R,S --steps N "
                         "--warmup N --mode split|draem --precision tf32|fp32 --augment --trace FILE.json "
-                        "--json FILE --track N --init CHECKPOINT --ops --algos deterministic|fastest");
+                        "--json FILE --track N --init CHECKPOINT --ops --algos deterministic|fastest --graph");
     }
   }
   if (a.size % 32 != 0) throw ConfigError("bench step: --size must be a multiple of 32");
@@ -191,36 +193,55 @@ int bench_step(int argc, char** argv) {
   // given simulated anomalies (bottle's selection, 64 procedural textures) before the networks.
   const Tensor pool = texture_bank_procedural(64, int(a.size), 7, d).images;  // 64 "training images"
   Simulator sim(SimConfig{}, class_selection("bottle"), texture_bank_procedural(64, int(a.size), 8, d), 1);
+  // The step number: a host counter for eager steps; in graph mode a device counter the graph
+  // itself advances (kernel arguments are frozen at capture), read through step_ptr.
   uint32_t step_no = 0;
-  auto sample = [&](int64_t first, int64_t stride, int64_t choices, uint32_t offset) {
+  Buffer counter(d, sizeof(uint32_t));
+  uint32_t* const counter_ptr = static_cast<uint32_t*>(counter.data());
+  auto sample = [&](int64_t first, int64_t stride, int64_t choices, uint32_t offset, const uint32_t* sp) {
     Tensor out = Tensor::empty({a.batch, 3, a.size, a.size}, DType::f32, d);
-    sample_batch(d, {1, step_no, offset, first, stride, choices}, pool.data<uint8_t>(), out.data<float>(),
+    sample_batch(d, {1, step_no, offset, first, stride, choices, sp}, pool.data<uint8_t>(), out.data<float>(),
                  a.batch, 3 * a.size * a.size);
     return out;
   };
-  auto run = [&] {
+  auto run = [&](const uint32_t* sp) {
     profile::Scope whole("step");
     if (a.augment) {
       profile::Scope p("augment", "augment");
-      const Simulator::Batch x = sim.run(sample(0, 2, 32, 0), step_no, 0);
-      const Simulator::Batch y = sim.run(sample(1, 2, 32, uint32_t(a.batch)), step_no, uint32_t(a.batch));
+      const Simulator::Batch x = sim.run(sample(0, 2, 32, 0, sp), step_no, 0, sp);
+      const Simulator::Batch y =
+          sim.run(sample(1, 2, 32, uint32_t(a.batch), sp), step_no, uint32_t(a.batch), sp);
       b = a.mode == "split" ? SplitBatch{x.target, x.image, y.image, y.mask} : SplitBatch{x.target, x.image, x.image, x.mask};
-      ++step_no;
+      if (sp) advance_counter(d, counter_ptr);
+      else ++step_no;
     }
     return a.mode == "split" ? split_step(m, b) : draem_step(m, b.x_clean, b.x_aug, b.y_mask);
   };
-  for (int64_t i = 0; i < a.warmup; ++i) run();
+  StepLosses last;
+  for (int64_t i = 0; i < a.warmup; ++i) last = run(nullptr);
+  synchronize(d);
+  // --graph: record one step (the warm-up made every plan and workspace), then replay it.
+  StepGraph graph(d);
+  if (a.graph) {
+    copy_bytes(d, counter_ptr, Device::cpu, &step_no, sizeof step_no);
+    graph.capture([&] { last = run(counter_ptr); });
+    std::printf("  CUDA graph: one step captured, %zu nodes%s\n", graph.nodes(),
+                d == Device::cpu ? " (on the CPU replay runs the step's code again)" : "");
+  }
+  auto one_step = [&] {
+    if (a.graph) graph.replay();
+    else last = run(nullptr);
+  };
   synchronize(d);
   allocator(d).reset_peak();
   const int64_t allocs_before = allocator(d).stats().device_allocs;
   // Timed steps: each step synchronised, so one step's time is what a training loop that reads
   // nothing back would see per step, queueing included.
   std::vector<double> ms;
-  StepLosses last;
   const HostSyncCounts hs0 = host_sync_counts();
   for (int64_t i = 0; i < a.steps; ++i) {
     auto t0 = std::chrono::steady_clock::now();
-    last = run();
+    one_step();
     synchronize(d);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
@@ -230,13 +251,16 @@ int bench_step(int argc, char** argv) {
   const double syncs_per_step = double(hs1.syncs - hs0.syncs - a.steps) / double(a.steps);
   std::sort(ms.begin(), ms.end());
   const double med = ms[ms.size() / 2];
-  const AllocStats st = allocator(d).stats();
+  AllocStats st = allocator(d).stats();
+  // A graph's memory is its pool, reserved whole: count everything caf holds, in use or cached.
+  if (a.graph) st.peak_bytes = st.bytes_in_use + st.bytes_cached;
   std::printf("  median %.2f ms/step (min %.2f, max %.2f over %lld steps)\n", med, ms.front(), ms.back(),
               (long long)a.steps);
   std::printf("  %.1f images/s, %.3f TFLOP/s (conv FLOPs / median time)\n", images / med * 1e3,
               flops / med * 1e-9);
-  std::printf("  peak memory %.1f MiB, %lld new device allocations while timing\n",
-              st.peak_bytes / 1048576.0, (long long)(st.device_allocs - allocs_before));
+  std::printf("  %s %.1f MiB, %lld new device allocations while timing\n",
+              a.graph ? "memory held (graph pool, parameters, optimiser)" : "peak memory", st.peak_bytes / 1048576.0,
+              (long long)(st.device_allocs - allocs_before));
   std::printf("  host round trips per step: %.2f copies, %.2f synchronisations (algorithms: %s)\n",
               copies_per_step, syncs_per_step, a.algos.c_str());
   auto v = last.values();
@@ -244,9 +268,9 @@ int bench_step(int argc, char** argv) {
 
   // Phase breakdown: separate profiled steps (CUDA events on caf's stream, or the CPU clock),
   // after the timed ones so the events cannot disturb the headline number.
-  const int64_t profiled = std::min<int64_t>(a.steps, 20);
+  const int64_t profiled = a.graph ? 0 : std::min<int64_t>(a.steps, 20);
   profile::start(d);
-  for (int64_t i = 0; i < profiled; ++i) run();
+  for (int64_t i = 0; i < profiled; ++i) run(nullptr);
   const std::vector<profile::Range> ranges = profile::stop();
   std::vector<std::string> order;                       // phase names, first appearance first
   std::map<std::string, int> depth_of;
@@ -266,8 +290,11 @@ int bench_step(int argc, char** argv) {
     return xs.empty() ? 0.0 : xs[xs.size() / 2];
   };
   std::map<std::string, double> phase_ms;
-  std::printf("  phases (median ms of %lld profiled steps; indented = inside the line above):\n",
-              (long long)profiled);
+  if (a.graph)
+    std::printf("  phases: not with --graph (a replay is one launch); run without --graph for them\n");
+  else
+    std::printf("  phases (median ms of %lld profiled steps; indented = inside the line above):\n",
+                (long long)profiled);
   for (const std::string& name : order) {
     phase_ms[name] = median(per_step[name]);
     std::printf("    %*s%-*s %8.2f ms\n", 2 * depth_of[name], "", 30 - 2 * depth_of[name], name.c_str(),
@@ -275,11 +302,11 @@ int bench_step(int argc, char** argv) {
   }
   // --ops: per-op totals from further profiled steps with op ranges on (an event pair per op).
   std::map<std::string, double> op_ms;
-  if (a.ops) {
+  if (a.ops && !a.graph) {
     const int64_t op_steps = std::min<int64_t>(a.steps, 10);
     profile::set_op_ranges(true);
     profile::start(d);
-    for (int64_t i = 0; i < op_steps; ++i) run();
+    for (int64_t i = 0; i < op_steps; ++i) run(nullptr);
     const std::vector<profile::Range> op_ranges = profile::stop();
     profile::set_op_ranges(false);
     std::map<std::string, int64_t> op_count;
@@ -327,6 +354,8 @@ int bench_step(int argc, char** argv) {
                         {"phases_ms", phase_ms},
                         {"ops_ms", op_ms},
                         {"algos", a.algos},
+                        {"graph", a.graph},
+                        {"graph_nodes", graph.nodes()},
                         {"host_copies_per_step", copies_per_step},
                         {"host_syncs_per_step", syncs_per_step},
                         {"losses", v}};

@@ -5,7 +5,10 @@
 #include <cstring>
 #include <fstream>
 
+#include "augment/simulator.h"
+#include "augment/texture_bank.h"
 #include "kernels/error.h"
+#include "kernels/graph.h"
 #include "kernels/host_rng.h"
 #include "kernels/memory.h"
 #include "nn/autograd.h"
@@ -52,7 +55,69 @@ std::string temp_path(const char* name) { return std::string("/tmp/caf_test_") +
 
 }  // namespace
 
+// One step captured as a graph and replayed 3 times against 3 eager steps of an identical model:
+// the anomaly simulation reads the step number from a device counter the graph advances, Adam
+// counts on the device, so each replay must be the next step. Bit-identical on the same device
+// (same kernels, deterministic algorithms). On the CPU, StepGraph replays by running the code.
+static void check_graph_replay(Device d) {
+  Model ma(small_config(), d), mb(small_config(), d);
+  auto bank = [] { return texture_bank_procedural(4, 32, 3, Device::cpu); };
+  Simulator sim_a(SimConfig{}, class_selection("bottle"), bank(), 1), sim_b(SimConfig{}, class_selection("bottle"), bank(), 1);
+  const SplitBatch base = batch(0, d);
+  auto step = [&](Model& m, Simulator& sim, uint32_t n, const uint32_t* sp) {
+    const Simulator::Batch x = sim.run(base.x_clean, n, 0, sp), y = sim.run(base.y_aug, n, 2, sp);
+    return split_step(m, {x.target, x.image, y.image, y.mask});
+  };
+  step(ma, sim_a, 0, nullptr);  // warm-up, eagerly, on both
+  step(mb, sim_b, 0, nullptr);
+  Buffer counter(d, sizeof(uint32_t));
+  auto* cp = static_cast<uint32_t*>(counter.data());
+  const uint32_t first = 1;
+  copy_bytes(d, cp, Device::cpu, &first, sizeof first);
+  StepGraph g(d);
+  StepLosses lb;
+  g.capture([&] {
+    lb = step(mb, sim_b, 0, cp);
+    advance_counter(d, cp);
+  });
+  for (uint32_t n = 1; n <= 3; ++n) {
+    CAPTURE(n);
+    const StepLosses la = step(ma, sim_a, n, nullptr);
+    g.replay();
+    CHECK(la.total.item() == lb.total.item());
+    CHECK(la.focal.item() == lb.focal.item());
+  }
+  CHECK(ma.recon.params().params_flat().to_vector() == mb.recon.params().params_flat().to_vector());
+  CHECK(ma.discr.params().params_flat().to_vector() == mb.discr.params().params_flat().to_vector());
+  CHECK(ma.opt_recon->steps() == 4);
+  CHECK(mb.opt_recon->steps() == 4);
+  uint32_t c = 0;
+  copy_bytes(Device::cpu, &c, d, cp, sizeof c);
+  CHECK(c == 4);
+}
+
 TEST_SUITE("train") {
+TEST_CASE("graph mode: one captured step replays as the next steps (CPU emulation)") {
+  check_graph_replay(Device::cpu);
+}
+
+TEST_CASE("allocator: a private pool's blocks never serve other allocations") {
+  Allocator& a = allocator(Device::cpu);
+  const int id = a.begin_private_pool();
+  CHECK(id > 0);
+  void* p = a.allocate(4096);
+  a.end_private_pool();
+  a.release(p, 4096);
+  void* q = a.allocate(4096);  // the same size class, outside the pool: not the pool's block
+  CHECK(q != p);
+  a.begin_private_pool();
+  void* r = a.allocate(4096);  // a new pool: not the old pool's block either
+  CHECK(r != p);
+  a.end_private_pool();
+  a.release(q, 4096);
+  a.release(r, 4096);
+}
+
 TEST_CASE("losses: closed-form values") {
   Tensor a = Tensor::uniform({1, 3, 16, 16}, 1, 0, 1);
   CHECK(l2_loss(a, a).item() == 0.f);
@@ -133,6 +198,11 @@ TEST_CASE("steps make no host round trip: no copy, no synchronisation (a CUDA gr
 }
 
 TEST_SUITE("gpu") {
+TEST_CASE("gpu: one captured split step (with augmentation) replays as the next steps, bit-identical") {
+  CAF_NEED_GPU();
+  check_graph_replay(Device::cuda);
+}
+
 TEST_CASE("gpu: a split step on the GPU makes no host round trip") {
   CAF_NEED_GPU();
   Model m(small_config(), Device::cuda);
