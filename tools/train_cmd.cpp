@@ -26,14 +26,17 @@ void on_sigint(int) {
 const char* kUsage =
     "usage: caf train --data DIR --class NAME [--textures DIR] [--preset tiny|paper] [--config FILE]\n"
     "                 [--out DIR] [--resume] [--mode split|draem] [--epochs N] [--seed N]\n"
-    "                 [--device cpu|cuda|auto] [--classes FILE]\n"
+    "                 [--device cpu|cuda|auto] [--classes FILE] [--precision tf32|fp32]\n"
+    "                 [--algorithms deterministic|fastest]\n"
     "  --data DIR       the MVTec AD root (DIR/NAME/train/good) or the class folder itself\n"
     "  --textures DIR   anomaly-source images (DTD or any folder); default: a procedural bank\n"
     "  --preset         tiny: 64 px, widths 16/8 (a CPU); paper: 256 px, widths 128/64, 700 epochs\n"
     "  --config FILE    JSON overriding any key of the preset (see the printed config)\n"
     "  --out DIR        where config.json, train_log.jsonl and the checkpoints go (default runs/NAME)\n"
     "  --resume         continue the run in --out from its checkpoint, with its saved config\n"
-    "  --mode draem     DRAEM's protocol (no split) for the ablations of paper Table 4\n";
+    "  --mode draem     DRAEM's protocol (no split) for the ablations of paper Table 4\n"
+    "  --precision      GPU convolutions: tf32 tensor cores (default) or exact fp32 (the CPU: fp32)\n"
+    "  --algorithms     cuDNN: deterministic (default; a resumed GPU run is bit-exact) or fastest\n";
 
 nlohmann::json read_json(const std::string& path) {
   std::ifstream f(path);
@@ -84,6 +87,8 @@ int train_command(int argc, char** argv) {
     else if (k == "--textures") overrides["textures"] = v;
     else if (k == "--classes") overrides["classes"] = v;
     else if (k == "--mode") overrides["mode"] = v;
+    else if (k == "--precision") overrides["precision"] = v;
+    else if (k == "--algorithms") overrides["algorithms"] = v;
     else if (k == "--epochs") overrides["epochs"] = integer();
     else if (k == "--seed") overrides["seed"] = integer();
     else throw ConfigError("train: unknown option '" + k + "'", kUsage);

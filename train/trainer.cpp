@@ -69,7 +69,9 @@ json TrainConfig::to_json() const {
           {"textures", textures},
           {"procedural_textures", procedural_textures},
           {"max_textures", max_textures},
-          {"classes", classes}};
+          {"classes", classes},
+          {"precision", precision},
+          {"algorithms", algorithms}};
 }
 
 TrainConfig TrainConfig::from_json(const json& j, const std::string& where, TrainConfig c) {
@@ -114,6 +116,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& where, Trai
     c.procedural_textures = j.value("procedural_textures", c.procedural_textures);
     c.max_textures = j.value("max_textures", c.max_textures);
     c.classes = j.value("classes", c.classes);
+    c.precision = j.value("precision", c.precision);
+    c.algorithms = j.value("algorithms", c.algorithms);
   } catch (const json::exception& e) {
     throw ConfigError(where + ": " + e.what());
   }
@@ -123,6 +127,10 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& where, Trai
   require(c.size >= 32 && c.size % 32 == 0, "size must be a positive multiple of 32 (5 poolings)");
   require(c.model.recon_width > 0 && c.model.discr_width > 0, "network widths must be positive");
   require(c.batch >= 1 && c.epochs >= 1, "batch and epochs must be at least 1");
+  require(c.precision == "tf32" || c.precision == "fp32", "precision must be \"tf32\" or \"fp32\"" +
+          std::string(c.precision == "bf16" ? " (bf16 is not implemented yet)" : ""));
+  require(c.algorithms == "deterministic" || c.algorithms == "fastest",
+          "algorithms must be \"deterministic\" (exact resume) or \"fastest\"");
   require(c.mode == "split" || c.mode == "draem", "mode must be \"split\" or \"draem\"");
   require(c.simulation_kind == "caf" || c.simulation_kind == "draem",
           "simulation_kind must be \"caf\" or \"draem\"");
@@ -162,6 +170,8 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
   };
   const auto started = std::chrono::steady_clock::now();
   const Device d = opt.device;
+  set_precision(parse_precision(cfg.precision));
+  set_deterministic(cfg.algorithms == "deterministic");
 
   std::vector<std::string> warnings;
   const std::string class_dir = resolve_class_dir(opt.data, opt.class_name);
