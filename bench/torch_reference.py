@@ -19,7 +19,7 @@ layout of caf's output. --mode chooses how PyTorch runs it (issue 7's comparison
 Loss tracking (issue 7's correctness gate): with --track N --init CKPT (a caf checkpoint, e.g. from
 `caf checkpoint-new`), both networks start from caf's weights and run N split steps on the
 closed-form batches that `caf bench step --track N` uses (closed_form_batch below); the per-step
-losses go to --json, with three runs whose initial weights are perturbed by 1e-6 (relative):
+losses go to --json, with --envelope-runs (3) runs whose weights are perturbed by 1e-6 (relative):
 how far PyTorch drifts from itself sets the scale of the gate. bench/compare_losses.py compares.
 """
 import argparse
@@ -31,6 +31,7 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
 import make_net_fixtures as ref  # noqa: E402
@@ -81,12 +82,35 @@ def load_caf_checkpoint(nets, path):
     return loaded
 
 
+def step_forward_mixed(nets, autocast, x_clean, x_aug, y_aug, y_mask):
+    """ref.step_forward with the networks under `autocast` and the losses in fp32 outside it, as
+    careful mixed-precision code does (and as caf computes them): inside autocast, SSIM's window
+    convolutions and arithmetic would run in bf16, where its constants C1 = 1e-4 vanish."""
+    R, S = nets.recon, nets.discr
+    R.train()
+    with autocast:
+        rec_x = R(x_aug)
+    rec_x = rec_x.float()
+    l2, l_ssim = F.mse_loss(rec_x, x_clean), 1 - ref.ssim(rec_x, x_clean)
+    R.eval()
+    with torch.no_grad(), autocast:
+        rec_y = R(y_aug)
+    R.train()
+    S.train()
+    with autocast:
+        logits = S(torch.cat([y_aug, rec_y.float()], 1))
+    l_focal = ref.focal_loss(logits.float(), y_mask)
+    return dict(loss_l2=l2, loss_ssim=l_ssim, loss_focal=l_focal, loss_total=l2 + l_ssim + l_focal)
+
+
 def track(a, mode, perturb=0.0, seed=1):
     """Losses of a.track steps; perturb > 0 multiplies every initial weight by (1 + perturb * N(0,1))
     first: PyTorch against its own perturbed run measures how fast rounding-level differences grow."""
     dev, sync = setup(a.device, a.threads)
     torch.backends.cudnn.allow_tf32 = mode != "fp32"
     torch.backends.cuda.matmul.allow_tf32 = mode != "fp32"
+    autocast = (torch.autocast(device_type=dev.type, dtype=torch.bfloat16) if mode == "bf16"
+                else contextlib.nullcontext())
     wr, ws = (int(v) for v in a.widths.split(","))
     nets = ref.Nets(wr, ws).to(dev)
     loaded = load_caf_checkpoint(nets, a.init)
@@ -100,7 +124,7 @@ def track(a, mode, perturb=0.0, seed=1):
     losses = []
     for t in range(a.track):
         batch = {k: v.to(dev) for k, v in closed_form_batch(a.size, a.batch, t).items()}
-        out = ref.step_forward(nets, **batch)
+        out = step_forward_mixed(nets, autocast, **batch)
         opt_r.zero_grad(set_to_none=False)
         opt_s.zero_grad(set_to_none=False)
         out["loss_total"].backward()
@@ -186,19 +210,20 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--mode", default="fp32", help="one of %s, a comma list, or all" % ", ".join(MODES))
     ap.add_argument("--json", default="", help="write the results (a list, one entry per mode) here")
-    ap.add_argument("--track", type=int, default=0, help="loss tracking: N steps from --init (fp32/tf32)")
+    ap.add_argument("--track", type=int, default=0, help="loss tracking: N steps from --init (fp32/tf32/bf16)")
+    ap.add_argument("--envelope-runs", type=int, default=3, help="perturbed runs for the envelope (--track)")
     ap.add_argument("--init", default="", help="caf checkpoint with the initial weights (for --track)")
     a = ap.parse_args()
     modes = MODES if a.mode == "all" else a.mode.split(",")
-    for m in modes:
+    for m in modes if not a.track else []:
         if m not in MODES:
             sys.exit(f"--mode {m}: expected one of {', '.join(MODES)}, a comma list of them, or all")
     if a.track:
-        if not a.init or a.mode not in ("fp32", "tf32"):
-            sys.exit("--track needs --init CKPT and --mode fp32 or tf32")
+        if not a.init or a.mode not in ("fp32", "tf32", "bf16"):
+            sys.exit("--track needs --init CKPT and --mode fp32, tf32 or bf16 (autocast, NCHW)")
         results = [{"tool": "torch", "mode": a.mode, "track": track(a, a.mode),
                     "perturbation": 1e-6,
-                    "track_perturbed": [track(a, a.mode, 1e-6, seed) for seed in (1, 2, 3)]}]
+                    "track_perturbed": [track(a, a.mode, 1e-6, seed) for seed in range(1, a.envelope_runs + 1)]}]
     else:
         results = [r for r in (run(a, mode) for mode in modes) if r is not None]
     if a.json:

@@ -36,6 +36,33 @@ void conv2d_backward_filter(const float* x, const float* gy, float* gw, const Co
 void conv2d_backward_bias(const float* gy, float* gb, const Conv2dShape& s);
 }  // namespace cuda
 
+// Mixed precision (Precision::bf16): x, w, y (gy, gx, gw) in bf16 held as uint16_t, products
+// summed in fp32; outputs are written (=), not accumulated: the caller widens them into its fp32
+// tensors (kernels/cast.h: cast_from_bf16 adds the bias, accumulate_bf16 the gradients). CUDA:
+// cuDNN tensor-core algorithms, plans cached like fp32's. CPU: the same from the bf16 values with
+// the fp32 convolution above, rounded to bf16 (the reference, up to summation order).
+namespace cpu {
+void conv2d_forward_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, const Conv2dShape& s);
+void conv2d_backward_data_bf16(const uint16_t* w, const uint16_t* gy, uint16_t* gx, const Conv2dShape& s);
+void conv2d_backward_filter_bf16(const uint16_t* x, const uint16_t* gy, uint16_t* gw, const Conv2dShape& s);
+}  // namespace cpu
+namespace cuda {
+void conv2d_forward_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, const Conv2dShape& s);
+void conv2d_backward_data_bf16(const uint16_t* w, const uint16_t* gy, uint16_t* gx, const Conv2dShape& s);
+void conv2d_backward_filter_bf16(const uint16_t* x, const uint16_t* gy, uint16_t* gw, const Conv2dShape& s);
+}  // namespace cuda
+inline void conv2d_forward_bf16(Device d, const uint16_t* x, const uint16_t* w, uint16_t* y, const Conv2dShape& s) {
+  CAF_DISPATCH_PLAIN(d, conv2d_forward_bf16, x, w, y, s);
+}
+inline void conv2d_backward_data_bf16(Device d, const uint16_t* w, const uint16_t* gy, uint16_t* gx,
+                                      const Conv2dShape& s) {
+  CAF_DISPATCH_PLAIN(d, conv2d_backward_data_bf16, w, gy, gx, s);
+}
+inline void conv2d_backward_filter_bf16(Device d, const uint16_t* x, const uint16_t* gy, uint16_t* gw,
+                                        const Conv2dShape& s) {
+  CAF_DISPATCH_PLAIN(d, conv2d_backward_filter_bf16, x, gy, gw, s);
+}
+
 template <class T>
 void conv2d_forward(Device d, const T* x, const T* w, const T* b, T* y, const Conv2dShape& s) {
   CAF_DISPATCH(T, d, conv2d_forward, x, w, b, y, s);

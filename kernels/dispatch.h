@@ -25,3 +25,21 @@ namespace caf::detail {
     }                                                                        \
     ::caf::cpu::name<T>(__VA_ARGS__);                                        \
   } while (0)
+
+// For ops with one float-only signature shared by cpu:: and cuda:: (no template parameter).
+#if defined(CAF_WITH_CUDA)
+#define CAF_DISPATCH_PLAIN(dev, name, ...)     \
+  do {                                         \
+    if ((dev) == ::caf::Device::cuda) {        \
+      ::caf::cuda::name(__VA_ARGS__);          \
+      return;                                  \
+    }                                          \
+    ::caf::cpu::name(__VA_ARGS__);             \
+  } while (0)
+#else
+#define CAF_DISPATCH_PLAIN(dev, name, ...)                                  \
+  do {                                                                      \
+    if ((dev) == ::caf::Device::cuda) ::caf::detail::throw_no_cuda(#name, false); \
+    ::caf::cpu::name(__VA_ARGS__);                                          \
+  } while (0)
+#endif

@@ -111,15 +111,15 @@ bool g_deterministic = true;
 void set_deterministic(bool on) { g_deterministic = on; }
 bool deterministic() { return g_deterministic; }
 Precision precision() { return precision_slot(); }
-const char* precision_name(Precision p) { return p == Precision::tf32 ? "tf32" : "fp32"; }
+const char* precision_name(Precision p) {
+  return p == Precision::tf32 ? "tf32" : p == Precision::bf16 ? "bf16" : "fp32";
+}
 
 Precision parse_precision(const std::string& name) {
   if (name == "fp32") return Precision::fp32;
   if (name == "tf32") return Precision::tf32;
-  if (name == "bf16")
-    throw ConfigError("precision 'bf16' is not implemented yet",
-                      "use tf32 (TF32 tensor-core convolutions, the fast default) or fp32 (exact)");
-  throw ConfigError("unknown precision '" + name + "'", "expected tf32 or fp32");
+  if (name == "bf16") return Precision::bf16;
+  throw ConfigError("unknown precision '" + name + "'", "expected tf32, bf16 or fp32");
 }
 
 const char* device_description(Device d) {

@@ -22,16 +22,19 @@ bool sync_debug();
 
 void synchronize(Device d);
 
-// Convolution arithmetic on the GPU. fp32: exact fp32 FMA math, so CUDA results match the CPU
-// reference (the library's default; every parity test runs this way). tf32: cuDNN may use TF32
-// tensor cores (10-bit mantissa products, fp32 accumulation), as PyTorch's convolutions do by
-// default; the trainer and `caf bench step` choose it unless told --precision fp32. CAF_TF32=1 in
-// the environment makes tf32 the initial value. The CPU always computes in fp32.
-enum class Precision { fp32, tf32 };
+// Convolution arithmetic. fp32: exact fp32 FMA math, so CUDA results match the CPU reference (the
+// library's default; every parity test runs this way). tf32: cuDNN may use TF32 tensor cores
+// (10-bit mantissa products, fp32 accumulation), as PyTorch's convolutions do by default; the
+// trainer and `caf bench step` choose it unless told otherwise; the CPU computes fp32. bf16: mixed
+// precision: each convolution rounds its input, weights and output gradient to bf16 and runs on
+// bf16 tensor cores with fp32 accumulation, while every other op, the master weights, gradients
+// and Adam stay fp32 (nn/ops.cpp conv2d; on the CPU the same roundings around the fp32
+// convolution). CAF_TF32=1 in the environment makes tf32 the initial value.
+enum class Precision { fp32, tf32, bf16 };
 void set_precision(Precision p);
 Precision precision();
 const char* precision_name(Precision p);
-Precision parse_precision(const std::string& name);  // "fp32" | "tf32"; ConfigError otherwise
+Precision parse_precision(const std::string& name);  // "fp32" | "tf32" | "bf16"; ConfigError otherwise
 
 // cuDNN algorithm choice: deterministic only (the default: two runs give bit-identical gradients,
 // so GPU training resumes exactly) or the fastest of all (as PyTorch's cudnn.benchmark; some

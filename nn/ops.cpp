@@ -1,6 +1,7 @@
 #include "nn/ops.h"
 
 #include "kernels/batchnorm.h"
+#include "kernels/cast.h"
 #include "kernels/channels.h"
 #include "kernels/conv2d.h"
 #include "kernels/elementwise.h"
@@ -10,6 +11,7 @@
 #include "kernels/pool.h"
 #include "kernels/profile.h"
 #include "kernels/reduce.h"
+#include "kernels/runtime.h"
 #include "kernels/softmax.h"
 #include "kernels/upsample.h"
 #include "nn/autograd.h"
@@ -165,6 +167,43 @@ Tensor slice_channels(const Tensor& x, int64_t c0, int64_t c1) {
   });
 }
 
+namespace {
+uint16_t* H(const Tensor& t) { return t.defined() ? t.data<uint16_t>() : nullptr; }
+Tensor to_bf16(const Tensor& t) {
+  Tensor h = Tensor::empty(t.shape(), DType::bf16, t.device());
+  cast_to_bf16(t.device(), F(t), H(h), t.numel());
+  return h;
+}
+
+// Mixed precision (kernels/runtime.h, Precision::bf16): the convolution runs on bf16 copies of x
+// and w with fp32 accumulation; y (with the bias added in fp32) and every gradient are widened back
+// into fp32 tensors. The node saves the bf16 copies it needs (x for the weight gradient, w for the
+// input gradient), half the bytes of fp32 ones.
+Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dShape& cs, Tensor y) {
+  const Device d = x.device();
+  const Tensor x16 = to_bf16(x), w16 = to_bf16(w);
+  const Tensor y16 = Tensor::empty(y.shape(), DType::bf16, d);
+  conv2d_forward_bf16(d, H(x16), H(w16), H(y16), cs);
+  cast_from_bf16(d, H(y16), F(b), cs.x.hw(), cs.k_out, F(y), y.numel());
+  const Tensor xs = w.requires_grad() ? x16 : Tensor(), ws = x.requires_grad() ? w16 : Tensor();
+  return record(y, "conv2d", {x, w, b}, [cs, xs, ws](const Tensor& gy, const std::vector<Tensor>& g) {
+    const Device dev = gy.device();
+    const Tensor gy16 = (g[0].defined() || g[1].defined()) ? to_bf16(gy) : Tensor();
+    if (g[0].defined()) {
+      const Tensor gx16 = Tensor::empty(g[0].shape(), DType::bf16, dev);
+      conv2d_backward_data_bf16(dev, H(ws), H(gy16), H(gx16), cs);
+      accumulate_bf16(dev, H(gx16), F(g[0]), g[0].numel());
+    }
+    if (g[1].defined()) {
+      const Tensor gw16 = Tensor::empty(g[1].shape(), DType::bf16, dev);
+      conv2d_backward_filter_bf16(dev, H(xs), H(gy16), H(gw16), cs);
+      accumulate_bf16(dev, H(gw16), F(g[1]), g[1].numel());
+    }
+    if (g[2].defined()) conv2d_backward_bias<float>(dev, F(gy), F(g[2]), cs);
+  });
+}
+}  // namespace
+
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b) {
   profile::OpScope op_range("conv2d");
   check_float("conv2d", {&x, &w, &b});
@@ -178,6 +217,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b) {
                     "conv2d: bias " + b.describe() + " for " + std::to_string(sw.n) + " output channels");
   Conv2dShape cs{sx, sw.n, sw.h};
   Tensor y = like(x, {sx.n, sw.n, sx.h, sx.w});
+  if (precision() == Precision::bf16) return conv2d_bf16(x, w, b, cs, y);
   conv2d_forward<float>(x.device(), F(x), F(w), F(b), F(y), cs);
   return record(y, "conv2d", {x, w, b}, [cs, xs = x.detach(), ws = w.detach()](const Tensor& gy, const std::vector<Tensor>& g) {
     Device d = gy.device();

@@ -8,8 +8,8 @@
 
 namespace caf {
 
-size_t dtype_size(DType t) { return t == DType::f32 ? 4 : 1; }
-const char* dtype_name(DType t) { return t == DType::f32 ? "f32" : "u8"; }
+size_t dtype_size(DType t) { return t == DType::f32 ? 4 : t == DType::bf16 ? 2 : 1; }
+const char* dtype_name(DType t) { return t == DType::f32 ? "f32" : t == DType::bf16 ? "bf16" : "u8"; }
 
 std::string dims_str(const Dims& d) {
   std::string s = "[";
@@ -134,13 +134,16 @@ std::string Tensor::describe() const {
 template <class T>
 T* Tensor::data() const {
   const TensorImpl& t = checked();
-  constexpr DType want = std::is_same_v<T, float> ? DType::f32 : DType::u8;
+  constexpr DType want = std::is_same_v<T, float>      ? DType::f32
+                         : std::is_same_v<T, uint16_t> ? DType::bf16
+                                                       : DType::u8;
   CAF_REQUIRE(t.dtype == want, std::string("tensor is ") + dtype_name(t.dtype) + ", accessed as " +
                                    dtype_name(want));
   return static_cast<T*>(t.storage->buffer.data()) + t.offset;
 }
 template float* Tensor::data<float>() const;
 template uint8_t* Tensor::data<uint8_t>() const;
+template uint16_t* Tensor::data<uint16_t>() const;
 
 namespace {
 void* raw(const Tensor& t) {
@@ -168,6 +171,7 @@ void Tensor::copy_(const Tensor& src) const {
 }
 
 void Tensor::fill_(float value) const {
+  CAF_REQUIRE(dtype() != DType::bf16, "fill_ of a bf16 tensor (bf16 tensors hold cast results only)");
   if (dtype() == DType::f32)
     fill<float>(device(), data<float>(), numel(), value);
   else

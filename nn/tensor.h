@@ -1,6 +1,7 @@
 // nn/tensor.h: the Tensor handle: up to 4-D (NCHW), float32 or uint8, on the CPU or a GPU,
 // contiguous, with shared storage.
 //
+// bf16 tensors exist for mixed precision's saved convolution operands; most ops take f32 only.
 // A Tensor is a cheap handle (a shared_ptr to TensorImpl); copies alias. Views (reshape, slab
 // views of parameters) share the Storage at an element offset. Autograd state lives beside the
 // data: a leaf that requires grad accumulates into `grad`; a result of an op holds the Node that
@@ -17,7 +18,7 @@
 
 namespace caf {
 
-enum class DType : uint8_t { f32, u8 };
+enum class DType : uint8_t { f32, u8, bf16 };  // bf16: uint16_t storage (kernels/cast.h)
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
 

@@ -87,7 +87,7 @@ Args parse(int argc, char** argv) {
     } else {
       throw ConfigError("bench step: unknown option '" + k + "'",
                         "options: --device cpu|cuda|auto --size S --batch B --widths R,S --steps N "
-                        "--warmup N --mode split|draem --precision tf32|fp32 --augment --trace FILE.json "
+                        "--warmup N --mode split|draem --precision tf32|bf16|fp32 --augment --trace FILE.json "
                         "--json FILE --track N --init CHECKPOINT --ops --algos deterministic|fastest --graph");
     }
   }
@@ -184,7 +184,10 @@ int bench_step(int argc, char** argv) {
   const int64_t images = a.mode == "split" ? 2 * a.batch : a.batch;
   std::printf("bench step: mode %s%s, device %s (%s), precision %s%s, %lldx%lld, batch %lld, widths R %lld / S %lld\n",
               a.mode.c_str(), a.augment ? " with augmentation" : "", device_name(d), device_description(d),
-              precision_name(precision()), d == Device::cpu ? " (the CPU computes fp32 always)" : "",
+              precision_name(precision()),
+              d != Device::cpu                   ? ""
+              : precision() == Precision::bf16 ? " (the CPU rounds to bf16 around fp32 convolutions)"
+                                               : " (the CPU computes fp32)",
               (long long)a.size, (long long)a.size, (long long)a.batch, (long long)a.rw, (long long)a.sw);
   std::printf("  parameters: R %lld, S %lld; conv FLOPs per step: %.4g (%.4g GFLOP)\n",
               (long long)m.recon.params().num_params(), (long long)m.discr.params().num_params(),

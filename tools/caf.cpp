@@ -61,7 +61,7 @@ const CommandHelp kCommands[] = {
     {"info", "  info    build configuration, the device that runs, and a smoke test on it\n"},
     {"bench",
      "  bench step [--device cpu|cuda|auto] [--size S] [--batch B] [--widths R,S] [--steps N]\n"
-     "          [--warmup N] [--mode split|draem] [--precision tf32|fp32] [--augment]\n"
+     "          [--warmup N] [--mode split|draem] [--precision tf32|bf16|fp32] [--augment]\n"
      "          [--trace FILE.json] [--json FILE]\n"
      "          time the whole training step (forward, backward, Adam of both networks), then a\n"
      "          phase breakdown (augment, R/S forward, losses, R/S backward, optimizer); --trace\n"

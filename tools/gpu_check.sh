@@ -6,9 +6,11 @@
 #   ways) -> the loss-tracking gate (50 steps, caf against PyTorch) -> augmentation throughput ->
 #   a short paper-preset training run on MVTec bottle and its evaluation (when the data is
 #   carried) -> the summary and issue 7's table (bench/summary.py).
-# Knobs: CAF_QUICK=1 skips ctest, sync-debug, the gpu-suite memcheck, op timings and caf's fp32 step;
-# CAF_SKIP_OPS_PERF=1 the op timings alone; CAF_BOTTLE_EPOCHS=0 the bottle run; CAF_TORCH_MODES
-# (comma list, default all); CAF_TRACK_MODES (default "tf32 fp32"); CAF_TRACK_STEPS (default 50).
+# Knobs: CAF_QUICK=1 skips the full ctest, sync-debug, the gpu-suite memcheck and the op timings
+# (it runs the GPU jobs of ctest, quickstart_short and cli_end_to_end, instead); CAF_SKIP_OPS_PERF=1
+# the op timings alone; CAF_BOTTLE_EPOCHS=0 the bottle run; CAF_TORCH_MODES (comma list, default
+# tf32,bf16-cl; torch.compile runs last, under CAF_COMPILE_TIMEOUT, unless CAF_SKIP_COMPILE=1);
+# CAF_TRACK_MODES (default "tf32 bf16"); CAF_TRACK_STEPS (50); CAF_ENVELOPE_RUNS (2).
 # Works on a machine with no internet: cuDNN is found through CUDNN_ROOT or PyTorch's wheel
 # (site-packages/nvidia/cudnn); header-only deps through CAF_DEPS_ROOT (default .carry/deps if
 # present). Output: the log on stdout and in ${OUT:-/tmp}/gpu_check.log.
@@ -16,6 +18,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUTDIR=${OUT:-/tmp}
 LOG=$OUTDIR/gpu_check.log
+RES=${CAF_RESULTS:-/tmp/caf_results}  # JSON results, the trace, the gate inputs (archived into $OUTDIR)
+mkdir -p "$RES"
 : >"$LOG"
 exec > >(tee -a "$LOG") 2>&1
 BUILD=${BUILD:-build-gpu}
@@ -64,18 +68,13 @@ step info "$B/caf" info
 step parity "$B/tests/caf_ops" parity
 step gpu-suite "$B/tests/caf_tests" --test-suite=gpu
 if [ -z "${CAF_QUICK:-}" ]; then
-step ctest-all ctest --test-dir "$B" --output-on-failure -j 4
-step sync-debug env CAF_SYNC_DEBUG=1 "$B/tests/caf_tests" --test-suite=gpu
-fi
-if command -v compute-sanitizer >/dev/null && [ -z "${CAF_QUICK:-}" ]; then
-  step memcheck compute-sanitizer --tool memcheck --error-exitcode 9 "$B/tests/caf_tests" --test-suite=gpu \
-    --test-case-exclude='*out of memory*,*failing CUDA call*,*torch match*'
-  step racecheck compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_ops" parity sum
-fi
-if command -v compute-sanitizer >/dev/null; then
-  # The simulation's shared-memory histogram kernel.
-  step racecheck-augment compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_tests" \
-    --test-suite=gpu --test-case='*simulation*'
+  step ctest-all ctest --test-dir "$B" --output-on-failure -j 4
+  step sync-debug env CAF_SYNC_DEBUG=1 "$B/tests/caf_tests" --test-suite=gpu
+  if command -v compute-sanitizer >/dev/null; then
+    step memcheck compute-sanitizer --tool memcheck --error-exitcode 9 "$B/tests/caf_tests" --test-suite=gpu \
+      --test-case-exclude='*out of memory*,*failing CUDA call*,*torch match*'
+    step racecheck compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_ops" parity sum
+  fi
 fi
 if [ -z "${CAF_SKIP_OPS_PERF:-}${CAF_QUICK:-}" ]; then
   step perf "$B/tests/caf_ops" perf perf
@@ -83,39 +82,58 @@ if [ -z "${CAF_SKIP_OPS_PERF:-}${CAF_QUICK:-}" ]; then
     step torch-conv $PY bench/conv_torch.py --device cuda
   fi
 fi
-# compute-sanitizer over a few whole training steps (sampling, simulation, networks, Adam).
+
+# Issue 7: the whole training step at the paper's shapes, caf (several ways) then PyTorch, every
+# result as JSON in $RES for bench/summary.py; most important first, so a time limit cuts the rest.
+PAPER="--device cuda --size 256 --batch 8 --widths 128,64"
+step bench-step-tf32 "$B/caf" bench step $PAPER --precision tf32 --ops --json "$RES/caf_tf32.json"
+step bench-step-augment "$B/caf" bench step $PAPER --precision tf32 --augment --json "$RES/caf_augment.json" \
+  --trace "$RES/trace_step.json"
+step bench-step-graph "$B/caf" bench step $PAPER --precision tf32 --augment --graph --json "$RES/caf_graph.json"
+step bench-step-bf16 "$B/caf" bench step $PAPER --precision bf16 --augment --ops --json "$RES/caf_bf16.json"
+step bench-step-bf16-graph "$B/caf" bench step $PAPER --precision bf16 --augment --graph \
+  --json "$RES/caf_bf16_graph.json"
+step bench-step-fastest "$B/caf" bench step $PAPER --precision tf32 --augment --graph --algos fastest \
+  --json "$RES/caf_fastest.json"
+step bench-step-fp32 "$B/caf" bench step $PAPER --precision fp32 --steps 10 --warmup 3 --json "$RES/caf_fp32.json"
+if [ -n "$PY" ]; then
+  # PyTorch: TF32 eager (DRAEM-style code), bf16 channels_last, exact fp32; torch.compile last.
+  step torch-reference $PY bench/torch_reference.py $PAPER --steps 50 --warmup 5 \
+    --mode "${CAF_TORCH_MODES:-tf32,bf16-cl}" --json "$RES/torch.json"
+fi
+# Anomaly-simulation throughput (issue goal on an H200: >= 20,000 images/s at batch 8).
+step bench-augment-8 bash -c "set -o pipefail; '$B/caf' bench augment --device cuda --batch 8 --steps 200 | tee '$RES/augment_8.txt'"
+step bench-augment-256 "$B/caf" bench augment --device cuda --batch 256 --steps 20
+if [ -n "$PY" ]; then
+  # The correctness gate: 50 steps from the same weights on the same data, caf against PyTorch.
+  step checkpoint-init "$B/caf" checkpoint-new --widths 128,64 --out /tmp/caf_init.safetensors
+  for mode in ${CAF_TRACK_MODES:-tf32 bf16}; do
+    step "track-caf-$mode" "$B/caf" bench step $PAPER --precision $mode --track "${CAF_TRACK_STEPS:-50}" \
+      --init /tmp/caf_init.safetensors --json "$RES/track_caf_$mode.json"
+    step "track-torch-$mode" $PY bench/torch_reference.py $PAPER --mode $mode --track "${CAF_TRACK_STEPS:-50}" \
+      --envelope-runs "${CAF_ENVELOPE_RUNS:-2}" --init /tmp/caf_init.safetensors --json "$RES/track_torch_$mode.json"
+    step "gate-$mode" $PY bench/compare_losses.py "$RES/track_caf_$mode.json" "$RES/track_torch_$mode.json"
+  done
+fi
+# compute-sanitizer over a few whole training steps (sampling, simulation, networks, Adam), eager
+# and replayed from a CUDA graph, and racecheck on the simulation's shared-memory histogram kernel.
 if command -v compute-sanitizer >/dev/null; then
   step memcheck-steps compute-sanitizer --tool memcheck --error-exitcode 9 "$B/caf" bench step --device cuda \
     --size 64 --batch 2 --widths 16,8 --steps 2 --warmup 1 --augment
+  step memcheck-graph-bf16 compute-sanitizer --tool memcheck --error-exitcode 9 "$B/caf" bench step --device cuda \
+    --size 64 --batch 2 --widths 16,8 --steps 2 --warmup 1 --augment --graph --precision bf16
+  step racecheck-augment compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_tests" \
+    --test-suite=gpu --test-case='*simulation*'
 fi
-# Issue 7: the whole training step at the paper's shapes, caf then PyTorch (same networks and step),
-# JSON results in $OUTDIR for bench/summary.py.
-PAPER="--device cuda --size 256 --batch 8 --widths 128,64"
-step bench-step-tf32 "$B/caf" bench step $PAPER --precision tf32 --json "$OUTDIR/caf_tf32.json"
-step bench-step-augment "$B/caf" bench step $PAPER --precision tf32 --augment --json "$OUTDIR/caf_augment.json" \
-  --trace "$OUTDIR/trace_step.json"
-if "$B/caf" bench step --help 2>&1 | grep -q -- --graph; then
-  step bench-step-graph "$B/caf" bench step $PAPER --precision tf32 --augment --graph --json "$OUTDIR/caf_graph.json"
+# The README's main job on the GPU (ctest quickstart_short: toy data, train, evaluate, thresholds)
+# and the command-line end-to-end test, when the full ctest did not run.
+if [ -n "${CAF_QUICK:-}" ]; then
+  step ctest-gpu-jobs ctest --test-dir "$B" --output-on-failure -R 'quickstart_short|cli_end_to_end'
 fi
-[ -z "${CAF_QUICK:-}" ] && step bench-step-fp32 "$B/caf" bench step $PAPER --precision fp32 --steps 20 --json "$OUTDIR/caf_fp32.json"
-if [ -n "$PY" ]; then
-  # PyTorch four ways: exact fp32, TF32 eager (DRAEM-style), bf16 channels_last, torch.compile bf16.
-  step torch-reference $PY bench/torch_reference.py $PAPER --steps 50 --warmup 5 --mode "${CAF_TORCH_MODES:-all}" \
-    --json "$OUTDIR/torch.json"
-  # The correctness gate: 50 steps from the same weights on the same data, caf against PyTorch.
-  step checkpoint-init "$B/caf" checkpoint-new --widths 128,64 --out /tmp/caf_init.safetensors
-  for mode in ${CAF_TRACK_MODES:-tf32 fp32}; do
-    step "track-caf-$mode" "$B/caf" bench step $PAPER --precision $mode --track "${CAF_TRACK_STEPS:-50}" \
-      --init /tmp/caf_init.safetensors --json "$OUTDIR/track_caf_$mode.json"
-    step "track-torch-$mode" $PY bench/torch_reference.py $PAPER --mode $mode --track "${CAF_TRACK_STEPS:-50}" \
-      --init /tmp/caf_init.safetensors --json "/tmp/track_torch_$mode.json"
-    step "gate-$mode" $PY bench/compare_losses.py "$OUTDIR/track_caf_$mode.json" "/tmp/track_torch_$mode.json"
-  done
+if [ -n "$PY" ] && [ -z "${CAF_SKIP_COMPILE:-}" ]; then
+  step torch-compile timeout "${CAF_COMPILE_TIMEOUT:-150}" $PY bench/torch_reference.py $PAPER --steps 50 \
+    --warmup 5 --mode compile-bf16-cl --json "$RES/torch_compile.json"
 fi
-
-# Anomaly-simulation throughput (issue goal on an H200: >= 20,000 images/s at batch 8).
-step bench-augment-8 bash -c "set -o pipefail; '$B/caf' bench augment --device cuda --batch 8 --steps 200 | tee '$OUTDIR/augment_8.txt'"
-step bench-augment-256 "$B/caf" bench augment --device cuda --batch 256 --steps 20
 
 # A real training run on MVTec bottle at the paper's shapes, as many epochs as fit (data carried
 # in .carry/data: mvtec_bottle_256 and dtd_thumbs), then its evaluation (docs/results.md).
@@ -124,14 +142,16 @@ if [ -d "$DATA/mvtec_bottle_256/bottle" ] && [ "${CAF_BOTTLE_EPOCHS:-30}" != 0 ]
   TEX=""
   [ -d "$DATA/dtd_thumbs" ] && TEX="--textures $DATA/dtd_thumbs"
   step train-bottle "$B/caf" train --data "$DATA/mvtec_bottle_256" --class bottle --preset paper \
-    --epochs "${CAF_BOTTLE_EPOCHS:-30}" $TEX --out "$OUTDIR/bottle_paper" --device cuda
-  step eval-bottle "$B/caf" eval --model "$OUTDIR/bottle_paper" --data "$DATA/mvtec_bottle_256" \
+    --epochs "${CAF_BOTTLE_EPOCHS:-30}" $TEX --out /tmp/bottle_paper --device cuda
+  step eval-bottle "$B/caf" eval --model /tmp/bottle_paper --data "$DATA/mvtec_bottle_256" \
     --class bottle --max-images 8 --device cuda
 fi
 
 echo; echo "=== summary"
 printf '%s\n' "${SUMMARY[@]}"
 if [ -n "$PY" ]; then
-  echo; echo "=== issue 7 table (bench/summary.py $OUTDIR)"
-  $PY bench/summary.py "$OUTDIR"
+  echo; echo "=== issue 7 table (bench/summary.py $RES)"
+  $PY bench/summary.py "$RES"
 fi
+# The device tool returns at most 8 files: every result travels in one archive.
+tar czf "$OUTDIR/results.tgz" -C "$RES" . && echo "results: $OUTDIR/results.tgz"

@@ -26,7 +26,7 @@ void on_sigint(int) {
 const char* kUsage =
     "usage: caf train --data DIR --class NAME [--textures DIR] [--preset tiny|paper] [--config FILE]\n"
     "                 [--out DIR] [--resume] [--mode split|draem] [--epochs N] [--seed N]\n"
-    "                 [--device cpu|cuda|auto] [--classes FILE] [--precision tf32|fp32]\n"
+    "                 [--device cpu|cuda|auto] [--classes FILE] [--precision tf32|bf16|fp32]\n"
     "                 [--algorithms deterministic|fastest]\n"
     "  --data DIR       the MVTec AD root (DIR/NAME/train/good) or the class folder itself\n"
     "  --textures DIR   anomaly-source images (DTD or any folder); default: a procedural bank\n"
@@ -35,7 +35,8 @@ const char* kUsage =
     "  --out DIR        where config.json, train_log.jsonl and the checkpoints go (default runs/NAME)\n"
     "  --resume         continue the run in --out from its checkpoint, with its saved config\n"
     "  --mode draem     DRAEM's protocol (no split) for the ablations of paper Table 4\n"
-    "  --precision      GPU convolutions: tf32 tensor cores (default) or exact fp32 (the CPU: fp32)\n"
+    "  --precision      convolutions: tf32 tensor cores (default; the CPU computes fp32), bf16 mixed\n"
+    "                   precision (bf16 convolutions, fp32 weights and everything else), exact fp32\n"
     "  --algorithms     cuDNN: deterministic (default; a resumed GPU run is bit-exact) or fastest\n";
 
 nlohmann::json read_json(const std::string& path) {

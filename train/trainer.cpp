@@ -127,8 +127,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& where, Trai
   require(c.size >= 32 && c.size % 32 == 0, "size must be a positive multiple of 32 (5 poolings)");
   require(c.model.recon_width > 0 && c.model.discr_width > 0, "network widths must be positive");
   require(c.batch >= 1 && c.epochs >= 1, "batch and epochs must be at least 1");
-  require(c.precision == "tf32" || c.precision == "fp32", "precision must be \"tf32\" or \"fp32\"" +
-          std::string(c.precision == "bf16" ? " (bf16 is not implemented yet)" : ""));
+  require(c.precision == "tf32" || c.precision == "fp32" || c.precision == "bf16",
+          "precision must be \"tf32\", \"bf16\" or \"fp32\"");
   require(c.algorithms == "deterministic" || c.algorithms == "fastest",
           "algorithms must be \"deterministic\" (exact resume) or \"fastest\"");
   require(c.mode == "split" || c.mode == "draem", "mode must be \"split\" or \"draem\"");

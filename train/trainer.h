@@ -34,7 +34,7 @@ struct TrainConfig {
   int64_t procedural_textures = 64;
   int64_t max_textures = 0;       // 0: every image of the folder
   std::string classes;            // class table file; empty: the built-in one
-  std::string precision = "tf32"; // GPU convolutions: "tf32" (tensor cores) or "fp32" (exact)
+  std::string precision = "tf32"; // convolutions: "tf32", "bf16" (mixed precision) or "fp32" (exact)
   std::string algorithms = "deterministic";  // cuDNN: "deterministic" (exact resume) or "fastest"
 
   static TrainConfig preset_named(const std::string& name);  // "tiny" or "paper"

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cast.h"
 #include "kernels/conv2d.h"
 #include "kernels/cpu/gemm.h"
 
@@ -253,5 +254,36 @@ void conv2d_backward_bias(const T* gy, T* gb, const Conv2dShape& s) {
   template void conv2d_backward_bias<T>(const T*, T*, const Conv2dShape&);
 CAF_INSTANTIATE(float)
 CAF_INSTANTIATE(double)
+
+// bf16: widen, convolve in fp32, round (kernels/conv2d.h).
+namespace {
+std::vector<float> widen(const uint16_t* x, int64_t n) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = bf16_to_f32(x[i]);
+  return v;
+}
+void narrow(const std::vector<float>& v, uint16_t* y) {
+  for (size_t i = 0; i < v.size(); ++i) y[i] = f32_to_bf16(v[i]);
+}
+}  // namespace
+
+void conv2d_forward_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, const Conv2dShape& s) {
+  std::vector<float> xf = widen(x, s.x.numel()), wf = widen(w, s.weight_numel());
+  std::vector<float> yf(static_cast<size_t>(s.y().numel()));
+  conv2d_forward<float>(xf.data(), wf.data(), nullptr, yf.data(), s);
+  narrow(yf, y);
+}
+void conv2d_backward_data_bf16(const uint16_t* w, const uint16_t* gy, uint16_t* gx, const Conv2dShape& s) {
+  std::vector<float> wf = widen(w, s.weight_numel()), gyf = widen(gy, s.y().numel());
+  std::vector<float> gxf(static_cast<size_t>(s.x.numel()), 0.f);
+  conv2d_backward_data<float>(wf.data(), gyf.data(), gxf.data(), s);
+  narrow(gxf, gx);
+}
+void conv2d_backward_filter_bf16(const uint16_t* x, const uint16_t* gy, uint16_t* gw, const Conv2dShape& s) {
+  std::vector<float> xf = widen(x, s.x.numel()), gyf = widen(gy, s.y().numel());
+  std::vector<float> gwf(static_cast<size_t>(s.weight_numel()), 0.f);
+  conv2d_backward_filter<float>(xf.data(), gyf.data(), gwf.data(), s);
+  narrow(gwf, gw);
+}
 
 }  // namespace caf::cpu

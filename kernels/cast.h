@@ -1,0 +1,90 @@
+// kernels/cast.h: bfloat16 storage for mixed precision (Precision::bf16, kernels/runtime.h).
+//
+//   cast_to_bf16        y16 = bf16(x)                   round to nearest even, NaN stays NaN   (=)
+//   cast_from_bf16      y = float(y16) + b[channel]     b may be null; exact widening           (=)
+//   accumulate_bf16     g += float(g16)                                                      (+=)
+// bf16 is fp32's upper 16 bits (8 exponent bits, 7 mantissa bits), held as uint16_t. The rounding
+// is __float2bfloat16_rn's (and PyTorch's), written once as CAF_HD code so the CPU reference and
+// the GPU produce the same bits.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/dispatch.h"
+
+namespace caf {
+
+CAF_HD uint32_t float_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+#endif
+}
+CAF_HD float bits_float(uint32_t u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+#endif
+}
+
+CAF_HD uint16_t f32_to_bf16(float f) {
+  uint32_t u = float_bits(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40u);  // NaN: keep it a (quiet) NaN
+  u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even (overflow rounds to infinity)
+  return uint16_t(u >> 16);
+}
+CAF_HD float bf16_to_f32(uint16_t h) { return bits_float(uint32_t(h) << 16); }
+
+struct CastToBf16 {
+  const float* x;
+  uint16_t* y;
+  CAF_HD void operator()(int64_t i) const { y[i] = f32_to_bf16(x[i]); }
+};
+struct CastFromBf16 {
+  const uint16_t* x;
+  const float* bias;  // per channel, or null
+  int64_t hw, c;
+  float* y;
+  CAF_HD void operator()(int64_t i) const {
+    const float v = bf16_to_f32(x[i]);
+    y[i] = bias ? v + bias[(i / hw) % c] : v;
+  }
+};
+struct AccumulateBf16 {
+  const uint16_t* x;
+  float* g;
+  CAF_HD void operator()(int64_t i) const { g[i] += bf16_to_f32(x[i]); }
+};
+
+namespace cpu {
+void cast_to_bf16(const float* x, uint16_t* y, int64_t n);
+void cast_from_bf16(const uint16_t* x, const float* bias, int64_t hw, int64_t c, float* y, int64_t n);
+void accumulate_bf16(const uint16_t* x, float* g, int64_t n);
+}  // namespace cpu
+namespace cuda {
+void cast_to_bf16(const float* x, uint16_t* y, int64_t n);
+void cast_from_bf16(const uint16_t* x, const float* bias, int64_t hw, int64_t c, float* y, int64_t n);
+void accumulate_bf16(const uint16_t* x, float* g, int64_t n);
+}  // namespace cuda
+
+
+inline void cast_to_bf16(Device d, const float* x, uint16_t* y, int64_t n) {
+  CAF_DISPATCH_PLAIN(d, cast_to_bf16, x, y, n);
+}
+// x: [N, C, hw] flattened (n elements); bias: C values or null.
+inline void cast_from_bf16(Device d, const uint16_t* x, const float* bias, int64_t hw, int64_t c, float* y,
+                           int64_t n) {
+  CAF_DISPATCH_PLAIN(d, cast_from_bf16, x, bias, hw, c, y, n);
+}
+inline void accumulate_bf16(Device d, const uint16_t* x, float* g, int64_t n) {
+  CAF_DISPATCH_PLAIN(d, accumulate_bf16, x, g, n);
+}
+
+}  // namespace caf

@@ -1,0 +1,110 @@
+// Mixed precision (Precision::bf16): the bf16 rounding, and bf16 convolutions against fp32 ones
+// on the CPU; the GPU's cuDNN bf16 convolutions against the CPU reference (gpu suite).
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "kernels/cast.h"
+#include "kernels/conv2d.h"
+#include "kernels/runtime.h"
+#include "nn/autograd.h"
+#include "nn/ops.h"
+#include "tests/test_util.h"
+
+using namespace caf;
+
+namespace {
+
+// Sets the precision for one scope (the library's default is fp32).
+struct PrecisionScope {
+  Precision old = precision();
+  explicit PrecisionScope(Precision p) { set_precision(p); }
+  ~PrecisionScope() { set_precision(old); }
+};
+
+float bits_to_float(uint32_t u) { return bits_float(u); }
+
+struct ConvRun {
+  std::vector<float> y, gx, gw, gb;
+};
+
+// conv2d -> a fixed random projection -> sum: the output and the three gradients.
+ConvRun run_conv(Precision p, Device d) {
+  PrecisionScope scope(p);
+  Tensor x = Tensor::randn({2, 5, 9, 7}, 1, 0, 1, d).set_requires_grad(true);
+  Tensor w = Tensor::randn({4, 5, 3, 3}, 2, 0, 0.3f, d).set_requires_grad(true);
+  Tensor b = Tensor::uniform({4}, 3, -0.5f, 0.5f, d).set_requires_grad(true);
+  Tensor proj = Tensor::randn({2, 4, 9, 7}, 4, 0, 1, d);
+  Tensor y = conv2d(x, w, b);
+  sum(mul(y, proj)).backward();
+  return {y.to_vector(), x.grad().to_vector(), w.grad().to_vector(), b.grad().to_vector()};
+}
+
+double max_abs(const std::vector<float>& v) {
+  double m = 0;
+  for (float f : v) m = std::max(m, double(std::fabs(f)));
+  return m;
+}
+double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, double(std::fabs(a[i] - b[i])));
+  return m;
+}
+
+}  // namespace
+
+TEST_SUITE("nn") {
+TEST_CASE("bf16: round to nearest even, special values") {
+  CHECK(f32_to_bf16(1.f) == 0x3F80);
+  CHECK(f32_to_bf16(-0.f) == 0x8000);
+  CHECK(f32_to_bf16(bits_to_float(0x3F808000u)) == 0x3F80);  // tie: to even (down)
+  CHECK(f32_to_bf16(bits_to_float(0x3F818000u)) == 0x3F82);  // tie: to even (up)
+  CHECK(f32_to_bf16(bits_to_float(0x3F808001u)) == 0x3F81);  // above the tie: up
+  CHECK(f32_to_bf16(bits_to_float(0x3F807FFFu)) == 0x3F80);  // below: down
+  CHECK(f32_to_bf16(std::numeric_limits<float>::infinity()) == 0x7F80);
+  CHECK(f32_to_bf16(std::numeric_limits<float>::max()) == 0x7F80);  // rounds up to infinity
+  CHECK(std::isnan(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+  CHECK(std::isnan(bf16_to_f32(f32_to_bf16(bits_to_float(0x7F800001u)))));  // a NaN that rounding would make inf
+  CHECK(bf16_to_f32(0x4049) == 3.140625f);
+  // The dispatching kernels: cast, widen with a per-channel bias, accumulate.
+  std::vector<float> x{1.f, 2.5f, -3.f, 1e-3f}, y(4), g{1.f, 1.f, 1.f, 1.f};
+  std::vector<uint16_t> h(4);
+  cast_to_bf16(Device::cpu, x.data(), h.data(), 4);
+  const float bias[2] = {10.f, 20.f};
+  cast_from_bf16(Device::cpu, h.data(), bias, 2, 2, y.data(), 4);
+  CHECK(y[0] == 11.f);
+  CHECK(y[1] == 12.5f);
+  CHECK(y[2] == 17.f);
+  CHECK(y[3] == 20.f + bf16_to_f32(f32_to_bf16(1e-3f)));
+  accumulate_bf16(Device::cpu, h.data(), g.data(), 4);
+  CHECK(g[1] == 3.5f);
+}
+
+TEST_CASE("bf16: convolutions and their gradients stay within bf16's precision of fp32's") {
+  // Each operand rounded to 8 significant bits (relative error <= 2^-9) and the result rounded
+  // again: errors of a few 2^-9 of the largest value (measured 0.3-0.5 %), never more than 2^-6 (a bound that
+  // still fails for a wrong operand, layout or missing bias: those are O(1)).
+  const ConvRun f = run_conv(Precision::fp32, Device::cpu), h = run_conv(Precision::bf16, Device::cpu);
+  CHECK(max_diff(f.y, h.y) < max_abs(f.y) / 64);
+  CHECK(max_diff(f.gx, h.gx) < max_abs(f.gx) / 64);
+  CHECK(max_diff(f.gw, h.gw) < max_abs(f.gw) / 64);
+  CHECK(max_diff(f.gb, h.gb) < 1e-4 * max_abs(f.gb));  // the bias gradient stays fp32
+  CHECK(max_diff(f.y, h.y) > 0);                         // and bf16 did round something
+  MESSAGE("bf16 vs fp32, max error / max value: y " << max_diff(f.y, h.y) / max_abs(f.y) << ", gx "
+          << max_diff(f.gx, h.gx) / max_abs(f.gx) << ", gw " << max_diff(f.gw, h.gw) / max_abs(f.gw));
+}
+}
+
+TEST_SUITE("gpu") {
+TEST_CASE("gpu: bf16 convolutions (cuDNN) match the CPU's bf16 reference") {
+  CAF_NEED_GPU();
+  // Both sides sum the same bf16 products in fp32 in different orders, then round to bf16: the
+  // results differ by about one bf16 unit (2^-8 relative) where the sums straddle a rounding edge.
+  const ConvRun c = run_conv(Precision::bf16, Device::cpu), g = run_conv(Precision::bf16, Device::cuda);
+  CHECK(caf::test::nmse(g.y, c.y) < 1e-5);
+  CHECK(caf::test::nmse(g.gx, c.gx) < 1e-5);
+  CHECK(caf::test::nmse(g.gw, c.gw) < 1e-5);
+  CHECK(caf::test::nmse(g.gb, c.gb) < 1e-10);
+}
+}
