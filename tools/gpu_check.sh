@@ -10,7 +10,8 @@
 # (it runs the GPU jobs of ctest, quickstart_short and cli_end_to_end, instead); CAF_SKIP_OPS_PERF=1
 # the op timings alone; CAF_BOTTLE_EPOCHS=0 the bottle run; CAF_TORCH_MODES (comma list, default
 # tf32,bf16-cl; torch.compile runs last, under CAF_COMPILE_TIMEOUT, unless CAF_SKIP_COMPILE=1);
-# CAF_TRACK_MODES (default "tf32 bf16"); CAF_TRACK_STEPS (50); CAF_ENVELOPE_RUNS (2).
+# CAF_TRACK_MODES (default "tf32 bf16"); CAF_TRACK_STEPS (50); CAF_ENVELOPE_RUNS (2). CAF_QUICK also
+# skips caf's exact-fp32 step.
 # Works on a machine with no internet: cuDNN is found through CUDNN_ROOT or PyTorch's wheel
 # (site-packages/nvidia/cudnn); header-only deps through CAF_DEPS_ROOT (default .carry/deps if
 # present). Output: the log on stdout and in ${OUT:-/tmp}/gpu_check.log.
@@ -95,7 +96,8 @@ step bench-step-bf16-graph "$B/caf" bench step $PAPER --precision bf16 --augment
   --json "$RES/caf_bf16_graph.json"
 step bench-step-fastest "$B/caf" bench step $PAPER --precision tf32 --augment --graph --algos fastest \
   --json "$RES/caf_fastest.json"
-step bench-step-fp32 "$B/caf" bench step $PAPER --precision fp32 --steps 10 --warmup 3 --json "$RES/caf_fp32.json"
+[ -z "${CAF_QUICK:-}" ] && step bench-step-fp32 "$B/caf" bench step $PAPER --precision fp32 --steps 10 --warmup 3 \
+  --json "$RES/caf_fp32.json"
 if [ -n "$PY" ]; then
   # PyTorch: TF32 eager (DRAEM-style code), bf16 channels_last, exact fp32; torch.compile last.
   step torch-reference $PY bench/torch_reference.py $PAPER --steps 50 --warmup 5 \
