@@ -1,17 +1,20 @@
 // kernels/cuda/conv2d.cpp: convolution through cuDNN.
 //
-// Key decisions: one plan per shape (descriptors and the three algorithms), found once with
-// cudnnFind* and cached; only deterministic algorithms are kept unless caf::deterministic() is
-// off (kernels/runtime.h), so two runs give identical gradients; fp32 FMA math, or TF32 tensor
-// cores when caf::precision() is tf32; plans are cached per (shape, precision, determinism); one
-// shared workspace (context.cpp).
-// Backward passes accumulate through cuDNN's beta = 1.
+// Key decisions: one plan per shape (descriptors and, per direction, the algorithms Find timed),
+// found once with cudnnFind* and cached; deterministic algorithms first, the others only when
+// caf::deterministic() is off (kernels/runtime.h) or cuDNN refuses every deterministic one, so two
+// runs give identical gradients; fp32 FMA math, TF32 tensor cores (Precision::tf32) or bf16
+// tensors with fp32 accumulation (the *_bf16 functions); plans are cached per (shape, precision,
+// determinism, dtype); one shared workspace (context.cpp). fp32 backward passes accumulate through
+// cuDNN's beta = 1; bf16 ones write (beta = 0) and the caller widens and adds.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <string>
 #include <tuple>
+#include <vector>
 
 #include "kernels/conv2d.h"
 #include "kernels/cuda/check.h"
@@ -21,37 +24,84 @@ namespace caf::cuda {
 
 namespace {
 
+// The algorithms Find timed that ran, deterministic ones first (fastest first within each group).
+// `next` moves on when cuDNN refuses one at call time (CUDNN_STATUS_BAD_PARAM or NOT_SUPPORTED,
+// which it reports before launching anything): seen once for a bf16 backward-data convolution at
+// 64x64, batch 2, under compute-sanitizer, while Find had reported the algorithm as working.
+template <class Algo>
+struct Candidates {
+  std::vector<std::pair<Algo, size_t>> list;  // algorithm, workspace bytes
+  std::vector<bool> deterministic;
+  mutable size_t next = 0;
+};
 
 struct ConvPlan {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
-  cudnnConvolutionFwdAlgo_t fwd{};
-  cudnnConvolutionBwdDataAlgo_t bwd_data{};
-  cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
-  size_t fwd_ws = 0, bwd_data_ws = 0, bwd_filter_ws = 0;
+  Candidates<cudnnConvolutionFwdAlgo_t> fwd;
+  Candidates<cudnnConvolutionBwdDataAlgo_t> bwd_data;
+  Candidates<cudnnConvolutionBwdFilterAlgo_t> bwd_filter;
+  std::string shape;  // for messages
 };
 
-template <class Perf>
-const Perf& pick(const Perf* perf, int count, const char* what, bool deterministic_only) {
-  for (int i = 0; i < count; ++i)  // sorted fastest first
-    if (perf[i].status == CUDNN_STATUS_SUCCESS &&
-        (!deterministic_only || perf[i].determinism == CUDNN_DETERMINISTIC))
-      return perf[i];
-  for (int i = 0; i < count && deterministic_only; ++i)  // none deterministic: say so, take the fastest
-    if (perf[i].status == CUDNN_STATUS_SUCCESS) {
-      std::fprintf(stderr, "caf: note: no deterministic cuDNN algorithm for %s at this shape; using a "
-                           "non-deterministic one (two runs may differ in the last bits)\n", what);
-      return perf[i];
+template <class Algo, class Perf>
+Candidates<Algo> candidates(const Perf* perf, int count, const char* what, bool deterministic_only,
+                            const std::string& shape) {
+  Candidates<Algo> c;
+  auto take = [&](int want) {  // want: 1 deterministic, 0 non-deterministic, -1 either; Find's order
+    for (int i = 0; i < count; ++i) {
+      const bool det = perf[i].determinism == CUDNN_DETERMINISTIC;
+      if (perf[i].status == CUDNN_STATUS_SUCCESS && (want < 0 || det == (want == 1))) {
+        c.list.push_back({perf[i].algo, perf[i].memory});
+        c.deterministic.push_back(det);
+      }
     }
-  throw CudnnError(std::string("no deterministic cuDNN algorithm for ") + what,
-                   "this convolution shape is not supported by the installed cuDNN");
+  };
+  if (deterministic_only) {
+    take(1);
+    take(0);  // only reached when every deterministic one is refused or none exists
+  } else {
+    take(-1);
+  }
+  if (c.list.empty())
+    throw CudnnError(std::string("no cuDNN algorithm for ") + what + " at " + shape,
+                     "this convolution shape is not supported by the installed cuDNN");
+  if (deterministic_only && !c.deterministic.front())
+    std::fprintf(stderr, "caf: note: no deterministic cuDNN algorithm for %s at %s; using a non-deterministic "
+                         "one (two runs may differ in the last bits)\n", what, shape.c_str());
+  return c;
+}
+
+// Runs call(algo, workspace, bytes) with the plan's current algorithm, moving to the next one when
+// cuDNN refuses it (see Candidates).
+template <class Algo, class Call>
+void run_with(const Candidates<Algo>& c, const char* what, const std::string& shape, Call call) {
+  for (; c.next < c.list.size(); ++c.next) {
+    const auto [algo, bytes] = c.list[c.next];
+    const cudnnStatus_t st = call(algo, workspace(bytes), bytes);
+    if (st == CUDNN_STATUS_SUCCESS) {
+      clear_library_error(what, __FILE__, __LINE__);
+      return;
+    }
+    if (st != CUDNN_STATUS_BAD_PARAM && st != CUDNN_STATUS_NOT_SUPPORTED)
+      throw CudnnError(format_error("cuDNN", what, __FILE__, __LINE__, cudnnGetErrorString(st)) + " at " + shape,
+                       "check tensor shapes and that the cuDNN library matches the one caf was built against");
+    std::fprintf(stderr, "caf: note: cuDNN refused algorithm %d for %s at %s (%s)%s\n", int(algo), what,
+                 shape.c_str(), cudnnGetErrorString(st),
+                 c.next + 1 < c.list.size() ? "; trying the next one" : "");
+    cudaGetLastError();
+  }
+  throw CudnnError(std::string("cuDNN ran no algorithm for ") + what + " at " + shape,
+                   "try another --precision (tf32 or fp32)");
 }
 
 ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16) {
   ConvPlan p;
   const int n = int(s.x.n), c = int(s.x.c), h = int(s.x.h), w = int(s.x.w), k = int(s.k_out);
   const int ks = int(s.k), pad = int(s.k / 2);
+  p.shape = std::to_string(n) + "x" + std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w) +
+            " -> " + std::to_string(k) + " (" + (bf16 ? "bf16" : tf32 ? "tf32" : "fp32") + ")";
   CAF_CHECK_CUDNN(cudnnCreateTensorDescriptor(&p.x));
   CAF_CHECK_CUDNN(cudnnCreateTensorDescriptor(&p.y));
   CAF_CHECK_CUDNN(cudnnCreateTensorDescriptor(&p.bias));
@@ -73,19 +123,13 @@ ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16) {
   int got = 0;
   cudnnConvolutionFwdAlgoPerf_t fwd[kMax];
   CAF_CHECK_CUDNN(cudnnFindConvolutionForwardAlgorithm(h_, p.x, p.w, p.conv, p.y, kMax, &got, fwd));
-  const auto& f = pick(fwd, got, "conv2d forward", det);
-  p.fwd = f.algo;
-  p.fwd_ws = f.memory;
+  p.fwd = candidates<cudnnConvolutionFwdAlgo_t>(fwd, got, "conv2d forward", det, p.shape);
   cudnnConvolutionBwdDataAlgoPerf_t bd[kMax];
   CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardDataAlgorithm(h_, p.w, p.y, p.conv, p.x, kMax, &got, bd));
-  const auto& d = pick(bd, got, "conv2d backward data", det);
-  p.bwd_data = d.algo;
-  p.bwd_data_ws = d.memory;
+  p.bwd_data = candidates<cudnnConvolutionBwdDataAlgo_t>(bd, got, "conv2d backward data", det, p.shape);
   cudnnConvolutionBwdFilterAlgoPerf_t bf[kMax];
   CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardFilterAlgorithm(h_, p.x, p.y, p.conv, p.w, kMax, &got, bf));
-  const auto& g = pick(bf, got, "conv2d backward filter", det);
-  p.bwd_filter = g.algo;
-  p.bwd_filter_ws = g.memory;
+  p.bwd_filter = candidates<cudnnConvolutionBwdFilterAlgo_t>(bf, got, "conv2d backward filter", det, p.shape);
   return p;
 }
 
@@ -107,24 +151,26 @@ const float kOne = 1.f, kZero = 0.f;
 
 void conv2d_forward(const float* x, const float* w, const float* b, float* y, const Conv2dShape& s) {
   const ConvPlan& p = plan(s);
-  void* ws = workspace(p.fwd_ws);
-  CAF_CHECK_CUDNN(cudnnConvolutionForward(cudnn(), &kOne, p.x, x, p.w, w, p.conv, p.fwd, ws,
-                                          p.fwd_ws, &kZero, p.y, y));
+  run_with(p.fwd, "conv2d forward", p.shape, [&](cudnnConvolutionFwdAlgo_t algo, void* ws, size_t bytes) {
+    return cudnnConvolutionForward(cudnn(), &kOne, p.x, x, p.w, w, p.conv, algo, ws, bytes, &kZero, p.y, y);
+  });
   if (b) CAF_CHECK_CUDNN(cudnnAddTensor(cudnn(), &kOne, p.bias, b, &kOne, p.y, y));
 }
 
 void conv2d_backward_data(const float* w, const float* gy, float* gx, const Conv2dShape& s) {
   const ConvPlan& p = plan(s);
-  void* ws = workspace(p.bwd_data_ws);
-  CAF_CHECK_CUDNN(cudnnConvolutionBackwardData(cudnn(), &kOne, p.w, w, p.y, gy, p.conv, p.bwd_data,
-                                               ws, p.bwd_data_ws, &kOne, p.x, gx));
+  run_with(p.bwd_data, "conv2d backward data", p.shape, [&](cudnnConvolutionBwdDataAlgo_t algo, void* ws, size_t bytes) {
+    return cudnnConvolutionBackwardData(cudnn(), &kOne, p.w, w, p.y, gy, p.conv, algo, ws, bytes, &kOne, p.x, gx);
+  });
 }
 
 void conv2d_backward_filter(const float* x, const float* gy, float* gw, const Conv2dShape& s) {
   const ConvPlan& p = plan(s);
-  void* ws = workspace(p.bwd_filter_ws);
-  CAF_CHECK_CUDNN(cudnnConvolutionBackwardFilter(cudnn(), &kOne, p.x, x, p.y, gy, p.conv,
-                                                 p.bwd_filter, ws, p.bwd_filter_ws, &kOne, p.w, gw));
+  run_with(p.bwd_filter, "conv2d backward filter", p.shape,
+           [&](cudnnConvolutionBwdFilterAlgo_t algo, void* ws, size_t bytes) {
+             return cudnnConvolutionBackwardFilter(cudnn(), &kOne, p.x, x, p.y, gy, p.conv, algo, ws, bytes,
+                                                   &kOne, p.w, gw);
+           });
 }
 
 void conv2d_backward_bias(const float* gy, float* gb, const Conv2dShape& s) {
@@ -134,23 +180,25 @@ void conv2d_backward_bias(const float* gy, float* gb, const Conv2dShape& s) {
 
 void conv2d_forward_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, const Conv2dShape& s) {
   const ConvPlan& p = plan(s, true);
-  void* ws = workspace(p.fwd_ws);
-  CAF_CHECK_CUDNN(cudnnConvolutionForward(cudnn(), &kOne, p.x, x, p.w, w, p.conv, p.fwd, ws, p.fwd_ws,
-                                          &kZero, p.y, y));
+  run_with(p.fwd, "conv2d forward", p.shape, [&](cudnnConvolutionFwdAlgo_t algo, void* ws, size_t bytes) {
+    return cudnnConvolutionForward(cudnn(), &kOne, p.x, x, p.w, w, p.conv, algo, ws, bytes, &kZero, p.y, y);
+  });
 }
 
 void conv2d_backward_data_bf16(const uint16_t* w, const uint16_t* gy, uint16_t* gx, const Conv2dShape& s) {
   const ConvPlan& p = plan(s, true);
-  void* ws = workspace(p.bwd_data_ws);
-  CAF_CHECK_CUDNN(cudnnConvolutionBackwardData(cudnn(), &kOne, p.w, w, p.y, gy, p.conv, p.bwd_data, ws,
-                                               p.bwd_data_ws, &kZero, p.x, gx));
+  run_with(p.bwd_data, "conv2d backward data", p.shape, [&](cudnnConvolutionBwdDataAlgo_t algo, void* ws, size_t bytes) {
+    return cudnnConvolutionBackwardData(cudnn(), &kOne, p.w, w, p.y, gy, p.conv, algo, ws, bytes, &kZero, p.x, gx);
+  });
 }
 
 void conv2d_backward_filter_bf16(const uint16_t* x, const uint16_t* gy, uint16_t* gw, const Conv2dShape& s) {
   const ConvPlan& p = plan(s, true);
-  void* ws = workspace(p.bwd_filter_ws);
-  CAF_CHECK_CUDNN(cudnnConvolutionBackwardFilter(cudnn(), &kOne, p.x, x, p.y, gy, p.conv, p.bwd_filter, ws,
-                                                 p.bwd_filter_ws, &kZero, p.w, gw));
+  run_with(p.bwd_filter, "conv2d backward filter", p.shape,
+           [&](cudnnConvolutionBwdFilterAlgo_t algo, void* ws, size_t bytes) {
+             return cudnnConvolutionBackwardFilter(cudnn(), &kOne, p.x, x, p.y, gy, p.conv, algo, ws, bytes,
+                                                   &kZero, p.w, gw);
+           });
 }
 
 }  // namespace caf::cuda
