@@ -17,6 +17,8 @@
 
 #include "augment/batch_sampler.h"
 #include "kernels/error.h"
+#include "kernels/graph.h"
+#include "kernels/memory.h"
 #include "kernels/runtime.h"
 #include "nn/autograd.h"
 #include "nn/ops.h"
@@ -71,7 +73,8 @@ json TrainConfig::to_json() const {
           {"max_textures", max_textures},
           {"classes", classes},
           {"precision", precision},
-          {"algorithms", algorithms}};
+          {"algorithms", algorithms},
+          {"graph", graph}};
 }
 
 TrainConfig TrainConfig::from_json(const json& j, const std::string& where, TrainConfig c) {
@@ -118,6 +121,9 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& where, Trai
     c.classes = j.value("classes", c.classes);
     c.precision = j.value("precision", c.precision);
     c.algorithms = j.value("algorithms", c.algorithms);
+    if (j.contains("graph") && !j["graph"].is_boolean())
+      throw ConfigError(where + ": 'graph' must be true or false, not " + j["graph"].dump());
+    c.graph = j.value("graph", c.graph);
   } catch (const json::exception& e) {
     throw ConfigError(where + ": " + e.what());
   }
@@ -265,6 +271,25 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
     saved_step = m.step;
   };
 
+  // One training step queued on the device: sampling, simulation, the networks, Adam. step_ptr
+  // (graph mode) makes sampling and simulation read the step number from device memory.
+  auto queue_step = [&](uint32_t step, const uint32_t* step_ptr) {
+    if (cfg.mode == "split") {
+      const int64_t nx = (n_images + 1) / 2, ny = n_images / 2;
+      const Tensor x = sample(images, {cfg.seed, step, 0, 0, 2, nx, step_ptr}, cfg.batch);
+      const Tensor y = sample(images, {cfg.seed, step, uint32_t(cfg.batch), 1, 2, ny, step_ptr}, cfg.batch);
+      const Simulator::Batch sx = sim.run(x, step, 0, step_ptr), sy = sim.run(y, step, uint32_t(cfg.batch), step_ptr);
+      return split_step(m, {sx.target, sx.image, sy.image, sy.mask});
+    }
+    const Tensor x = sample(images, {cfg.seed, step, 0, 0, 1, n_images, step_ptr}, cfg.batch);
+    const Simulator::Batch s = sim.run(x, step, 0, step_ptr);
+    return draem_step(m, s.target, s.image, s.mask);
+  };
+  Buffer step_counter(d, sizeof(uint32_t));
+  uint32_t* const step_counter_ptr = static_cast<uint32_t*>(step_counter.data());
+  StepGraph graph(d);
+  bool graph_captured = false;
+
   auto window_start = std::chrono::steady_clock::now();
   int64_t window_steps = 0;
   const int64_t first_step = m.step;
@@ -282,18 +307,28 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
     const double lr = multistep_lr(cfg.model.adam.lr, epoch, cfg.epochs);
     m.opt_recon->set_lr(lr);
     m.opt_discr->set_lr(lr);
-    const uint32_t step = uint32_t(m.step);
     StepLosses& losses = latest;
-    if (cfg.mode == "split") {
-      const int64_t nx = (n_images + 1) / 2, ny = n_images / 2;
-      const Tensor x = sample(images, {cfg.seed, step, 0, 0, 2, nx}, cfg.batch);
-      const Tensor y = sample(images, {cfg.seed, step, uint32_t(cfg.batch), 1, 2, ny}, cfg.batch);
-      const Simulator::Batch sx = sim.run(x, step, 0), sy = sim.run(y, step, uint32_t(cfg.batch));
-      losses = split_step(m, {sx.target, sx.image, sy.image, sy.mask});
+    if (graph_captured) {
+      const int64_t before = m.step;
+      graph.replay();  // on a GPU no host code runs: the step's host-side count is kept here
+      m.step = before + 1;
+    } else if (cfg.graph && m.step > first_step) {
+      // The first step ran eagerly (cuDNN plans, workspaces, the texture upload); capture the next
+      // one, reading its number from the device counter the graph advances, then replay it.
+      const uint32_t next = uint32_t(m.step);
+      copy_bytes(d, step_counter_ptr, Device::cpu, &next, sizeof next);
+      const int64_t before = m.step;
+      graph.capture([&] {
+        latest = queue_step(next, step_counter_ptr);
+        advance_counter(d, step_counter_ptr);
+      });
+      m.step = before;  // capturing ran the host side of the step, not the step
+      graph_captured = true;
+      graph.replay();
+      m.step = before + 1;
+      print("CUDA graph: the step is captured (" + std::to_string(graph.nodes()) + " nodes) and replayed from now on");
     } else {
-      const Tensor x = sample(images, {cfg.seed, step, 0, 0, 1, n_images}, cfg.batch);
-      const Simulator::Batch s = sim.run(x, step, 0);
-      losses = draem_step(m, s.target, s.image, s.mask);
+      losses = queue_step(uint32_t(m.step), nullptr);
     }
     ++window_steps;
     const bool last = m.step == total;
