@@ -6,6 +6,7 @@
 //   binary_backward ga += dy/da * gy, gb += dy/db * gy  (+=; ga or gb may be null)
 //   add_scalar_at   y = x + s[k], s a device array    (=; the constant never visits the host)
 //   ssim_constants  c[0..1] from minmax[0..1]        (SSIM's C1, C2; see SsimConstants)
+//   relu_mask_forward / relu_mask_backward: ReLU keeping a uint8 mask for the backward (=, +=)
 // Binary ops: add, sub, mul, div (a / b; b must not be 0).
 #pragma once
 
@@ -23,6 +24,8 @@ template <class T>
 void binary_backward(BinaryOp op, const T* a, const T* b, const T* gy, T* ga, T* gb, int64_t n);
 template <class T> void add_scalar_at(const T* x, const T* s, int64_t k, T* y, int64_t n);
 template <class T> void ssim_constants(const T* minmax, T* c);
+void relu_mask_forward(const float* x, float* y, uint8_t* mask, int64_t n);
+void relu_mask_backward(const uint8_t* mask, const float* gy, float* gx, int64_t n);
 }  // namespace cpu
 
 namespace cuda {
@@ -34,6 +37,8 @@ void binary_backward(BinaryOp op, const float* a, const float* b, const float* g
                      float* gb, int64_t n);
 void add_scalar_at(const float* x, const float* s, int64_t k, float* y, int64_t n);
 void ssim_constants(const float* minmax, float* c);
+void relu_mask_forward(const float* x, float* y, uint8_t* mask, int64_t n);
+void relu_mask_backward(const uint8_t* mask, const float* gy, float* gx, int64_t n);
 }  // namespace cuda
 
 template <class T>
@@ -61,6 +66,12 @@ void add_scalar_at(Device d, const T* x, const T* s, int64_t k, T* y, int64_t n)
 template <class T>
 void ssim_constants(Device d, const T* minmax, T* c) {
   CAF_DISPATCH(T, d, ssim_constants, minmax, c);
+}
+inline void relu_mask_forward(Device d, const float* x, float* y, uint8_t* mask, int64_t n) {
+  CAF_DISPATCH_PLAIN(d, relu_mask_forward, x, y, mask, n);
+}
+inline void relu_mask_backward(Device d, const uint8_t* mask, const float* gy, float* gx, int64_t n) {
+  CAF_DISPATCH_PLAIN(d, relu_mask_backward, mask, gy, gx, n);
 }
 
 }  // namespace caf

@@ -86,6 +86,25 @@ struct UnaryBackward {
   }
 };
 
+// ReLU that keeps a 1-byte mask (x > 0) for its backward instead of its fp32 output (bf16 mixed
+// precision: the next convolution saves its own bf16 copy, so the fp32 output can be freed).
+struct ReluMaskForward {
+  const float* x;
+  float* y;
+  uint8_t* mask;
+  CAF_HD void operator()(int64_t i) const {
+    const bool on = x[i] > 0.f;
+    y[i] = on ? x[i] : 0.f;
+    mask[i] = on;
+  }
+};
+struct ReluMaskBackward {
+  const uint8_t* mask;
+  const float* gy;
+  float* gx;
+  CAF_HD void operator()(int64_t i) const { gx[i] += mask[i] ? gy[i] : 0.f; }
+};
+
 // y = x + s[k]: a constant that lives on the device (computed there), so no host round trip.
 template <class T>
 struct AddScalarAt {

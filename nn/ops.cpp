@@ -85,7 +85,20 @@ Tensor add_scalar_at(const Tensor& x, const Tensor& s, int64_t k) {
     binary_forward<float>(gy.device(), BinaryOp::add, F(g[0]), F(gy), F(g[0]), gy.numel());
   });
 }
-Tensor relu(const Tensor& x) { return unary(x, UnaryOp::relu, 0, 0, "relu"); }
+Tensor relu(const Tensor& x) {
+  // bf16 mixed precision: the consumer convolution keeps a bf16 copy of this output, so ReLU keeps
+  // a 1-byte mask instead of its fp32 output and the output is freed once the forward moves on.
+  // Same values and gradients as the plain ReLU (x > 0 is y > 0).
+  if (precision() != Precision::bf16 || !grad_enabled() || !x.requires_grad() || x.dtype() != DType::f32)
+    return unary(x, UnaryOp::relu, 0, 0, "relu");
+  profile::OpScope op_range("relu");
+  Tensor y = like(x, x.shape());
+  Tensor mask = Tensor::empty(x.shape(), DType::u8, x.device());
+  relu_mask_forward(x.device(), F(x), F(y), mask.data<uint8_t>(), x.numel());
+  return record(y, "relu", {x}, [mask](const Tensor& gy, const std::vector<Tensor>& g) {
+    relu_mask_backward(gy.device(), mask.data<uint8_t>(), F(gy), F(g[0]), gy.numel());
+  });
+}
 Tensor sigmoid(const Tensor& x) { return unary(x, UnaryOp::sigmoid, 0, 0, "sigmoid"); }
 Tensor exp(const Tensor& x) { return unary(x, UnaryOp::exp, 0, 0, "exp"); }
 Tensor log(const Tensor& x) { return unary(x, UnaryOp::log, 0, 0, "log"); }

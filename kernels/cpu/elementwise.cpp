@@ -31,6 +31,13 @@ void binary_backward(BinaryOp op, const T* a, const T* b, const T* gy, T* ga, T*
   cpu_for_each(n, BinaryBackward<T>{op, a, b, gy, ga, gb});
 }
 
+void relu_mask_forward(const float* x, float* y, uint8_t* mask, int64_t n) {
+  cpu_for_each(n, ReluMaskForward{x, y, mask});
+}
+void relu_mask_backward(const uint8_t* mask, const float* gy, float* gx, int64_t n) {
+  cpu_for_each(n, ReluMaskBackward{mask, gy, gx});
+}
+
 #define CAF_INSTANTIATE(T)                                                                     \
   template void unary_forward<T>(UnaryOp, const T*, T*, int64_t, T, T);                        \
   template void unary_backward<T>(UnaryOp, const T*, const T*, const T*, T*, int64_t, T, T);   \

@@ -27,5 +27,11 @@ void add_scalar_at(const float* x, const float* s, int64_t k, float* y, int64_t 
 void ssim_constants(const float* minmax, float* c) {
   for_each(1, SsimConstants<float>{minmax, c}, "ssim_constants");
 }
+void relu_mask_forward(const float* x, float* y, uint8_t* mask, int64_t n) {
+  for_each(n, ReluMaskForward{x, y, mask}, "relu_mask_forward");
+}
+void relu_mask_backward(const uint8_t* mask, const float* gy, float* gx, int64_t n) {
+  for_each(n, ReluMaskBackward{mask, gy, gx}, "relu_mask_backward");
+}
 
 }  // namespace caf::cuda

@@ -7,6 +7,7 @@
 
 #include "kernels/cast.h"
 #include "kernels/conv2d.h"
+#include "kernels/elementwise.h"
 #include "kernels/runtime.h"
 #include "nn/autograd.h"
 #include "nn/ops.h"
@@ -81,6 +82,31 @@ TEST_CASE("bf16: round to nearest even, special values") {
   CHECK(g[1] == 3.5f);
 }
 
+TEST_CASE("bf16: ReLU keeps a byte mask, frees its output, and gives the same gradient") {
+  auto run = [](Precision p, std::weak_ptr<Storage>* out_storage) {
+    PrecisionScope scope(p);
+    Tensor x = Tensor::randn({2, 3, 5, 5}, 9).set_requires_grad(true);
+    Tensor y = relu(x);
+    *out_storage = y.storage();
+    Tensor proj = Tensor::randn({2, 3, 5, 5}, 10);
+    Tensor loss = sum(mul(relu(scale(x, 1.f)), proj));  // a second relu feeds mul, which saves it
+    const std::vector<float> yv = y.to_vector();
+    Tensor total = add(loss, sum(y));
+    y = Tensor();
+    const bool freed = out_storage->expired();
+    total.backward();
+    std::vector<float> g = x.grad().to_vector();
+    g.insert(g.end(), yv.begin(), yv.end());
+    return std::make_pair(g, freed);
+  };
+  std::weak_ptr<Storage> s32, s16;
+  const auto [g32, freed32] = run(Precision::fp32, &s32);
+  const auto [g16, freed16] = run(Precision::bf16, &s16);
+  CHECK(g16 == g32);   // outputs and gradients bit for bit (relu and sum involve no rounding to bf16)
+  CHECK(!freed32);     // fp32: relu's backward holds its output
+  CHECK(freed16);      // bf16: only the mask is kept
+}
+
 TEST_CASE("bf16: convolutions and their gradients stay within bf16's precision of fp32's") {
   // Each operand rounded to 8 significant bits (relative error <= 2^-9) and the result rounded
   // again: errors of a few 2^-9 of the largest value (measured 0.3-0.5 %), never more than 2^-6 (a bound that
@@ -97,6 +123,26 @@ TEST_CASE("bf16: convolutions and their gradients stay within bf16's precision o
 }
 
 TEST_SUITE("gpu") {
+TEST_CASE("gpu: the mask-keeping ReLU equals the CPU's") {
+  CAF_NEED_GPU();
+  const Tensor xc = Tensor::randn({3, 4, 17, 9}, 12), gyc = Tensor::randn({3, 4, 17, 9}, 13);
+  std::vector<float> out[2], grad[2];
+  std::vector<uint8_t> masks[2];
+  for (int k = 0; k < 2; ++k) {
+    const Device d = k ? Device::cuda : Device::cpu;
+    const Tensor x = xc.to(d), gy = gyc.to(d), y = Tensor::empty(x.shape(), DType::f32, d),
+                 m = Tensor::empty(x.shape(), DType::u8, d), g = Tensor::zeros(x.shape(), DType::f32, d);
+    relu_mask_forward(d, x.data<float>(), y.data<float>(), m.data<uint8_t>(), x.numel());
+    relu_mask_backward(d, m.data<uint8_t>(), gy.data<float>(), g.data<float>(), x.numel());
+    out[k] = y.to_vector();
+    grad[k] = g.to_vector();
+    masks[k] = m.to_bytes();
+  }
+  CHECK(out[1] == out[0]);
+  CHECK(grad[1] == grad[0]);
+  CHECK(masks[1] == masks[0]);
+}
+
 TEST_CASE("gpu: bf16 convolutions (cuDNN) match the CPU's bf16 reference") {
   CAF_NEED_GPU();
   // Both sides sum the same bf16 products in fp32 in different orders, then round to bf16: the
