@@ -3,6 +3,7 @@
 //
 //   maxpool2d_forward    y[n,c,i,j] = max of x[n,c,2i..2i+1,2j..2j+1]   (=; H, W floor-halved)
 //   maxpool2d_backward   gx += gy routed to the first maximum in scan order (+=; reads x, y)
+//   maxpool2d_forward_index / _backward_index: the same, keeping the winner's position (uint8)
 //   avg_pool2d_forward   y = (1/k^2) * sum of the k x k window, zeros outside  (=)
 //   avg_pool2d_backward  gx += (1/k^2) * sum of gy over the same window       (+=)
 // Backward passes write each input element from one thread only (no atomics): deterministic.
@@ -51,6 +52,39 @@ struct MaxPoolBackward {
   }
 };
 
+// The same forward keeping, per output, which of its window's four inputs won (0..3 in scan order,
+// the backward's tie rule), so the backward needs no copy of x (bf16 mixed precision, nn/ops.cpp).
+struct MaxPoolForwardIndex {
+  const float* x;
+  float* y;
+  uint8_t* idx;
+  Shape4 s;
+  CAF_HD void operator()(int64_t o) const {
+    int64_t ho = s.h / 2, wo = s.w / 2;
+    int64_t j = o % wo, i = (o / wo) % ho, nc = o / (wo * ho);
+    const float* p = x + nc * s.hw() + 2 * i * s.w + 2 * j;
+    float m = p[0];
+    uint8_t k = 0;
+    if (p[1] > m) { m = p[1]; k = 1; }
+    if (p[s.w] > m) { m = p[s.w]; k = 2; }
+    if (p[s.w + 1] > m) { m = p[s.w + 1]; k = 3; }
+    y[o] = m;
+    idx[o] = k;
+  }
+};
+struct MaxPoolBackwardIndex {
+  const uint8_t* idx;
+  const float* gy;
+  float* gx;
+  Shape4 s;
+  CAF_HD void operator()(int64_t o) const {
+    int64_t ho = s.h / 2, wo = s.w / 2;
+    int64_t j = o % wo, i = (o / wo) % ho, nc = o / (wo * ho);
+    const int64_t base = nc * s.hw() + 2 * i * s.w + 2 * j, k = idx[o];
+    gx[base + (k & 1) + (k >> 1) * s.w] += gy[o];
+  }
+};
+
 // Window sum over a k x k neighbourhood with zeros outside; the forward and the backward are the
 // same gather because the window is symmetric.
 template <class T>
@@ -76,17 +110,27 @@ struct BoxMean {
 
 namespace cpu {
 template <class T> void maxpool2d_forward(const T* x, Shape4 s, T* y);
+void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx);
+void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx);
 template <class T> void maxpool2d_backward(const T* x, const T* gy, Shape4 s, T* gx);
 template <class T> void avg_pool2d_forward(const T* x, Shape4 s, int64_t k, T* y);
 template <class T> void avg_pool2d_backward(const T* gy, Shape4 s, int64_t k, T* gx);
 }  // namespace cpu
 namespace cuda {
 void maxpool2d_forward(const float* x, Shape4 s, float* y);
+void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx);
+void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx);
 void maxpool2d_backward(const float* x, const float* gy, Shape4 s, float* gx);
 void avg_pool2d_forward(const float* x, Shape4 s, int64_t k, float* y);
 void avg_pool2d_backward(const float* gy, Shape4 s, int64_t k, float* gx);
 }  // namespace cuda
 
+inline void maxpool2d_forward_index(Device d, const float* x, Shape4 s, float* y, uint8_t* idx) {
+  CAF_DISPATCH_PLAIN(d, maxpool2d_forward_index, x, s, y, idx);
+}
+inline void maxpool2d_backward_index(Device d, const uint8_t* idx, const float* gy, Shape4 s, float* gx) {
+  CAF_DISPATCH_PLAIN(d, maxpool2d_backward_index, idx, gy, s, gx);
+}
 template <class T>
 void maxpool2d_forward(Device d, const T* x, Shape4 s, T* y) {
   CAF_DISPATCH(T, d, maxpool2d_forward, x, s, y);

@@ -279,6 +279,15 @@ Tensor maxpool2d(const Tensor& x) {
   Shape4 s = x.shape4();
   CAF_REQUIRE_SHAPE(s.h >= 2 && s.w >= 2, "maxpool2d of " + x.describe());
   Tensor y = like(x, {s.n, s.c, s.h / 2, s.w / 2});
+  if (precision() == Precision::bf16 && grad_enabled() && x.requires_grad()) {
+    // bf16 mixed precision: keep the winners' positions (1 byte per output) rather than x, which
+    // then lives only as long as its other users (as ReLU's mask does for its output).
+    Tensor idx = Tensor::empty(y.shape(), DType::u8, x.device());
+    maxpool2d_forward_index(x.device(), F(x), s, F(y), idx.data<uint8_t>());
+    return record(y, "maxpool2d", {x}, [s, idx](const Tensor& gy, const std::vector<Tensor>& g) {
+      maxpool2d_backward_index(gy.device(), idx.data<uint8_t>(), F(gy), s, F(g[0]));
+    });
+  }
   maxpool2d_forward<float>(x.device(), F(x), s, F(y));
   return record(y, "maxpool2d", {x}, [s, xs = x.detach()](const Tensor& gy, const std::vector<Tensor>& g) {
     maxpool2d_backward<float>(gy.device(), F(xs), F(gy), s, F(g[0]));

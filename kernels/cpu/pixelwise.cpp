@@ -46,6 +46,12 @@ template <class T>
 void channel_copy(const T* src, T* dst, ChannelCopyArgs a, bool accumulate) {
   cpu_for_each(a.n * a.count * a.hw, ChannelCopy<T>{src, dst, a, accumulate});
 }
+void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx) {
+  cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForwardIndex{x, y, idx, s});
+}
+void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx) {
+  cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackwardIndex{idx, gy, gx, s});
+}
 template <class T>
 void maxpool2d_forward(const T* x, Shape4 s, T* y) {
   cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForward<T>{x, y, s});

@@ -19,6 +19,12 @@ void softmax_channels_backward(const float* y, const float* gy, Shape4 s, float*
 void channel_copy(const float* src, float* dst, ChannelCopyArgs a, bool accumulate) {
   for_each(a.n * a.count * a.hw, ChannelCopy<float>{src, dst, a, accumulate}, "channel_copy");
 }
+void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx) {
+  for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForwardIndex{x, y, idx, s}, "maxpool2d_forward_index");
+}
+void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx) {
+  for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackwardIndex{idx, gy, gx, s}, "maxpool2d_backward_index");
+}
 void maxpool2d_forward(const float* x, Shape4 s, float* y) {
   for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForward<float>{x, y, s}, "maxpool2d_forward");
 }

@@ -8,6 +8,7 @@
 #include "kernels/cast.h"
 #include "kernels/conv2d.h"
 #include "kernels/elementwise.h"
+#include "kernels/pool.h"
 #include "kernels/runtime.h"
 #include "nn/autograd.h"
 #include "nn/ops.h"
@@ -107,6 +108,22 @@ TEST_CASE("bf16: ReLU keeps a byte mask, frees its output, and gives the same gr
   CHECK(freed16);      // bf16: only the mask is kept
 }
 
+TEST_CASE("bf16: max pooling keeps the winners' positions; same output and gradient, ties included") {
+  auto run = [](Precision p) {
+    PrecisionScope scope(p);
+    // Values on a coarse grid, so many windows hold ties (routed to the first maximum).
+    std::vector<float> v(2 * 3 * 6 * 8);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = float((i * 7919) % 5) - 2.f;
+    Tensor x = Tensor::from_vector({2, 3, 6, 8}, v).set_requires_grad(true);
+    Tensor y = maxpool2d(x);
+    sum(mul(y, Tensor::randn(y.shape(), 3))).backward();
+    std::vector<float> out = y.to_vector(), g = x.grad().to_vector();
+    out.insert(out.end(), g.begin(), g.end());
+    return out;
+  };
+  CHECK(run(Precision::bf16) == run(Precision::fp32));
+}
+
 TEST_CASE("bf16: convolutions and their gradients stay within bf16's precision of fp32's") {
   // Each operand rounded to 8 significant bits (relative error <= 2^-9) and the result rounded
   // again: errors of a few 2^-9 of the largest value (measured 0.3-0.5 %), never more than 2^-6 (a bound that
@@ -141,6 +158,29 @@ TEST_CASE("gpu: the mask-keeping ReLU equals the CPU's") {
   CHECK(out[1] == out[0]);
   CHECK(grad[1] == grad[0]);
   CHECK(masks[1] == masks[0]);
+}
+
+TEST_CASE("gpu: max pooling with kept positions equals the CPU's") {
+  CAF_NEED_GPU();
+  const Shape4 sh{3, 4, 10, 12};
+  std::vector<float> v(size_t(sh.numel()));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float((i * 7919) % 5);  // ties
+  const Tensor xc = Tensor::from_vector({3, 4, 10, 12}, v), gyc = Tensor::randn({3, 4, 5, 6}, 14);
+  std::vector<float> out[2], grad[2];
+  std::vector<uint8_t> idx[2];
+  for (int k = 0; k < 2; ++k) {
+    const Device d = k ? Device::cuda : Device::cpu;
+    const Tensor x = xc.to(d), gy = gyc.to(d), y = Tensor::empty({3, 4, 5, 6}, DType::f32, d),
+                 id = Tensor::empty({3, 4, 5, 6}, DType::u8, d), g = Tensor::zeros(x.shape(), DType::f32, d);
+    maxpool2d_forward_index(d, x.data<float>(), sh, y.data<float>(), id.data<uint8_t>());
+    maxpool2d_backward_index(d, id.data<uint8_t>(), gy.data<float>(), sh, g.data<float>());
+    out[k] = y.to_vector();
+    grad[k] = g.to_vector();
+    idx[k] = id.to_bytes();
+  }
+  CHECK(out[1] == out[0]);
+  CHECK(grad[1] == grad[0]);
+  CHECK(idx[1] == idx[0]);
 }
 
 TEST_CASE("gpu: bf16 convolutions (cuDNN) match the CPU's bf16 reference") {

@@ -15,6 +15,7 @@
 #include "nn/safetensors.h"
 #include "train/evaluate.h"
 #include "train/trainer.h"
+#include "tests/test_util.h"
 
 using namespace caf;
 namespace fs = std::filesystem;
@@ -69,6 +70,48 @@ std::vector<nlohmann::json> read_log(const fs::path& p) {
 }
 
 }  // namespace
+
+// Graph mode against eager training: one eager run; one graph-mode run interrupted after 6 steps
+// and resumed. On the CPU StepGraph replays by running the step's code, so this checks the
+// trainer's side of graph mode (the step number through the device counter, the host-side step
+// count, checkpoints, capturing again after a resume); on a GPU it checks the captured graph too.
+static void check_graph_training(Device d) {
+  TempClass data(6, d == Device::cuda ? "graph_gpu" : "graph");
+  TrainConfig cfg = small_config();
+  TrainOptions opt;
+  opt.data = data.root.string();
+  opt.class_name = "toy";
+  opt.device = d;
+  opt.print = [](const std::string&) {};
+  opt.out_dir = (data.root / "eager").string();
+  train(cfg, opt);
+  cfg.graph = true;
+  opt.out_dir = (data.root / "graph").string();
+  int polls = 0;
+  opt.stop_requested = [&] { return ++polls > 6; };  // interrupt after 6 steps, then resume
+  CHECK(train(cfg, opt).steps == 6);
+  opt.stop_requested = nullptr;
+  opt.resume = true;
+  CHECK(train(cfg, opt).steps == 3);
+  const std::vector<nlohmann::json> a = read_log(data.root / "eager" / "train_log.jsonl");
+  const std::vector<nlohmann::json> b = read_log(data.root / "graph" / "train_log.jsonl");
+  REQUIRE(a.size() == 9);
+  REQUIRE(b.size() == 9);
+  for (size_t i = 0; i < 9; ++i) {
+    CAPTURE(i);
+    CHECK(a[i]["step"] == b[i]["step"]);
+    CHECK(a[i]["l2"].get<double>() == b[i]["l2"].get<double>());
+    CHECK(a[i]["ssim"].get<double>() == b[i]["ssim"].get<double>());
+    CHECK(a[i]["focal"].get<double>() == b[i]["focal"].get<double>());
+  }
+  const SafetensorsFile fa = read_safetensors((data.root / "eager" / "model.safetensors").string());
+  const SafetensorsFile fb = read_safetensors((data.root / "graph" / "model.safetensors").string());
+  int64_t differing = 0;
+  for (const auto& [name, t] : fa.tensors) differing += t.bytes != fb.tensors.at(name).bytes;
+  CHECK(differing == 0);
+  CHECK(fb.metadata.at("step") == "9");
+  CHECK(fb.metadata.at("adam_steps_recon") == "9");
+}
 
 TEST_SUITE("train") {
 TEST_CASE("trainer: presets and JSON configs") {
@@ -170,44 +213,7 @@ TEST_CASE("trainer: an interrupted run resumes exactly; outputs are written") {
 }
 
 TEST_CASE("trainer: graph mode (one eager step, then a captured step replayed) trains the same") {
-  // On the CPU StepGraph replays by running the step's code, so this checks the trainer's side of
-  // graph mode exactly: the step number travels through the device counter, the host-side step
-  // count and the checkpoints stay right, a resume captures again. The GPU replays the same
-  // kernels (tests/train/test_model.cpp's gpu case checks the capture itself).
-  TempClass data(6, "graph");
-  TrainConfig cfg = small_config();
-  TrainOptions opt;
-  opt.data = data.root.string();
-  opt.class_name = "toy";
-  opt.print = [](const std::string&) {};
-  opt.out_dir = (data.root / "eager").string();
-  train(cfg, opt);
-  cfg.graph = true;
-  opt.out_dir = (data.root / "graph").string();
-  int polls = 0;
-  opt.stop_requested = [&] { return ++polls > 6; };  // interrupt after 6 steps, then resume
-  CHECK(train(cfg, opt).steps == 6);
-  opt.stop_requested = nullptr;
-  opt.resume = true;
-  CHECK(train(cfg, opt).steps == 3);
-  const std::vector<nlohmann::json> a = read_log(data.root / "eager" / "train_log.jsonl");
-  const std::vector<nlohmann::json> b = read_log(data.root / "graph" / "train_log.jsonl");
-  REQUIRE(a.size() == 9);
-  REQUIRE(b.size() == 9);
-  for (size_t i = 0; i < 9; ++i) {
-    CAPTURE(i);
-    CHECK(a[i]["step"] == b[i]["step"]);
-    CHECK(a[i]["l2"].get<double>() == b[i]["l2"].get<double>());
-    CHECK(a[i]["ssim"].get<double>() == b[i]["ssim"].get<double>());
-    CHECK(a[i]["focal"].get<double>() == b[i]["focal"].get<double>());
-  }
-  const SafetensorsFile fa = read_safetensors((data.root / "eager" / "model.safetensors").string());
-  const SafetensorsFile fb = read_safetensors((data.root / "graph" / "model.safetensors").string());
-  int64_t differing = 0;
-  for (const auto& [name, t] : fa.tensors) differing += t.bytes != fb.tensors.at(name).bytes;
-  CHECK(differing == 0);
-  CHECK(fb.metadata.at("step") == "9");
-  CHECK(fb.metadata.at("adam_steps_recon") == "9");
+  check_graph_training(Device::cpu);
 }
 
 TEST_CASE("trainer: a diverging run stops with the step and keeps the last good checkpoint") {
@@ -275,5 +281,12 @@ TEST_CASE("trainer: loading a model folder names what is wrong") {
   const std::string mismatch = message();
   CHECK(mismatch.find("model.safetensors") != std::string::npos);
   CHECK(mismatch.find("recon.encoder.block1.0.weight") != std::string::npos);
+}
+}
+
+TEST_SUITE("gpu") {
+TEST_CASE("gpu: the trainer's graph mode trains exactly as eager steps (deterministic algorithms)") {
+  CAF_NEED_GPU();
+  check_graph_training(Device::cuda);
 }
 }
