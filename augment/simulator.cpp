@@ -8,6 +8,7 @@
 #include "augment/simulate.h"
 #include "kernels/dispatch.h"
 #include "kernels/error.h"
+#include "kernels/graph.h"
 
 namespace caf {
 
@@ -227,7 +228,10 @@ Simulator::Batch Simulator::run(const Tensor& clean, uint32_t step, uint32_t fir
   a.block = config_.ndaa_block;
   a.reflect = config_.rotation_reflect;
   const size_t bytes = simulate_workspace_bytes(a);
-  if (workspace_.bytes() < bytes || workspace_.device() != d) workspace_ = Buffer(d, bytes);
+  if (workspace_.bytes() < bytes || workspace_.device() != d) {
+    keep_for_graphs(std::move(workspace_));  // a captured graph may still address the old one
+    workspace_ = Buffer(d, bytes);
+  }
   simulate_workspace_bind(a, workspace_.data());
 
   Batch out;

@@ -1,6 +1,8 @@
 #include "kernels/graph.h"
 
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "kernels/dispatch.h"
 #include "kernels/error.h"
@@ -15,12 +17,36 @@
 
 namespace caf {
 
+namespace {
+std::mutex g_graphs_mutex;
+int g_live_graphs = 0;
+std::vector<Buffer>* g_kept = new std::vector<Buffer>();  // leaked: may outlive static destructors
+}  // namespace
+
+int live_graphs() {
+  std::lock_guard<std::mutex> lock(g_graphs_mutex);
+  return g_live_graphs;
+}
+
+void keep_for_graphs(Buffer old) {
+  std::lock_guard<std::mutex> lock(g_graphs_mutex);
+  if (g_live_graphs > 0 && old.data()) g_kept->push_back(std::move(old));
+}
+
 StepGraph::StepGraph(Device d) : device_(d) {}
 
 StepGraph::~StepGraph() {
 #if defined(CAF_WITH_CUDA)
-  if (exec_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
-  if (graph_) cudaGraphDestroy(static_cast<cudaGraph_t>(graph_));
+  if (exec_ || graph_ || pool_) {
+    cudaStreamSynchronize(cuda::stream());  // replays still queued write the pool
+    if (exec_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
+    if (graph_) cudaGraphDestroy(static_cast<cudaGraph_t>(graph_));
+    if (pool_) allocator(device_).release_private_pool(pool_);
+  }
+  if (counted_) {
+    std::lock_guard<std::mutex> lock(g_graphs_mutex);
+    if (--g_live_graphs == 0) g_kept->clear();
+  }
 #endif
 }
 
@@ -33,7 +59,14 @@ void StepGraph::capture(std::function<void()> work) {
 #if defined(CAF_WITH_CUDA)
   synchronize(device_);
   allocator(device_).empty_cache();  // the warm-up's blocks: the graph gets its own pool
-  allocator(device_).begin_private_pool();
+  {
+    // Counted from the start of the capture: a buffer replaced while capturing may already be in
+    // the graph (keep_for_graphs).
+    std::lock_guard<std::mutex> lock(g_graphs_mutex);
+    ++g_live_graphs;
+    counted_ = true;
+  }
+  pool_ = allocator(device_).begin_private_pool();
   CAF_CHECK_CUDA(cudaStreamBeginCapture(cuda::stream(), cudaStreamCaptureModeRelaxed));
   std::string error;
   try {

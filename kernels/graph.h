@@ -19,6 +19,7 @@
 #include <functional>
 
 #include "kernels/common.h"
+#include "kernels/memory.h"
 
 namespace caf {
 
@@ -41,7 +42,15 @@ class StepGraph {
   void* graph_ = nullptr;  // cudaGraph_t
   void* exec_ = nullptr;   // cudaGraphExec_t
   size_t nodes_ = 0;
+  int pool_ = 0;           // the allocator's private pool of this graph (released with it)
+  [[maybe_unused]] bool counted_ = false;  // in live_graphs()
 };
+
+// Buffers a captured graph may still address (caf's cuDNN workspace, a Simulator's workspace)
+// must not return to the general cache while graphs exist: code that replaces such a buffer
+// passes the old one here, which keeps it until the last graph is destroyed.
+void keep_for_graphs(Buffer old);
+int live_graphs();
 
 // *counter += 1 on the device that holds it (queued on caf's stream): the per-step number a
 // replayed graph reads (PlanSettings::step_ptr, BatchSlots::step_ptr).

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <string>
@@ -79,7 +80,7 @@ void CachingAllocator::empty_cache() {
 }
 
 void CachingAllocator::flush_locked() {
-  if (free_.empty()) return;
+  if (free_.empty() || !can_flush()) return;
   before_flush();
   for (auto& [size, p] : free_) {
     raw_release(p);
@@ -98,6 +99,16 @@ int CachingAllocator::begin_private_pool() {
 void CachingAllocator::end_private_pool() {
   std::lock_guard<std::mutex> lock(mutex_);
   active_pool_ = 0;
+}
+
+void CachingAllocator::release_private_pool(int id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (auto it = pool_free_.find(id); it != pool_free_.end()) {
+    free_.insert(it->second.begin(), it->second.end());
+    pool_free_.erase(it);
+  }
+  for (auto it = pool_of_.begin(); it != pool_of_.end();)
+    it = it->second == id ? pool_of_.erase(it) : std::next(it);
 }
 
 namespace {

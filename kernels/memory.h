@@ -38,6 +38,9 @@ class Allocator {
   // allocation outside it, because a replayed graph writes them. Returns the pool's id (> 0).
   virtual int begin_private_pool() = 0;
   virtual void end_private_pool() = 0;
+  // The pool's graph is gone: its free blocks join the general cache, and blocks still in use go
+  // there when released.
+  virtual void release_private_pool(int id) = 0;
 };
 
 Allocator& allocator(Device d);
@@ -55,11 +58,13 @@ class CachingAllocator : public Allocator {
   void empty_cache() override;  // the general cache only: private pools stay reserved
   int begin_private_pool() override;
   void end_private_pool() override;
+  void release_private_pool(int id) override;
 
  protected:
   virtual void* raw_allocate(size_t bytes) = 0;  // null when out of memory
   virtual void raw_release(void* ptr) = 0;
   virtual void before_flush() {}                 // e.g. wait for queued work that uses the blocks
+  virtual bool can_flush() const { return true; }  // false while a CUDA graph is being captured
   virtual std::string out_of_memory_detail() const { return {}; }
 
  private:

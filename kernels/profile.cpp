@@ -22,6 +22,7 @@ namespace {
 struct Mark {
   std::string name;
   int depth = 0;
+  bool closed = false;    // a Scope still open at stop() has no end: dropped
   double t0 = 0, t1 = 0;  // CPU: ms since start
 #if defined(CAF_WITH_CUDA)
   cudaEvent_t e0 = nullptr, e1 = nullptr;
@@ -91,6 +92,7 @@ std::vector<Range> stop() {
   synchronize(c.device);
   std::vector<Range> out;
   for (const Mark& m : c.marks) {
+    if (!m.closed) continue;
     Range r{m.name, m.depth, m.t0, m.t1 - m.t0};
 #if defined(CAF_WITH_CUDA)
     if (c.device == Device::cuda) {
@@ -149,6 +151,7 @@ Scope::~Scope() {
   if (c.device == Device::cuda) CAF_WARN_CUDA(cudaEventRecord(m.e1, cuda::stream()));
 #endif
   m.t1 = now_ms(c);
+  m.closed = true;
 }
 
 const char* current_tag() { return g_tag; }

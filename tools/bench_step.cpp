@@ -93,6 +93,9 @@ Args parse(int argc, char** argv) {
   }
   if (a.size % 32 != 0) throw ConfigError("bench step: --size must be a multiple of 32");
   if (a.mode != "split" && a.mode != "draem") throw ConfigError("bench step: --mode is split or draem");
+  if (a.graph && a.warmup < 1)
+    throw ConfigError("bench step: --graph needs --warmup 1 or more (the eager steps make the cuDNN plans "
+                      "and workspaces a capture cannot create)");
   if (a.algos != "deterministic" && a.algos != "fastest")
     throw ConfigError("bench step: --algos is deterministic (cuDNN's deterministic algorithms only, the "
                       "default) or fastest (any algorithm, as PyTorch's cudnn.benchmark picks)");

@@ -176,6 +176,15 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
   };
   const auto started = std::chrono::steady_clock::now();
   const Device d = opt.device;
+  // The run's arithmetic, restored on the way out: precision and determinism are process-wide.
+  struct ArithmeticScope {
+    Precision precision_before = precision();
+    bool deterministic_before = deterministic();
+    ~ArithmeticScope() {
+      set_precision(precision_before);
+      set_deterministic(deterministic_before);
+    }
+  } arithmetic_scope;
   set_precision(parse_precision(cfg.precision));
   set_deterministic(cfg.algorithms == "deterministic");
 
@@ -318,7 +327,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
       const uint32_t next = uint32_t(m.step);
       copy_bytes(d, step_counter_ptr, Device::cpu, &next, sizeof next);
       const int64_t before = m.step;
-      graph.capture([&] {
+      graph.capture([&, next] {  // by value: on the CPU the function outlives this block
         latest = queue_step(next, step_counter_ptr);
         advance_counter(d, step_counter_ptr);
       });

@@ -25,6 +25,11 @@ class CudaCachingAllocator final : public CachingAllocator {
   void raw_release(void* ptr) override { CAF_WARN_CUDA(cudaFree(ptr)); }
   // Blocks may still be in use by queued kernels on caf's stream.
   void before_flush() override { CAF_WARN_CUDA(cudaStreamSynchronize(cuda::stream())); }
+  // Flushing synchronises and frees, which a stream being captured into a graph cannot do.
+  bool can_flush() const override {
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    return cudaStreamIsCapturing(cuda::stream(), &st) != cudaSuccess || st == cudaStreamCaptureStatusNone;
+  }
   std::string out_of_memory_detail() const override {
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);

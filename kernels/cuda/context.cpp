@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "kernels/cuda/check.h"
+#include "kernels/graph.h"
 #include "kernels/memory.h"
 #include "kernels/runtime.h"
 
@@ -83,7 +84,10 @@ cublasHandle_t cublas() {
 void* workspace(size_t bytes) {
   Context& c = ctx();
   if (bytes > c.workspace.bytes()) {
-    c.workspace = Buffer();  // free first so the old block can be reused for the larger one
+    // Free first so the old block can be reused for the larger one, unless a captured graph may
+    // still address it (kernels/graph.h).
+    keep_for_graphs(std::move(c.workspace));
+    c.workspace = Buffer();
     c.workspace = Buffer(Device::cuda, bytes);
   }
   return c.workspace.data();
@@ -93,7 +97,10 @@ size_t workspace_size() { return ctx().workspace.bytes(); }
 
 void after_launch(const char* what, const char* file, int line) {
   cudaError_t e = cudaGetLastError();
-  if (e == cudaSuccess && sync_debug()) e = cudaStreamSynchronize(stream());
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  if (e == cudaSuccess && sync_debug() && cudaStreamIsCapturing(stream(), &capturing) == cudaSuccess &&
+      capturing == cudaStreamCaptureStatusNone)  // a stream being captured cannot synchronise
+    e = cudaStreamSynchronize(stream());
   if (e != cudaSuccess)
     throw CudaError(format_error("kernel launch", what, file, line, cudaGetErrorString(e)),
                     cuda_hint(e));

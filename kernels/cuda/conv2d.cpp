@@ -29,9 +29,15 @@ namespace {
 // which it reports before launching anything): seen once for a bf16 backward-data convolution at
 // 64x64, batch 2, under compute-sanitizer, while Find had reported the algorithm as working.
 template <class Algo>
+struct Candidate {
+  Algo algo;
+  size_t bytes;              // workspace
+  cudnnMathType_t math;      // the math type Find ran it with: set on the descriptor before each call
+  bool deterministic;
+};
+template <class Algo>
 struct Candidates {
-  std::vector<std::pair<Algo, size_t>> list;  // algorithm, workspace bytes
-  std::vector<bool> deterministic;
+  std::vector<Candidate<Algo>> list;
   mutable size_t next = 0;
 };
 
@@ -47,15 +53,14 @@ struct ConvPlan {
 
 template <class Algo, class Perf>
 Candidates<Algo> candidates(const Perf* perf, int count, const char* what, bool deterministic_only,
-                            const std::string& shape) {
+                            const std::string& shape, bool exact) {
   Candidates<Algo> c;
   auto take = [&](int want) {  // want: 1 deterministic, 0 non-deterministic, -1 either; Find's order
     for (int i = 0; i < count; ++i) {
       const bool det = perf[i].determinism == CUDNN_DETERMINISTIC;
-      if (perf[i].status == CUDNN_STATUS_SUCCESS && (want < 0 || det == (want == 1))) {
-        c.list.push_back({perf[i].algo, perf[i].memory});
-        c.deterministic.push_back(det);
-      }
+      if (perf[i].status == CUDNN_STATUS_SUCCESS && (want < 0 || det == (want == 1)))
+        // exact fp32 stays FMA whatever Find reports, so it can never become TF32
+        c.list.push_back({perf[i].algo, perf[i].memory, exact ? CUDNN_FMA_MATH : perf[i].mathType, det});
     }
   };
   if (deterministic_only) {
@@ -67,19 +72,22 @@ Candidates<Algo> candidates(const Perf* perf, int count, const char* what, bool 
   if (c.list.empty())
     throw CudnnError(std::string("no cuDNN algorithm for ") + what + " at " + shape,
                      "this convolution shape is not supported by the installed cuDNN");
-  if (deterministic_only && !c.deterministic.front())
+  if (deterministic_only && !c.list.front().deterministic)
     std::fprintf(stderr, "caf: note: no deterministic cuDNN algorithm for %s at %s; using a non-deterministic "
                          "one (two runs may differ in the last bits)\n", what, shape.c_str());
   return c;
 }
 
-// Runs call(algo, workspace, bytes) with the plan's current algorithm, moving to the next one when
-// cuDNN refuses it (see Candidates).
+// Runs call(algo, workspace, bytes) with the plan's current algorithm, under the math type Find
+// timed it with, moving to the next one when cuDNN refuses it (see Candidates).
 template <class Algo, class Call>
-void run_with(const Candidates<Algo>& c, const char* what, const std::string& shape, Call call) {
+void run_with(const Candidates<Algo>& c, cudnnConvolutionDescriptor_t conv, const char* what,
+              const std::string& shape, Call call) {
   for (; c.next < c.list.size(); ++c.next) {
-    const auto [algo, bytes] = c.list[c.next];
-    const cudnnStatus_t st = call(algo, workspace(bytes), bytes);
+    const Candidate<Algo>& k = c.list[c.next];
+    const Algo algo = k.algo;
+    CAF_CHECK_CUDNN(cudnnSetConvolutionMathType(conv, k.math));
+    const cudnnStatus_t st = call(algo, workspace(k.bytes), k.bytes);
     if (st == CUDNN_STATUS_SUCCESS) {
       clear_library_error(what, __FILE__, __LINE__);
       return;
@@ -87,9 +95,12 @@ void run_with(const Candidates<Algo>& c, const char* what, const std::string& sh
     if (st != CUDNN_STATUS_BAD_PARAM && st != CUDNN_STATUS_NOT_SUPPORTED)
       throw CudnnError(format_error("cuDNN", what, __FILE__, __LINE__, cudnnGetErrorString(st)) + " at " + shape,
                        "check tensor shapes and that the cuDNN library matches the one caf was built against");
-    std::fprintf(stderr, "caf: note: cuDNN refused algorithm %d for %s at %s (%s)%s\n", int(algo), what,
-                 shape.c_str(), cudnnGetErrorString(st),
-                 c.next + 1 < c.list.size() ? "; trying the next one" : "");
+    const bool next_exists = c.next + 1 < c.list.size();
+    std::fprintf(stderr, "caf: note: cuDNN refused algorithm %d for %s at %s (%s)%s%s\n", int(algo), what,
+                 shape.c_str(), cudnnGetErrorString(st), next_exists ? "; trying the next one" : "",
+                 next_exists && k.deterministic && !c.list[c.next + 1].deterministic
+                     ? ", which is not deterministic (two runs may differ in the last bits)"
+                     : "");
     cudaGetLastError();
   }
   throw CudnnError(std::string("cuDNN ran no algorithm for ") + what + " at " + shape,
@@ -118,18 +129,19 @@ ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16) {
   CAF_CHECK_CUDNN(cudnnSetConvolutionMathType(
       p.conv, bf16 ? CUDNN_TENSOR_OP_MATH : tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
 
+  const bool exact = !bf16 && !tf32;
   cudnnHandle_t h_ = cudnn();
   constexpr int kMax = 16;
   int got = 0;
   cudnnConvolutionFwdAlgoPerf_t fwd[kMax];
   CAF_CHECK_CUDNN(cudnnFindConvolutionForwardAlgorithm(h_, p.x, p.w, p.conv, p.y, kMax, &got, fwd));
-  p.fwd = candidates<cudnnConvolutionFwdAlgo_t>(fwd, got, "conv2d forward", det, p.shape);
+  p.fwd = candidates<cudnnConvolutionFwdAlgo_t>(fwd, got, "conv2d forward", det, p.shape, exact);
   cudnnConvolutionBwdDataAlgoPerf_t bd[kMax];
   CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardDataAlgorithm(h_, p.w, p.y, p.conv, p.x, kMax, &got, bd));
-  p.bwd_data = candidates<cudnnConvolutionBwdDataAlgo_t>(bd, got, "conv2d backward data", det, p.shape);
+  p.bwd_data = candidates<cudnnConvolutionBwdDataAlgo_t>(bd, got, "conv2d backward data", det, p.shape, exact);
   cudnnConvolutionBwdFilterAlgoPerf_t bf[kMax];
   CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardFilterAlgorithm(h_, p.x, p.y, p.conv, p.w, kMax, &got, bf));
-  p.bwd_filter = candidates<cudnnConvolutionBwdFilterAlgo_t>(bf, got, "conv2d backward filter", det, p.shape);
+  p.bwd_filter = candidates<cudnnConvolutionBwdFilterAlgo_t>(bf, got, "conv2d backward filter", det, p.shape, exact);
   return p;
 }
 
@@ -151,7 +163,7 @@ const float kOne = 1.f, kZero = 0.f;
 
 void conv2d_forward(const float* x, const float* w, const float* b, float* y, const Conv2dShape& s) {
   const ConvPlan& p = plan(s);
-  run_with(p.fwd, "conv2d forward", p.shape, [&](cudnnConvolutionFwdAlgo_t algo, void* ws, size_t bytes) {
+  run_with(p.fwd, p.conv, "conv2d forward", p.shape, [&](cudnnConvolutionFwdAlgo_t algo, void* ws, size_t bytes) {
     return cudnnConvolutionForward(cudnn(), &kOne, p.x, x, p.w, w, p.conv, algo, ws, bytes, &kZero, p.y, y);
   });
   if (b) CAF_CHECK_CUDNN(cudnnAddTensor(cudnn(), &kOne, p.bias, b, &kOne, p.y, y));
@@ -159,42 +171,64 @@ void conv2d_forward(const float* x, const float* w, const float* b, float* y, co
 
 void conv2d_backward_data(const float* w, const float* gy, float* gx, const Conv2dShape& s) {
   const ConvPlan& p = plan(s);
-  run_with(p.bwd_data, "conv2d backward data", p.shape, [&](cudnnConvolutionBwdDataAlgo_t algo, void* ws, size_t bytes) {
+  run_with(p.bwd_data, p.conv, "conv2d backward data", p.shape, [&](cudnnConvolutionBwdDataAlgo_t algo, void* ws, size_t bytes) {
     return cudnnConvolutionBackwardData(cudnn(), &kOne, p.w, w, p.y, gy, p.conv, algo, ws, bytes, &kOne, p.x, gx);
   });
 }
 
 void conv2d_backward_filter(const float* x, const float* gy, float* gw, const Conv2dShape& s) {
   const ConvPlan& p = plan(s);
-  run_with(p.bwd_filter, "conv2d backward filter", p.shape,
+  run_with(p.bwd_filter, p.conv, "conv2d backward filter", p.shape,
            [&](cudnnConvolutionBwdFilterAlgo_t algo, void* ws, size_t bytes) {
              return cudnnConvolutionBackwardFilter(cudnn(), &kOne, p.x, x, p.y, gy, p.conv, algo, ws, bytes,
                                                    &kOne, p.w, gw);
            });
 }
 
+// The bias gradient needs only the fp32 output and bias descriptors (no algorithm search): its own
+// small cache, so bf16 convolutions do not pay for an fp32 plan they never use.
 void conv2d_backward_bias(const float* gy, float* gb, const Conv2dShape& s) {
-  const ConvPlan& p = plan(s);
-  CAF_CHECK_CUDNN(cudnnConvolutionBackwardBias(cudnn(), &kOne, p.y, gy, &kOne, p.bias, gb));
+  struct BiasPlan {
+    cudnnTensorDescriptor_t y = nullptr, bias = nullptr;
+  };
+  static std::mutex m;
+  static auto* cache = new std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, BiasPlan>();
+  const auto key = std::make_tuple(s.x.n, s.k_out, s.x.h, s.x.w);
+  BiasPlan bp;
+  {
+    std::lock_guard<std::mutex> lock(m);
+    auto it = cache->find(key);
+    if (it == cache->end()) {
+      BiasPlan n;
+      CAF_CHECK_CUDNN(cudnnCreateTensorDescriptor(&n.y));
+      CAF_CHECK_CUDNN(cudnnCreateTensorDescriptor(&n.bias));
+      CAF_CHECK_CUDNN(cudnnSetTensor4dDescriptor(n.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, int(s.x.n),
+                                                 int(s.k_out), int(s.x.h), int(s.x.w)));
+      CAF_CHECK_CUDNN(cudnnSetTensor4dDescriptor(n.bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, int(s.k_out), 1, 1));
+      it = cache->emplace(key, n).first;
+    }
+    bp = it->second;
+  }
+  CAF_CHECK_CUDNN(cudnnConvolutionBackwardBias(cudnn(), &kOne, bp.y, gy, &kOne, bp.bias, gb));
 }
 
 void conv2d_forward_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, const Conv2dShape& s) {
   const ConvPlan& p = plan(s, true);
-  run_with(p.fwd, "conv2d forward", p.shape, [&](cudnnConvolutionFwdAlgo_t algo, void* ws, size_t bytes) {
+  run_with(p.fwd, p.conv, "conv2d forward", p.shape, [&](cudnnConvolutionFwdAlgo_t algo, void* ws, size_t bytes) {
     return cudnnConvolutionForward(cudnn(), &kOne, p.x, x, p.w, w, p.conv, algo, ws, bytes, &kZero, p.y, y);
   });
 }
 
 void conv2d_backward_data_bf16(const uint16_t* w, const uint16_t* gy, uint16_t* gx, const Conv2dShape& s) {
   const ConvPlan& p = plan(s, true);
-  run_with(p.bwd_data, "conv2d backward data", p.shape, [&](cudnnConvolutionBwdDataAlgo_t algo, void* ws, size_t bytes) {
+  run_with(p.bwd_data, p.conv, "conv2d backward data", p.shape, [&](cudnnConvolutionBwdDataAlgo_t algo, void* ws, size_t bytes) {
     return cudnnConvolutionBackwardData(cudnn(), &kOne, p.w, w, p.y, gy, p.conv, algo, ws, bytes, &kZero, p.x, gx);
   });
 }
 
 void conv2d_backward_filter_bf16(const uint16_t* x, const uint16_t* gy, uint16_t* gw, const Conv2dShape& s) {
   const ConvPlan& p = plan(s, true);
-  run_with(p.bwd_filter, "conv2d backward filter", p.shape,
+  run_with(p.bwd_filter, p.conv, "conv2d backward filter", p.shape,
            [&](cudnnConvolutionBwdFilterAlgo_t algo, void* ws, size_t bytes) {
              return cudnnConvolutionBackwardFilter(cudnn(), &kOne, p.x, x, p.y, gy, p.conv, algo, ws, bytes,
                                                    &kZero, p.w, gw);

@@ -102,20 +102,32 @@ TEST_CASE("graph mode: one captured step replays as the next steps (CPU emulatio
 }
 
 TEST_CASE("allocator: a private pool's blocks never serve other allocations") {
+  // A size class nothing else in the tests uses (33..40 MiB), so the free lists hold only ours.
+  constexpr size_t kBytes = size_t(35) << 20;
   Allocator& a = allocator(Device::cpu);
   const int id = a.begin_private_pool();
   CHECK(id > 0);
-  void* p = a.allocate(4096);
+  void* p = a.allocate(kBytes);
   a.end_private_pool();
-  a.release(p, 4096);
-  void* q = a.allocate(4096);  // the same size class, outside the pool: not the pool's block
+  a.release(p, kBytes);
+  void* q = a.allocate(kBytes);  // the same size class, outside the pool: not the pool's block
   CHECK(q != p);
-  a.begin_private_pool();
-  void* r = a.allocate(4096);  // a new pool: not the old pool's block either
+  const int id2 = a.begin_private_pool();
+  void* r = a.allocate(kBytes);  // a new pool: not the old pool's block either
   CHECK(r != p);
   a.end_private_pool();
-  a.release(q, 4096);
-  a.release(r, 4096);
+  a.release(q, kBytes);
+  a.release(r, kBytes);
+  // The first graph is gone: its pool's block serves general allocations again.
+  a.release_private_pool(id);
+  void* u = a.allocate(kBytes);
+  void* v = a.allocate(kBytes);
+  CHECK((u == p || v == p));
+  CHECK(u != r);
+  CHECK(v != r);
+  a.release(u, kBytes);
+  a.release(v, kBytes);
+  a.release_private_pool(id2);
 }
 
 TEST_CASE("losses: closed-form values") {
