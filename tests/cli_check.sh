@@ -32,6 +32,23 @@ grep -q '| transparent \* |' "$D/report.log"
 "$CAF" eval --model "$D/model" --data "$D/sim_a/nsa" --class toy --out "$D/eval_nsa" >/dev/null  # unchanged eval
 test -f "$D/eval_nsa/metrics.json"
 test -f "$D/model/report/report.json"
+# The step benchmark's whole surface at micro size: graph replay, bf16, per-op times, trace, JSON,
+# the loss tracking the correctness gate reads, and train's graph mode.
+"$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 2 --warmup 1 --augment --ops \
+  --precision bf16 --trace "$D/trace.json" --json "$D/bench.json" >"$D/bench.log"
+grep -q 'host round trips per step: 0.00 copies, 0.00 synchronisations' "$D/bench.log"
+grep -q 'fwd conv2d' "$D/bench.log"
+grep -q '"ph": "X"' "$D/trace.json" && grep -q '"phases_ms"' "$D/bench.json"
+"$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 2 --warmup 1 --augment --graph >"$D/graph.log"
+grep -q 'CUDA graph: one step captured' "$D/graph.log"
+"$CAF" checkpoint-new --widths 4,2 --out "$D/init.safetensors" >/dev/null
+"$CAF" bench step --device cpu --size 32 --batch 2 --track 2 --init "$D/init.safetensors" --json "$D/track.json" >/dev/null
+grep -q '"track"' "$D/track.json"
+"$CAF" train --data "$D/data" --class toy --config "$D/micro.json" --out "$D/model_graph" --graph >"$D/train_graph.log"
+grep -q 'CUDA graph: the step is captured' "$D/train_graph.log"
+cmp "$D/model/model.safetensors" "$D/model_graph/model.safetensors"  # graph mode trains the same
+if "$CAF" bench step --device cpu --precision fp16 2>"$D/err.log"; then exit 1; fi
+grep -q "unknown precision 'fp16'" "$D/err.log"
 # Errors name the problem and exit non-zero.
 if "$CAF" train --data "$D/nowhere" --class toy --out "$D/x" >/dev/null 2>"$D/err.log"; then exit 1; fi
 grep -q 'nowhere' "$D/err.log"

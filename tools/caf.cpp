@@ -62,10 +62,13 @@ const CommandHelp kCommands[] = {
     {"bench",
      "  bench step [--device cpu|cuda|auto] [--size S] [--batch B] [--widths R,S] [--steps N]\n"
      "          [--warmup N] [--mode split|draem] [--precision tf32|bf16|fp32] [--augment]\n"
-     "          [--trace FILE.json] [--json FILE]\n"
+     "          [--graph] [--algos deterministic|fastest] [--ops] [--trace FILE.json] [--json FILE]\n"
+     "          [--track N --init CHECKPOINT]\n"
      "          time the whole training step (forward, backward, Adam of both networks), then a\n"
-     "          phase breakdown (augment, R/S forward, losses, R/S backward, optimizer); --trace\n"
-     "          writes a Chrome trace (Perfetto), --json the result for scripts\n"
+     "          phase breakdown (augment, R/S forward, losses, R/S backward, optimizer); --graph\n"
+     "          replays one captured step as a CUDA graph; --ops adds per-op times; --trace writes\n"
+     "          a Chrome trace (Perfetto), --json the result for scripts; --track N prints the\n"
+     "          losses of N steps from a checkpoint (the gate against bench/torch_reference.py)\n"
      "  bench augment [--device cpu|cuda|auto] [--batch B] [--size S] [--steps N] [--warmup N]\n"
      "          [--class NAME] [--textures DIR] [--mix]\n"
      "          anomaly-simulation throughput (images/s) of the batch pipeline\n"},
