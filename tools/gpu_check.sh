@@ -6,17 +6,21 @@
 #   ways) -> the loss-tracking gate (50 steps, caf against PyTorch) -> augmentation throughput ->
 #   a short paper-preset training run on MVTec bottle and its evaluation (when the data is
 #   carried) -> the summary and issue 7's table (bench/summary.py).
-# Knobs: CAF_QUICK=1 skips the full ctest, sync-debug, the gpu-suite memcheck and the op timings
-# (it runs the GPU jobs of ctest, quickstart_short and cli_end_to_end, instead); CAF_SKIP_OPS_PERF=1
-# the op timings alone; CAF_BOTTLE_EPOCHS=0 the bottle run; CAF_TORCH_MODES (comma list, default
-# tf32,bf16-cl; torch.compile runs last, under CAF_COMPILE_TIMEOUT, unless CAF_SKIP_COMPILE=1);
-# CAF_TRACK_MODES (default "tf32 bf16"); CAF_TRACK_STEPS (50); CAF_ENVELOPE_RUNS (2). CAF_QUICK also
-# skips caf's exact-fp32 step.
+# Knobs: CAF_FULL=1 runs everything (without it the quick set runs: no full ctest, sync-debug,
+# gpu-suite memcheck, op timings or exact-fp32 step, but ctest's GPU jobs quickstart_short and
+# cli_end_to_end); CAF_SKIP_OPS_PERF=1 skips the op timings alone; CAF_BOTTLE_EPOCHS=0 the bottle
+# run when data is carried; CAF_TORCH_MODES (comma list, default tf32,bf16-cl; torch.compile runs
+# last, under CAF_COMPILE_TIMEOUT, unless CAF_SKIP_COMPILE=1); CAF_TRACK_MODES (default
+# "tf32 bf16"); CAF_TRACK_STEPS (50); CAF_ENVELOPE_RUNS (2).
 # Works on a machine with no internet: cuDNN is found through CUDNN_ROOT or PyTorch's wheel
 # (site-packages/nvidia/cudnn); header-only deps through CAF_DEPS_ROOT (default .carry/deps if
 # present). Output: the log on stdout and in ${OUT:-/tmp}/gpu_check.log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The default is the run that fits a lent machine's 10-minute call (about 9 minutes on an H200,
+# torch.compile's limit included); CAF_FULL=1 adds the full ctest, sync-debug, the gpu-suite
+# memcheck, the per-op timings and caf's exact-fp32 step.
+if [ -z "${CAF_FULL:-}" ]; then CAF_QUICK=${CAF_QUICK:-1}; else CAF_QUICK=; fi
 OUTDIR=${OUT:-/tmp}
 LOG=$OUTDIR/gpu_check.log
 RES=${CAF_RESULTS:-/tmp/caf_results}  # JSON results, the trace, the gate inputs (archived into $OUTDIR)
