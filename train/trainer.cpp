@@ -317,13 +317,9 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
     m.opt_recon->set_lr(lr);
     m.opt_discr->set_lr(lr);
     StepLosses& losses = latest;
-    if (graph_captured) {
-      const int64_t before = m.step;
-      graph.replay();  // on a GPU no host code runs: the step's host-side count is kept here
-      m.step = before + 1;
-    } else if (cfg.graph && m.step > first_step) {
+    if (cfg.graph && !graph_captured && m.step > first_step) {
       // The first step ran eagerly (cuDNN plans, workspaces, the texture upload); capture the next
-      // one, reading its number from the device counter the graph advances, then replay it.
+      // one, reading its number from the device counter the graph advances; replay it from now on.
       const uint32_t next = uint32_t(m.step);
       copy_bytes(d, step_counter_ptr, Device::cpu, &next, sizeof next);
       const int64_t before = m.step;
@@ -333,9 +329,12 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
       });
       m.step = before;  // capturing ran the host side of the step, not the step
       graph_captured = true;
-      graph.replay();
-      m.step = before + 1;
       print("CUDA graph: the step is captured (" + std::to_string(graph.nodes()) + " nodes) and replayed from now on");
+    }
+    if (graph_captured) {
+      const int64_t before = m.step;
+      graph.replay();  // on a GPU no host code runs: the step's host-side count is kept here
+      m.step = before + 1;
     } else {
       losses = queue_step(uint32_t(m.step), nullptr);
     }

@@ -43,6 +43,20 @@ ConvRun run_conv(Precision p, Device d) {
   return {y.to_vector(), x.grad().to_vector(), w.grad().to_vector(), b.grad().to_vector()};
 }
 
+// An op that keeps bytes for its backward (a mask, positions): output, input gradient, kept bytes.
+struct KeptRun {
+  std::vector<float> out, grad;
+  std::vector<uint8_t> kept;
+};
+// f(device) on the CPU and on the GPU must agree bit for bit (pure comparisons and copies).
+template <class F>
+void check_same_on_cpu_and_gpu(F f) {
+  const KeptRun c = f(Device::cpu), g = f(Device::cuda);
+  CHECK(g.out == c.out);
+  CHECK(g.grad == c.grad);
+  CHECK(g.kept == c.kept);
+}
+
 double max_abs(const std::vector<float>& v) {
   double m = 0;
   for (float f : v) m = std::max(m, double(std::fabs(f)));
@@ -143,21 +157,13 @@ TEST_SUITE("gpu") {
 TEST_CASE("gpu: the mask-keeping ReLU equals the CPU's") {
   CAF_NEED_GPU();
   const Tensor xc = Tensor::randn({3, 4, 17, 9}, 12), gyc = Tensor::randn({3, 4, 17, 9}, 13);
-  std::vector<float> out[2], grad[2];
-  std::vector<uint8_t> masks[2];
-  for (int k = 0; k < 2; ++k) {
-    const Device d = k ? Device::cuda : Device::cpu;
+  check_same_on_cpu_and_gpu([&](Device d) {
     const Tensor x = xc.to(d), gy = gyc.to(d), y = Tensor::empty(x.shape(), DType::f32, d),
                  m = Tensor::empty(x.shape(), DType::u8, d), g = Tensor::zeros(x.shape(), DType::f32, d);
     relu_mask_forward(d, x.data<float>(), y.data<float>(), m.data<uint8_t>(), x.numel());
     relu_mask_backward(d, m.data<uint8_t>(), gy.data<float>(), g.data<float>(), x.numel());
-    out[k] = y.to_vector();
-    grad[k] = g.to_vector();
-    masks[k] = m.to_bytes();
-  }
-  CHECK(out[1] == out[0]);
-  CHECK(grad[1] == grad[0]);
-  CHECK(masks[1] == masks[0]);
+    return KeptRun{y.to_vector(), g.to_vector(), m.to_bytes()};
+  });
 }
 
 TEST_CASE("gpu: max pooling with kept positions equals the CPU's") {
@@ -166,21 +172,13 @@ TEST_CASE("gpu: max pooling with kept positions equals the CPU's") {
   std::vector<float> v(size_t(sh.numel()));
   for (size_t i = 0; i < v.size(); ++i) v[i] = float((i * 7919) % 5);  // ties
   const Tensor xc = Tensor::from_vector({3, 4, 10, 12}, v), gyc = Tensor::randn({3, 4, 5, 6}, 14);
-  std::vector<float> out[2], grad[2];
-  std::vector<uint8_t> idx[2];
-  for (int k = 0; k < 2; ++k) {
-    const Device d = k ? Device::cuda : Device::cpu;
+  check_same_on_cpu_and_gpu([&](Device d) {
     const Tensor x = xc.to(d), gy = gyc.to(d), y = Tensor::empty({3, 4, 5, 6}, DType::f32, d),
                  id = Tensor::empty({3, 4, 5, 6}, DType::u8, d), g = Tensor::zeros(x.shape(), DType::f32, d);
     maxpool2d_forward_index(d, x.data<float>(), sh, y.data<float>(), id.data<uint8_t>());
     maxpool2d_backward_index(d, id.data<uint8_t>(), gy.data<float>(), sh, g.data<float>());
-    out[k] = y.to_vector();
-    grad[k] = g.to_vector();
-    idx[k] = id.to_bytes();
-  }
-  CHECK(out[1] == out[0]);
-  CHECK(grad[1] == grad[0]);
-  CHECK(idx[1] == idx[0]);
+    return KeptRun{y.to_vector(), g.to_vector(), id.to_bytes()};
+  });
 }
 
 TEST_CASE("gpu: bf16 convolutions (cuDNN) match the CPU's bf16 reference") {
