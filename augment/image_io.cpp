@@ -20,6 +20,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -141,11 +142,20 @@ Image image_decode(const uint8_t* data, size_t size, const std::string& name, in
                       " bytes, " + std::to_string(left) + " are left",
                   hint);
   int w = 0, h = 0, n = 0;
-  // The header first: stb would otherwise allocate whatever a corrupt header claims.
-  if (stbi_info_from_memory(data, int(size), &w, &h, &n) && int64_t(w) * h > max_pixels)
-    throw IoError("image_read: " + name + ": " + std::to_string(w) + "x" + std::to_string(h) +
-                      " is larger than " + std::to_string(max_pixels) + " pixels",
-                  hint);
+  const auto refuse_if_too_large = [&](int64_t width, int64_t height) {
+    if (width * height > max_pixels)
+      throw IoError("image_read: " + name + ": " + std::to_string(width) + "x" + std::to_string(height) +
+                        " is larger than " + std::to_string(max_pixels) + " pixels",
+                    hint);
+  };
+  // The header first: stb would otherwise allocate whatever a corrupt header claims. stb's probe
+  // reports a top-down BMP's height as negative (its loader then flips the sign), hence the magnitudes.
+  // A header stb cannot read is refused here, before its loader allocates anything.
+  if (!stbi_info_from_memory(data, int(size), &w, &h, &n)) {
+    const char* reason = stbi_failure_reason();
+    throw IoError("image_read: " + name + ": " + (reason ? reason : "unreadable header"), hint);
+  }
+  refuse_if_too_large(std::llabs(int64_t(w)), std::llabs(int64_t(h)));
   // stbi_load reduces 16-bit PNGs to 8 bits itself.
   std::unique_ptr<stbi_uc, void (*)(void*)> pixels(
       stbi_load_from_memory(data, int(size), &w, &h, &n, 0), stbi_image_free);
@@ -157,6 +167,8 @@ Image image_decode(const uint8_t* data, size_t size, const std::string& name, in
     throw IoError("image_read: " + name + ": decoded to " + std::to_string(w) + "x" +
                       std::to_string(h) + "x" + std::to_string(n),
                   hint);
+  // Again after decoding, whatever the probe said: callers size their buffers from these numbers.
+  refuse_if_too_large(w, h);
   Image im;
   im.height = h;
   im.width = w;

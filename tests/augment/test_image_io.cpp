@@ -168,6 +168,26 @@ TEST_CASE("image_io: missing, garbage and truncated files throw IoError naming t
   CHECK(half.find("half.png") != std::string::npos);
 }
 
+TEST_CASE("image_io: a top-down BMP claiming 3x16777214 pixels in 78 bytes is refused, not decoded") {
+  // Found by fuzz_image in CI: stb's header probe reports a top-down BMP's height as negative, so
+  // the size check passed; stb then decoded 16.7 M rows of zeros and a resize asked for 3 GB.
+  std::vector<uint8_t> bmp(78, 0);
+  const uint8_t header[] = {'B', 'M', 0x4e, 0, 0, 0, 0, 0, 0, 0, 0x36, 0, 0, 0, 0x28, 0, 0, 0,
+                            3, 0, 0, 0,            // width 3
+                            0x02, 0, 0, 0xff,      // height 0xff000002: -16777214, top-down
+                            1, 0, 0x18, 0};        // 1 plane, 24 bits
+  std::copy(std::begin(header), std::end(header), bmp.begin());
+  std::string what;
+  try {
+    image_decode(bmp.data(), bmp.size(), "tall.bmp", int64_t(1) << 20);
+  } catch (const IoError& e) {
+    what = e.what();
+  }
+  MESSAGE(what);
+  CHECK(what.find("tall.bmp") != std::string::npos);
+  CHECK(what.find("3x16777214 is larger than 1048576 pixels") != std::string::npos);
+}
+
 TEST_CASE("image_io: gray to RGB replicates; planar conversions invert each other") {
   const Image gray = pattern(3, 4, 1);
   const Image rgb = image_to_rgb(gray);
