@@ -22,7 +22,8 @@ def load(d, name):
 
 def main():
     d = sys.argv[1]
-    caf = {k: load(d, f"caf_{k}.json") for k in ("tf32", "augment", "graph", "bf16", "bf16_graph", "fastest", "fp32")}
+    caf = {k: load(d, f"caf_{k}.json") for k in ("tf32", "tf32_unfused", "augment", "graph", "bf16", "bf16_graph",
+                                                "fastest", "fp32")}
     torch = {r["mode"]: r for f in ("torch.json", "torch_compile.json") for r in (load(d, f) or [])}
     aug = None
     try:
@@ -45,6 +46,7 @@ def main():
         ("step time, TF32 (augmentation, CUDA graph)", "<= 38 ms", ms(caf["graph"])),
         ("step time, TF32 (augmentation, eager)", "-", ms(caf["augment"])),
         ("step time, TF32 (networks only, eager)", "-", ms(caf["tf32"])),
+        ("step time, TF32 (networks only, eager), batch norm and ReLU unfused", "-", ms(caf["tf32_unfused"])),
         ("step time, TF32, graph, fastest (non-deterministic) algorithms", "-", ms(caf["fastest"])),
         ("step time, exact fp32 (networks only)", "-", ms(caf["fp32"])),
     ]
@@ -79,7 +81,7 @@ def main():
     print("|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} |")
-    for key in ("tf32", "augment", "bf16"):
+    for key in ("tf32", "tf32_unfused", "augment", "bf16"):
         r = caf[key]
         if r and r.get("phases_ms"):
             print(f"\nphases, caf {key} (median ms): " +

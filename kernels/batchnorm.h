@@ -9,6 +9,16 @@
 //   batchnorm_eval_backward   gx, ggamma, gbeta += (running statistics are constants)       (+=)
 // gx, ggamma, gbeta may each be null. CUDA: cuDNN's spatial batch norm for the first three, a
 // functor plus per-channel reductions for the last.
+//
+// Fused training-mode batch norm + ReLU (every batch norm in DRAEM's networks feeds a ReLU):
+//   batchnorm_relu_train_forward   y = max(z, 0), z = (x - mean_B) * (invstd_B * gamma) + beta   (=)
+//       same statistics, saved values and running-statistics update as batchnorm_train_forward.
+//   batchnorm_relu_train_backward  gx, ggamma, gbeta += the gradients of y through z's mask   (+=)
+//       The mask z > 0 is recomputed from x and the saved statistics by the same float expression
+//       (bn_relu_pre below), so the intermediate z is never stored: one activation less in
+//       memory and two elementwise passes less than batch norm followed by ReLU.
+// CUDA: caf's own kernels (no cuDNN): per-(channel, chunk) partial sums in double in a fixed
+// order, one finalising thread per channel, then one elementwise pass; deterministic.
 #pragma once
 
 #include "kernels/dispatch.h"
@@ -37,7 +47,34 @@ struct BatchNormEvalGradInput {
   }
 };
 
+// The pre-activation of the fused op, identical in its forward and backward passes (the mask).
+template <class T>
+CAF_HD T bn_relu_pre(T x, T mean, T invstd, T gamma, T beta) {
+  return (x - mean) * (invstd * gamma) + beta;
+}
+
+// ReLU's gate on the gradient: gy where z > 0, else 0 (a select, as PyTorch's threshold_backward).
+template <class T>
+CAF_HD T bn_relu_gate(T z, T gy) {
+  return z > T(0) ? gy : T(0);
+}
+
+// The fused op's input gradient for one element: with gz = gy * (z > 0) and per-channel
+// a = sum(gz) / m, b = sum(gz * xhat) / m, gx = gamma * invstd * (gz - a - xhat * b).
+template <class T>
+CAF_HD T bn_relu_grad_input(T gz, T xhat, T gamma_invstd, T a, T b) {
+  return gamma_invstd * (gz - a - xhat * b);
+}
+
 namespace cpu {
+template <class T>
+void batchnorm_relu_train_forward(const T* x, const T* gamma, const T* beta, T* y, T* save_mean,
+                                  T* save_invstd, T* running_mean, T* running_var,
+                                  const BatchNormArgs& a);
+template <class T>
+void batchnorm_relu_train_backward(const T* x, const T* gamma, const T* beta, const T* gy,
+                                   const T* save_mean, const T* save_invstd, T* gx, T* ggamma,
+                                   T* gbeta, const BatchNormArgs& a);
 template <class T>
 void batchnorm_train_forward(const T* x, const T* gamma, const T* beta, T* y, T* save_mean,
                              T* save_invstd, T* running_mean, T* running_var,
@@ -56,6 +93,12 @@ void batchnorm_eval_backward(const T* x, const T* gamma, const T* running_mean,
 }  // namespace cpu
 
 namespace cuda {
+void batchnorm_relu_train_forward(const float* x, const float* gamma, const float* beta, float* y,
+                                  float* save_mean, float* save_invstd, float* running_mean,
+                                  float* running_var, const BatchNormArgs& a);
+void batchnorm_relu_train_backward(const float* x, const float* gamma, const float* beta,
+                                   const float* gy, const float* save_mean, const float* save_invstd,
+                                   float* gx, float* ggamma, float* gbeta, const BatchNormArgs& a);
 void batchnorm_train_forward(const float* x, const float* gamma, const float* beta, float* y,
                              float* save_mean, float* save_invstd, float* running_mean,
                              float* running_var, const BatchNormArgs& a);
@@ -70,6 +113,20 @@ void batchnorm_eval_backward(const float* x, const float* gamma, const float* ru
                              float* gbeta, const BatchNormArgs& a);
 }  // namespace cuda
 
+template <class T>
+void batchnorm_relu_train_forward(Device d, const T* x, const T* gamma, const T* beta, T* y,
+                                  T* save_mean, T* save_invstd, T* running_mean, T* running_var,
+                                  const BatchNormArgs& a) {
+  CAF_DISPATCH(T, d, batchnorm_relu_train_forward, x, gamma, beta, y, save_mean, save_invstd,
+               running_mean, running_var, a);
+}
+template <class T>
+void batchnorm_relu_train_backward(Device d, const T* x, const T* gamma, const T* beta, const T* gy,
+                                   const T* save_mean, const T* save_invstd, T* gx, T* ggamma,
+                                   T* gbeta, const BatchNormArgs& a) {
+  CAF_DISPATCH(T, d, batchnorm_relu_train_backward, x, gamma, beta, gy, save_mean, save_invstd, gx,
+               ggamma, gbeta, a);
+}
 template <class T>
 void batchnorm_train_forward(Device d, const T* x, const T* gamma, const T* beta, T* y,
                              T* save_mean, T* save_invstd, T* running_mean, T* running_var,

@@ -107,9 +107,13 @@ void set_precision(Precision p) { precision_slot() = p; }
 
 namespace {
 bool g_deterministic = true;
-}
+bool g_fused_bn_relu = true;
+}  // namespace
 void set_deterministic(bool on) { g_deterministic = on; }
 bool deterministic() { return g_deterministic; }
+void set_fused_bn_relu(bool on) { g_fused_bn_relu = on; }
+bool fused_bn_relu() { return g_fused_bn_relu; }
+
 Precision precision() { return precision_slot(); }
 const char* precision_name(Precision p) {
   return p == Precision::tf32 ? "tf32" : p == Precision::bf16 ? "bf16" : "fp32";

@@ -42,6 +42,11 @@ Precision parse_precision(const std::string& name);  // "fp32" | "tf32" | "bf16"
 void set_deterministic(bool on);
 bool deterministic();
 
+// Batch norm + ReLU as one op in training mode (nn/modules.h ConvBnRelu; kernels/batchnorm.h):
+// on by default; off runs cuDNN's batch norm then ReLU, for side-by-side timing and checks.
+void set_fused_bn_relu(bool on);
+bool fused_bn_relu();
+
 // One line describing the device that runs (name, memory, capability), for logs and JSON.
 const char* device_description(Device d);
 

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/runtime.h"
+
 namespace caf {
 
 Conv2d::Conv2d(ParamStore& s, const std::string& name, int64_t cin, int64_t cout, int64_t k) {
@@ -26,12 +28,18 @@ Tensor BatchNorm2d::operator()(const ParamStore& s, const Tensor& x, bool traini
   return batchnorm2d(x, s.param(weight), s.param(bias), st, training);
 }
 
+Tensor BatchNorm2d::with_relu(const ParamStore& s, const Tensor& x, bool training) const {
+  if (!training || !fused_bn_relu()) return relu((*this)(s, x, training));
+  BatchNormState st{s.buffer(running_mean), s.buffer(running_var), 0.1f, 1e-5f};
+  return batchnorm_relu2d(x, s.param(weight), s.param(bias), st);
+}
+
 ConvBnRelu::ConvBnRelu(ParamStore& s, const std::string& conv_name, const std::string& bn_name,
                        int64_t cin, int64_t cout)
     : conv(s, conv_name, cin, cout), bn(s, bn_name, cout) {}
 
 Tensor ConvBnRelu::operator()(const ParamStore& s, const Tensor& x, bool training) const {
-  return relu(bn(s, conv(s, x), training));
+  return bn.with_relu(s, conv(s, x), training);
 }
 
 DoubleBlock::DoubleBlock(ParamStore& s, const std::string& name, int64_t cin, int64_t cmid,

@@ -240,15 +240,27 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b) {
   });
 }
 
-Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st,
-                   bool training) {
-  profile::OpScope op_range(training ? "batchnorm2d_train" : "batchnorm2d_eval");
-  check_float("batchnorm2d", {&x, &gamma, &beta, &st.running_mean, &st.running_var});
-  check_4d("batchnorm2d", x);
+namespace {
+Shape4 check_batchnorm(const char* op, const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                       const BatchNormState& st) {
+  check_float(op, {&x, &gamma, &beta, &st.running_mean, &st.running_var});
+  check_4d(op, x);
   Shape4 s = x.shape4();
   for (const Tensor* t : std::initializer_list<const Tensor*>{&gamma, &beta, &st.running_mean, &st.running_var})
     CAF_REQUIRE_SHAPE(t->defined() && t->shape() == Dims{s.c},
-                      "batchnorm2d: per-channel tensor " + t->describe() + " for input " + x.describe());
+                      std::string(op) + ": per-channel tensor " + t->describe() + " for input " + x.describe());
+  return s;
+}
+void check_train_batch(const char* op, const Shape4& s, const Tensor& x) {
+  CAF_REQUIRE_SHAPE(s.n * s.hw() > 1, std::string(op) + " in training mode needs more than one value per channel, got " +
+                                          x.describe());
+}
+}  // namespace
+
+Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st,
+                   bool training) {
+  profile::OpScope op_range(training ? "batchnorm2d_train" : "batchnorm2d_eval");
+  const Shape4 s = check_batchnorm("batchnorm2d", x, gamma, beta, st);
   BatchNormArgs a{s, st.eps, st.momentum};
   Tensor y = like(x, x.shape());
   Device d = x.device();
@@ -261,7 +273,7 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Bat
                                                    F(g[0]), F(g[1]), F(g[2]), a);
                   });
   }
-  CAF_REQUIRE_SHAPE(s.n * s.hw() > 1, "batchnorm2d in training mode needs more than one value per channel, got " + x.describe());
+  check_train_batch("batchnorm2d", s, x);
   Tensor mean = like(x, {s.c}), invstd = like(x, {s.c});
   batchnorm_train_forward<float>(d, F(x), F(gamma), F(beta), F(y), F(mean), F(invstd),
                                  F(st.running_mean), F(st.running_var), a);
@@ -269,6 +281,23 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Bat
                 [a, xs = x.detach(), gs = gamma.detach(), mean, invstd](const Tensor& gy, const std::vector<Tensor>& g) {
                   batchnorm_train_backward<float>(gy.device(), F(xs), F(gs), F(gy), F(mean), F(invstd),
                                                   F(g[0]), F(g[1]), F(g[2]), a);
+                });
+}
+
+Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st) {
+  profile::OpScope op_range("batchnorm_relu2d_train");
+  const Shape4 s = check_batchnorm("batchnorm_relu2d", x, gamma, beta, st);
+  check_train_batch("batchnorm_relu2d", s, x);
+  BatchNormArgs a{s, st.eps, st.momentum};
+  Tensor y = like(x, x.shape()), mean = like(x, {s.c}), invstd = like(x, {s.c});
+  batchnorm_relu_train_forward<float>(x.device(), F(x), F(gamma), F(beta), F(y), F(mean), F(invstd),
+                                      F(st.running_mean), F(st.running_var), a);
+  // x, not y, is kept: the mask is recomputed from it (y may be freed, or kept by its consumer).
+  return record(y, "batchnorm_relu2d_train", {x, gamma, beta},
+                [a, xs = x.detach(), gs = gamma.detach(), bs = beta.detach(), mean,
+                 invstd](const Tensor& gy, const std::vector<Tensor>& g) {
+                  batchnorm_relu_train_backward<float>(gy.device(), F(xs), F(gs), F(bs), F(gy), F(mean),
+                                                       F(invstd), F(g[0]), F(g[1]), F(g[2]), a);
                 });
 }
 

@@ -44,6 +44,10 @@ struct BatchNormState {
 };
 Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st,
                    bool training);
+// relu(batchnorm2d(x, ..., training = true)) as one op (kernels/batchnorm.h): the same statistics
+// and running-statistics update, the intermediate never stored. nn's ConvBnRelu uses it in
+// training mode while fused_bn_relu() is on (kernels/runtime.h).
+Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st);
 Tensor maxpool2d(const Tensor& x);             // 2x2, stride 2
 Tensor upsample_bilinear2x(const Tensor& x);   // align_corners=True
 Tensor avg_pool2d(const Tensor& x, int64_t k); // k x k, stride 1, zero padding k/2 counted

@@ -81,6 +81,8 @@ if [ -z "${CAF_QUICK:-}" ]; then
     step racecheck compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_ops" parity sum
   fi
 fi
+# Batch norm alone (cuDNN), ReLU alone, and the fused op, at 8x64x256x256 (a few seconds).
+step perf-bn-relu bash -c "'$B/tests/caf_ops' perf batchnorm && '$B/tests/caf_ops' perf relu/perf"
 if [ -z "${CAF_SKIP_OPS_PERF:-}${CAF_QUICK:-}" ]; then
   step perf "$B/tests/caf_ops" perf perf
   if [ -n "$PY" ] && [ -f bench/conv_torch.py ]; then
@@ -92,14 +94,17 @@ fi
 # result as JSON in $RES for bench/summary.py; most important first, so a time limit cuts the rest.
 PAPER="--device cuda --size 256 --batch 8 --widths 128,64"
 step bench-step-tf32 "$B/caf" bench step $PAPER --precision tf32 --ops --json "$RES/caf_tf32.json"
+# The same networks-only step with batch norm and ReLU as two ops (cuDNN's, caf's): the fused op's gain.
+step bench-step-unfused "$B/caf" bench step $PAPER --precision tf32 --fuse off --ops \
+  --json "$RES/caf_tf32_unfused.json"
 step bench-step-augment "$B/caf" bench step $PAPER --precision tf32 --augment --json "$RES/caf_augment.json" \
   --trace "$RES/trace_step.json"
 step bench-step-graph "$B/caf" bench step $PAPER --precision tf32 --augment --graph --json "$RES/caf_graph.json"
 step bench-step-bf16 "$B/caf" bench step $PAPER --precision bf16 --augment --ops --json "$RES/caf_bf16.json"
 step bench-step-bf16-graph "$B/caf" bench step $PAPER --precision bf16 --augment --graph \
   --json "$RES/caf_bf16_graph.json"
-step bench-step-fastest "$B/caf" bench step $PAPER --precision tf32 --augment --graph --algos fastest \
-  --json "$RES/caf_fastest.json"
+[ -z "${CAF_QUICK:-}" ] && step bench-step-fastest "$B/caf" bench step $PAPER --precision tf32 --augment --graph \
+  --algos fastest --json "$RES/caf_fastest.json"
 [ -z "${CAF_QUICK:-}" ] && step bench-step-fp32 "$B/caf" bench step $PAPER --precision fp32 --steps 10 --warmup 3 \
   --json "$RES/caf_fp32.json"
 if [ -n "$PY" ]; then
@@ -128,6 +133,9 @@ if command -v compute-sanitizer >/dev/null; then
     --size 64 --batch 2 --widths 16,8 --steps 2 --warmup 1 --augment
   step memcheck-graph-bf16 compute-sanitizer --tool memcheck --error-exitcode 9 "$B/caf" bench step --device cuda \
     --size 64 --batch 2 --widths 16,8 --steps 2 --warmup 1 --augment --graph --precision bf16
+  # The fused batch norm + ReLU kernels (shared-memory reductions): races and bounds on their cases.
+  step racecheck-bn-relu compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_ops" parity batchnorm_relu
+  step memcheck-bn-relu compute-sanitizer --tool memcheck --error-exitcode 9 "$B/tests/caf_ops" parity batchnorm_relu
   step racecheck-augment compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_tests" \
     --test-suite=gpu --test-case='*simulation*'
 fi

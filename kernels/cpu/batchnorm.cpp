@@ -1,6 +1,7 @@
 // kernels/cpu/batchnorm.cpp: batch normalisation reference, one channel per OpenMP task,
 // statistics accumulated in double for float data.
 #include <cmath>
+#include <utility>
 
 #include "kernels/batchnorm.h"
 #include "kernels/launch.h"
@@ -18,30 +19,98 @@ void for_channel(const T* x, const Shape4& s, int64_t c, F f) {
 }
 }  // namespace
 
+// Channel c's batch statistics (two passes in acc_t): saves mean and 1/sqrt(biased var + eps),
+// updates the running statistics, and returns {mean, invstd} unrounded.
+template <class T>
+std::pair<acc_t<T>, acc_t<T>> channel_statistics(const T* x, int64_t c, T* save_mean, T* save_invstd,
+                                                  T* running_mean, T* running_var,
+                                                  const BatchNormArgs& a) {
+  const Shape4& s = a.s;
+  const int64_t m = s.n * s.hw();
+  acc_t<T> sum = 0, sq = 0;
+  for_channel(x, s, c, [&](int64_t, T v) { sum += v; });
+  const acc_t<T> mean = sum / m;
+  for_channel(x, s, c, [&](int64_t, T v) { sq += (v - mean) * (v - mean); });
+  const acc_t<T> var = sq / m;
+  const acc_t<T> invstd = 1 / std::sqrt(var + a.eps);
+  save_mean[c] = T(mean);
+  save_invstd[c] = T(invstd);
+  if (running_mean) running_mean[c] = T((1 - a.momentum) * running_mean[c] + a.momentum * mean);
+  if (running_var) {
+    const acc_t<T> unbiased = m > 1 ? sq / (m - 1) : var;
+    running_var[c] = T((1 - a.momentum) * running_var[c] + a.momentum * unbiased);
+  }
+  return {mean, invstd};
+}
+
 template <class T>
 void batchnorm_train_forward(const T* x, const T* gamma, const T* beta, T* y, T* save_mean,
                              T* save_invstd, T* running_mean, T* running_var,
                              const BatchNormArgs& a) {
   const Shape4& s = a.s;
-  const int64_t m = s.n * s.hw();
 #pragma omp parallel for schedule(static) if (s.numel() >= kParallelGrain)
   for (int64_t c = 0; c < s.c; ++c) {
-    acc_t<T> sum = 0, sq = 0;
-    for_channel(x, s, c, [&](int64_t, T v) { sum += v; });
-    acc_t<T> mean = sum / m;
-    for_channel(x, s, c, [&](int64_t, T v) { sq += (v - mean) * (v - mean); });
-    acc_t<T> var = sq / m;
-    acc_t<T> invstd = 1 / std::sqrt(var + a.eps);
-    for_channel(x, s, c, [&](int64_t i, T v) {
+    const auto [mean, invstd] =
+        channel_statistics(x, c, save_mean, save_invstd, running_mean, running_var, a);
+    for_channel(x, s, c, [&, mean = mean, invstd = invstd](int64_t i, T v) {
       y[i] = T((v - mean) * invstd * gamma[c] + beta[c]);
     });
-    save_mean[c] = T(mean);
-    save_invstd[c] = T(invstd);
-    if (running_mean) running_mean[c] = T((1 - a.momentum) * running_mean[c] + a.momentum * mean);
-    if (running_var) {
-      acc_t<T> unbiased = m > 1 ? sq / (m - 1) : var;
-      running_var[c] = T((1 - a.momentum) * running_var[c] + a.momentum * unbiased);
+  }
+}
+
+// The fused op works from the saved (rounded) statistics, as the CUDA kernels do, so that its
+// backward recomputes exactly the forward's z.
+template <class T>
+void batchnorm_relu_train_forward(const T* x, const T* gamma, const T* beta, T* y, T* save_mean,
+                                  T* save_invstd, T* running_mean, T* running_var,
+                                  const BatchNormArgs& a) {
+  const Shape4& s = a.s;
+#pragma omp parallel for schedule(static) if (s.numel() >= kParallelGrain)
+  for (int64_t c = 0; c < s.c; ++c) {
+    channel_statistics(x, c, save_mean, save_invstd, running_mean, running_var, a);
+    const T mean = save_mean[c], invstd = save_invstd[c], g = gamma[c], b = beta[c];
+    for_channel(x, s, c, [&](int64_t i, T v) {
+      const T z = bn_relu_pre(v, mean, invstd, g, b);
+      y[i] = z > T(0) ? z : T(0);
+    });
+  }
+}
+
+template <class T>
+void batchnorm_relu_train_backward(const T* x, const T* gamma, const T* beta, const T* gy,
+                                   const T* save_mean, const T* save_invstd, T* gx, T* ggamma,
+                                   T* gbeta, const BatchNormArgs& a) {
+  const Shape4& s = a.s;
+  const int64_t m = s.n * s.hw(), hw = s.hw();
+#pragma omp parallel for schedule(static) if (s.numel() >= kParallelGrain)
+  for (int64_t c = 0; c < s.c; ++c) {
+    const T mean = save_mean[c], invstd = save_invstd[c], g = gamma[c], b = beta[c];
+    acc_t<T> sum_gz = 0, sum_gz_xc = 0;
+    for (int64_t n = 0; n < s.n; ++n) {
+      const T* xp = x + (n * s.c + c) * hw;
+      const T* gp = gy + (n * s.c + c) * hw;
+      for (int64_t i = 0; i < hw; ++i) {
+        const T gz = bn_relu_gate(bn_relu_pre(xp[i], mean, invstd, g, b), gp[i]);
+        sum_gz += gz;
+        sum_gz_xc += acc_t<T>(gz) * (acc_t<T>(xp[i]) - mean);
+      }
     }
+    const acc_t<T> sum_gz_xhat = sum_gz_xc * invstd;
+    if (gx) {
+      const T ca = T(sum_gz / m), cb = T(sum_gz_xhat / m), gi = g * invstd;
+      for (int64_t n = 0; n < s.n; ++n) {
+        const int64_t base = (n * s.c + c) * hw;
+        const T* xp = x + base;
+        const T* gp = gy + base;
+        T* gxp = gx + base;
+        for (int64_t i = 0; i < hw; ++i) {
+          const T gz = bn_relu_gate(bn_relu_pre(xp[i], mean, invstd, g, b), gp[i]);
+          gxp[i] += bn_relu_grad_input(gz, (xp[i] - mean) * invstd, gi, ca, cb);
+        }
+      }
+    }
+    if (ggamma) ggamma[c] += T(sum_gz_xhat);
+    if (gbeta) gbeta[c] += T(sum_gz);
   }
 }
 
@@ -108,6 +177,11 @@ void batchnorm_eval_backward(const T* x, const T* gamma, const T* running_mean,
 }
 
 #define CAF_INSTANTIATE(T)                                                                       \
+  template void batchnorm_relu_train_forward<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, \
+                                                const BatchNormArgs&);                          \
+  template void batchnorm_relu_train_backward<T>(const T*, const T*, const T*, const T*,        \
+                                                 const T*, const T*, T*, T*, T*,                \
+                                                 const BatchNormArgs&);                         \
   template void batchnorm_train_forward<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*,    \
                                            const BatchNormArgs&);                               \
   template void batchnorm_train_backward<T>(const T*, const T*, const T*, const T*, const T*,   \

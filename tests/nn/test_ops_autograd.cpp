@@ -92,6 +92,9 @@ TEST_CASE("ops: every op's autograd gradient matches finite differences") {
       {"batchnorm2d_train",
        [bn_state](auto& v) { return batchnorm2d(v[0], v[1], v[2], *bn_state, true); },
        {rnd({2, 3, 2, 2}, 26), rnd({3}, 27, 0.5f, 1.5f), rnd({3}, 28)}},
+      {"batchnorm_relu2d_train",
+       [bn_state](auto& v) { return batchnorm_relu2d(v[0], v[1], v[2], *bn_state); },
+       {rnd({2, 3, 2, 2}, 41), rnd({3}, 42, 0.5f, 1.5f), rnd({3}, 43, -0.3f, 0.3f)}},
       {"batchnorm2d_eval",
        [bn_state](auto& v) { return batchnorm2d(v[0], v[1], v[2], *bn_state, false); },
        {rnd({2, 3, 2, 2}, 29), rnd({3}, 30, 0.5f, 1.5f), rnd({3}, 31)}},
@@ -105,6 +108,33 @@ TEST_CASE("ops: every op's autograd gradient matches finite differences") {
   for (auto& c : cases) {
     CAPTURE(c.name);
     CHECK(max_grad_error(c.f, c.in, 99) < tol);
+  }
+}
+
+TEST_CASE("ops: fused batch norm + ReLU equals batch norm then ReLU, gradients and statistics too") {
+  const Tensor x0 = rnd({2, 3, 5, 4}, 51, -2.f, 3.f), gamma = rnd({3}, 52, 0.5f, 1.5f),
+               beta = rnd({3}, 53, -0.5f, 0.5f), gy = rnd({2, 3, 5, 4}, 54);
+  std::vector<std::vector<float>> results[2];
+  for (int fused = 0; fused < 2; ++fused) {
+    BatchNormState st{Tensor::full({3}, 0.25f), Tensor::full({3}, 2.f)};
+    Tensor x = x0.clone().set_requires_grad(true), g = gamma.clone().set_requires_grad(true),
+           b = beta.clone().set_requires_grad(true);
+    Tensor y = fused ? batchnorm_relu2d(x, g, b, st) : relu(batchnorm2d(x, g, b, st, true));
+    sum(mul(y, gy)).backward();
+    results[fused] = {y.to_vector(), x.grad().to_vector(), g.grad().to_vector(), b.grad().to_vector(),
+                      st.running_mean.to_vector(), st.running_var.to_vector()};
+  }
+  const char* what[] = {"y", "grad x", "grad gamma", "grad beta", "running mean", "running var"};
+  int zeros = 0;
+  for (float v : results[1][0]) zeros += v == 0.f;
+  CHECK(zeros > 20);  // the mask matters: about half the 120 values are clipped
+  CHECK(zeros < 100);
+  for (size_t k = 0; k < 6; ++k) {
+    CAPTURE(what[k]);
+    REQUIRE(results[0][k].size() == results[1][k].size());
+    for (size_t i = 0; i < results[0][k].size(); ++i)
+      // The fused op computes z from the statistics rounded to float; the plain one in double.
+      CHECK(results[1][k][i] == doctest::Approx(results[0][k][i]).epsilon(1e-5).scale(1.0));
   }
 }
 

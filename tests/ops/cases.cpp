@@ -35,6 +35,10 @@ const char* kBatchNorm =
     "batch statistics in float (cuDNN) vs double (reference) and 1/sqrt in float; normalised values "
     "near 0 amplify rounding: NMSE bound 1e-9 on the GPU, 1e-10 against PyTorch";
 
+const char* kBatchNormRelu =
+    "statistics in double on every side (in different orders) rounded to float, so saved values "
+    "differ by an ulp at most and the ReLU mask agrees away from z = 0: NMSE ~1e-14, bound 1e-10";
+
 Dims S(std::initializer_list<int64_t> d) { return Dims(d); }
 
 std::string dims_name(Shape4 s) {
@@ -198,7 +202,31 @@ void batchnorm_train(Shape4 s, double lo, double hi, bool gamma_grad) {
            });
 }
 
+// Fused batch norm + ReLU, same inputs and outputs as batchnorm_train (beta's gradient is
+// always asked for, gamma's optionally). 1x2x65x65 spans two 4096-value chunks per plane on the GPU.
+void batchnorm_relu_train(Shape4 s, double lo, double hi, bool gamma_grad) {
+  Dims xs = S({s.n, s.c, s.h, s.w}), cs = S({s.c});
+  BatchNormArgs a{s, 1e-5, 0.1};
+  add_case({"batchnorm_relu2d_train", "batchnorm_relu2d_train/" + dims_name(s),
+            {{xs, lo, hi}, {cs, 0.5, 1.5, gamma_grad}, {cs, -0.5, 0.5}, {cs, -1, 1, false, true},
+             {cs, 0.5, 1.5, false, true}},
+            {{xs}, {cs, false}, {cs, false}}, 1e-6, 1e-10, 1e-10, kBatchNormRelu},
+           [=](auto& io, bool bwd) {
+             CAF_CASE_T;
+             if (!bwd)
+               batchnorm_relu_train_forward<T>(io.dev, io.in[0], io.in[1], io.in[2], io.out[0],
+                                               io.out[1], io.out[2], io.in[3], io.in[4], a);
+             else
+               batchnorm_relu_train_backward<T>(io.dev, io.in[0], io.in[1], io.in[2], io.gout[0],
+                                                io.out[1], io.out[2], io.gin[0],
+                                                gamma_grad ? io.gin[1] : nullptr, io.gin[2], a);
+           });
+}
+
 void batchnorm() {
+  batchnorm_relu_train({2, 3, 4, 5}, -2, 3, true);
+  batchnorm_relu_train({1, 4, 8, 8}, -1, 1, false);
+  batchnorm_relu_train({1, 2, 65, 65}, -1, 2, true);
   batchnorm_train({2, 3, 4, 5}, -2, 3, true);
   // A single image (N = 1): 8x8 pixels per channel keep the statistics well conditioned.
   batchnorm_train({1, 4, 8, 8}, -1, 1, false);
@@ -324,6 +352,18 @@ void perf_cases() {
          else
            batchnorm_train_backward<T>(io.dev, io.in[0], io.in[1], io.gout[0], io.out[1], io.out[2],
                                        io.gin[0], io.gin[1], io.gin[2], a);
+       });
+  perf({"batchnorm_relu2d_train", "batchnorm_relu2d_train/perf_8x64x256x256",
+        {{big}, {c64}, {c64}, {c64, -1, 1, false, true}, {c64, 0.5, 1.5, false, true}},
+        {{big}, {c64, false}, {c64, false}}, 0, 0, 0, "", 0, 8.0 * b.numel()},
+       [=](auto& io, bool bwd) {
+         CAF_CASE_T;
+         if (!bwd)
+           batchnorm_relu_train_forward<T>(io.dev, io.in[0], io.in[1], io.in[2], io.out[0], io.out[1],
+                                           io.out[2], io.in[3], io.in[4], a);
+         else
+           batchnorm_relu_train_backward<T>(io.dev, io.in[0], io.in[1], io.in[2], io.gout[0], io.out[1],
+                                            io.out[2], io.gin[0], io.gin[1], io.gin[2], a);
        });
   perf({"maxpool2d", "maxpool2d/perf_8x64x256x256", {{big}}, {{S({8, 64, 128, 128})}}, 0, 0, 0, "", 0,
         5.0 * b.numel()},

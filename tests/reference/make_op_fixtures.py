@@ -99,6 +99,11 @@ def bn_train(x, gamma, beta, rmean, rvar):
     return y, mean, invstd
 
 
+def bn_relu_train(x, gamma, beta, rmean, rvar):
+    y, mean, invstd = bn_train(x, gamma, beta, rmean, rvar)
+    return torch.relu(y), mean, invstd
+
+
 def bn_eval(x, gamma, beta, rmean, rvar):
     return F.batch_norm(x, rmean, rvar, gamma, beta, training=False, eps=1e-5)
 
@@ -138,6 +143,15 @@ for s in ([1, 3, 12, 12], [2, 1, 5, 7]):
     case(f"gaussian_blur/{dn(s)}_k11", [I(s)], gaussian_blur)
 for m, k, n in ((5, 7, 3), (1, 4, 6), (33, 17, 40)):
     case(f"matmul/{m}x{k}x{n}", [I([m, k]), I([k, n])], torch.matmul)
+
+# Added after the others so that their random inputs (one generator, in order) stay as they were.
+for s, lo, hi, gamma_grad in (([2, 3, 4, 5], -2, 3, True), ([1, 4, 8, 8], -1, 1, False),
+                               ([1, 2, 65, 65], -1, 2, True)):
+    c = [s[1]]
+    case(f"batchnorm_relu2d_train/{dn(s)}",
+         [I(s, lo, hi), I(c, 0.5, 1.5, gamma_grad), I(c, -0.5, 0.5), I(c, -1, 1, False, True),
+          I(c, 0.5, 1.5, False, True)],
+         bn_relu_train, [True, False, False])
 
 
 def uniform(gen, shape, lo, hi):
