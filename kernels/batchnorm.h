@@ -17,9 +17,14 @@
 //       The mask z > 0 is recomputed from x and the saved statistics by the same float expression
 //       (bn_relu_pre below), so the intermediate z is never stored: one activation less in
 //       memory and two elementwise passes less than batch norm followed by ReLU.
+//   batchnorm_relu_apply           y = max(z, 0) from saved statistics (=): the forward's second
+//       half alone, bit for bit the y the forward wrote; the backward of a convolution that reads
+//       y recomputes it this way instead of keeping it (nn/ops.cpp, recompute_activations()).
 // CUDA: caf's own kernels (no cuDNN): per-(channel, chunk) partial sums in double in a fixed
 // order, one finalising thread per channel, then one elementwise pass; deterministic.
 #pragma once
+
+#include <type_traits>
 
 #include "kernels/dispatch.h"
 #include "kernels/elementwise_math.h"
@@ -47,9 +52,16 @@ struct BatchNormEvalGradInput {
   }
 };
 
-// The pre-activation of the fused op, identical in its forward and backward passes (the mask).
+// The pre-activation of the fused op, identical in its forward and backward passes (the mask),
+// and rounded identically on the CPU and the GPU: every operation rounds on its own (nvcc would
+// otherwise contract the multiply-add into an FMA; the CPU file compiles with -ffp-contract=off),
+// so a value near 0 cannot fall on different sides of the mask on the two devices.
 template <class T>
 CAF_HD T bn_relu_pre(T x, T mean, T invstd, T gamma, T beta) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (std::is_same_v<T, float>)
+    return __fadd_rn(__fmul_rn(__fsub_rn(x, mean), __fmul_rn(invstd, gamma)), beta);
+#endif
   return (x - mean) * (invstd * gamma) + beta;
 }
 
@@ -76,6 +88,9 @@ void batchnorm_relu_train_backward(const T* x, const T* gamma, const T* beta, co
                                    const T* save_mean, const T* save_invstd, T* gx, T* ggamma,
                                    T* gbeta, const BatchNormArgs& a);
 template <class T>
+void batchnorm_relu_apply(const T* x, const T* gamma, const T* beta, const T* save_mean,
+                          const T* save_invstd, T* y, const BatchNormArgs& a);
+template <class T>
 void batchnorm_train_forward(const T* x, const T* gamma, const T* beta, T* y, T* save_mean,
                              T* save_invstd, T* running_mean, T* running_var,
                              const BatchNormArgs& a);
@@ -99,6 +114,9 @@ void batchnorm_relu_train_forward(const float* x, const float* gamma, const floa
 void batchnorm_relu_train_backward(const float* x, const float* gamma, const float* beta,
                                    const float* gy, const float* save_mean, const float* save_invstd,
                                    float* gx, float* ggamma, float* gbeta, const BatchNormArgs& a);
+void batchnorm_relu_apply(const float* x, const float* gamma, const float* beta,
+                          const float* save_mean, const float* save_invstd, float* y,
+                          const BatchNormArgs& a);
 void batchnorm_train_forward(const float* x, const float* gamma, const float* beta, float* y,
                              float* save_mean, float* save_invstd, float* running_mean,
                              float* running_var, const BatchNormArgs& a);
@@ -126,6 +144,11 @@ void batchnorm_relu_train_backward(Device d, const T* x, const T* gamma, const T
                                    T* gbeta, const BatchNormArgs& a) {
   CAF_DISPATCH(T, d, batchnorm_relu_train_backward, x, gamma, beta, gy, save_mean, save_invstd, gx,
                ggamma, gbeta, a);
+}
+template <class T>
+void batchnorm_relu_apply(Device d, const T* x, const T* gamma, const T* beta, const T* save_mean,
+                          const T* save_invstd, T* y, const BatchNormArgs& a) {
+  CAF_DISPATCH(T, d, batchnorm_relu_apply, x, gamma, beta, save_mean, save_invstd, y, a);
 }
 template <class T>
 void batchnorm_train_forward(Device d, const T* x, const T* gamma, const T* beta, T* y,

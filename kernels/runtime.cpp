@@ -108,11 +108,14 @@ void set_precision(Precision p) { precision_slot() = p; }
 namespace {
 bool g_deterministic = true;
 bool g_fused_bn_relu = true;
+bool g_recompute_activations = true;
 }  // namespace
 void set_deterministic(bool on) { g_deterministic = on; }
 bool deterministic() { return g_deterministic; }
 void set_fused_bn_relu(bool on) { g_fused_bn_relu = on; }
 bool fused_bn_relu() { return g_fused_bn_relu; }
+void set_recompute_activations(bool on) { g_recompute_activations = on; }
+bool recompute_activations() { return g_recompute_activations; }
 
 Precision precision() { return precision_slot(); }
 const char* precision_name(Precision p) {

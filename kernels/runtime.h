@@ -47,6 +47,14 @@ bool deterministic();
 void set_fused_bn_relu(bool on);
 bool fused_bn_relu();
 
+// Memory over time, in training (nn/ops.cpp): a convolution whose input came from the fused batch
+// norm + ReLU keeps the recipe (that op's input and statistics, kept anyway) instead of the input
+// and recomputes it in its backward, one elementwise pass; max pooling keeps its winners'
+// positions (1 byte per output) instead of its input. Same values and gradients, bit for bit.
+// On by default; off keeps the tensors, for side-by-side timing and memory.
+void set_recompute_activations(bool on);
+bool recompute_activations();
+
 // One line describing the device that runs (name, memory, capability), for logs and JSON.
 const char* device_description(Device d);
 

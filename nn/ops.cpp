@@ -188,6 +188,38 @@ Tensor to_bf16(const Tensor& t) {
   return h;
 }
 
+// What a convolution keeps of its input for the weight gradient: the tensor itself, or, when the
+// input has a recipe (TensorImpl::recompute: the fused batch norm + ReLU's output) and
+// recompute_activations() is on, the recipe, so the input is freed after the forward; get()
+// then rewrites the same values into a new tensor.
+class SavedInput {
+ public:
+  SavedInput() = default;
+  SavedInput(const Tensor& x, bool needed) {
+    if (!needed) return;
+    if (x.impl()->recompute && recompute_activations()) {
+      recipe_ = x.impl()->recompute;
+      shape_ = x.shape();
+      device_ = x.device();
+    } else {
+      x_ = x.detach();
+    }
+  }
+  bool has_recipe() const { return recipe_ != nullptr; }
+  Tensor get() const {
+    if (!recipe_) return x_;
+    Tensor t = Tensor::empty(shape_, DType::f32, device_);
+    (*recipe_)(t.data<float>());
+    return t;
+  }
+
+ private:
+  Tensor x_;
+  std::shared_ptr<const std::function<void(float*)>> recipe_;
+  Dims shape_;
+  Device device_ = Device::cpu;
+};
+
 // Mixed precision (kernels/runtime.h, Precision::bf16): the convolution runs on bf16 copies of x
 // and w with fp32 accumulation; y (with the bias added in fp32) and every gradient are widened back
 // into fp32 tensors. The node saves the bf16 copies it needs (x for the weight gradient, w for the
@@ -198,8 +230,13 @@ Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, const Conv
   const Tensor y16 = Tensor::empty(y.shape(), DType::bf16, d);
   conv2d_forward_bf16(d, H(x16), H(w16), H(y16), cs);
   cast_from_bf16(d, H(y16), F(b), cs.x.hw(), cs.k_out, F(y), y.numel());
-  const Tensor xs = w.requires_grad() ? x16 : Tensor(), ws = x.requires_grad() ? w16 : Tensor();
-  return record(y, "conv2d", {x, w, b}, [cs, xs, ws](const Tensor& gy, const std::vector<Tensor>& g) {
+  // The bf16 copy of x, or (recompute_activations()) the recipe of x, from which the backward
+  // makes the same copy again.
+  const SavedInput x_saved = x.impl()->recompute && recompute_activations() ? SavedInput(x, w.requires_grad())
+                                                                          : SavedInput();
+  const Tensor xs = w.requires_grad() && !x_saved.has_recipe() ? x16 : Tensor(),
+               ws = x.requires_grad() ? w16 : Tensor();
+  return record(y, "conv2d", {x, w, b}, [cs, xs, ws, x_saved](const Tensor& gy, const std::vector<Tensor>& g) {
     const Device dev = gy.device();
     const Tensor gy16 = (g[0].defined() || g[1].defined()) ? to_bf16(gy) : Tensor();
     if (g[0].defined()) {
@@ -209,7 +246,8 @@ Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, const Conv
     }
     if (g[1].defined()) {
       const Tensor gw16 = Tensor::empty(g[1].shape(), DType::bf16, dev);
-      conv2d_backward_filter_bf16(dev, H(xs), H(gy16), H(gw16), cs);
+      const Tensor xin16 = xs.defined() ? xs : to_bf16(x_saved.get());
+      conv2d_backward_filter_bf16(dev, H(xin16), H(gy16), H(gw16), cs);
       accumulate_bf16(dev, H(gw16), F(g[1]), g[1].numel());
     }
     if (g[2].defined()) conv2d_backward_bias<float>(dev, F(gy), F(g[2]), cs);
@@ -232,10 +270,11 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b) {
   Tensor y = like(x, {sx.n, sw.n, sx.h, sx.w});
   if (precision() == Precision::bf16) return conv2d_bf16(x, w, b, cs, y);
   conv2d_forward<float>(x.device(), F(x), F(w), F(b), F(y), cs);
-  return record(y, "conv2d", {x, w, b}, [cs, xs = x.detach(), ws = w.detach()](const Tensor& gy, const std::vector<Tensor>& g) {
+  return record(y, "conv2d", {x, w, b}, [cs, xs = SavedInput(x, w.requires_grad()), ws = w.detach()](
+                                            const Tensor& gy, const std::vector<Tensor>& g) {
     Device d = gy.device();
     if (g[0].defined()) conv2d_backward_data<float>(d, F(ws), F(gy), F(g[0]), cs);
-    if (g[1].defined()) conv2d_backward_filter<float>(d, F(xs), F(gy), F(g[1]), cs);
+    if (g[1].defined()) conv2d_backward_filter<float>(d, F(xs.get()), F(gy), F(g[1]), cs);
     if (g[2].defined()) conv2d_backward_bias<float>(d, F(gy), F(g[2]), cs);
   });
 }
@@ -293,12 +332,20 @@ Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta
   batchnorm_relu_train_forward<float>(x.device(), F(x), F(gamma), F(beta), F(y), F(mean), F(invstd),
                                       F(st.running_mean), F(st.running_var), a);
   // x, not y, is kept: the mask is recomputed from it (y may be freed, or kept by its consumer).
-  return record(y, "batchnorm_relu2d_train", {x, gamma, beta},
-                [a, xs = x.detach(), gs = gamma.detach(), bs = beta.detach(), mean,
-                 invstd](const Tensor& gy, const std::vector<Tensor>& g) {
-                  batchnorm_relu_train_backward<float>(gy.device(), F(xs), F(gs), F(bs), F(gy), F(mean),
-                                                       F(invstd), F(g[0]), F(g[1]), F(g[2]), a);
-                });
+  const Tensor xs = x.detach(), gs = gamma.detach(), bs = beta.detach();
+  record(y, "batchnorm_relu2d_train", {x, gamma, beta},
+         [a, xs, gs, bs, mean, invstd](const Tensor& gy, const std::vector<Tensor>& g) {
+           batchnorm_relu_train_backward<float>(gy.device(), F(xs), F(gs), F(bs), F(gy), F(mean), F(invstd),
+                                                F(g[0]), F(g[1]), F(g[2]), a);
+         });
+  // y's recipe holds only what the node above holds anyway (parameters do not change before the
+  // backward: the optimiser steps after it). Attached only when a graph is recorded.
+  if (y.impl()->grad_fn)
+    y.impl()->recompute = std::make_shared<const std::function<void(float*)>>(
+        [a, xs, gs, bs, mean, invstd, d = x.device()](float* out) {
+          batchnorm_relu_apply<float>(d, F(xs), F(gs), F(bs), F(mean), F(invstd), out, a);
+        });
+  return y;
 }
 
 Tensor maxpool2d(const Tensor& x) {
@@ -308,9 +355,9 @@ Tensor maxpool2d(const Tensor& x) {
   Shape4 s = x.shape4();
   CAF_REQUIRE_SHAPE(s.h >= 2 && s.w >= 2, "maxpool2d of " + x.describe());
   Tensor y = like(x, {s.n, s.c, s.h / 2, s.w / 2});
-  if (precision() == Precision::bf16 && grad_enabled() && x.requires_grad()) {
-    // bf16 mixed precision: keep the winners' positions (1 byte per output) rather than x, which
-    // then lives only as long as its other users (as ReLU's mask does for its output).
+  if ((precision() == Precision::bf16 || recompute_activations()) && grad_enabled() && x.requires_grad()) {
+    // Keep the winners' positions (1 byte per output) rather than x, which then lives only as
+    // long as its other users (bf16 mixed precision, or recompute_activations()).
     Tensor idx = Tensor::empty(y.shape(), DType::u8, x.device());
     maxpool2d_forward_index(x.device(), F(x), s, F(y), idx.data<uint8_t>());
     return record(y, "maxpool2d", {x}, [s, idx](const Tensor& gy, const std::vector<Tensor>& g) {

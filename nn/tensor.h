@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -41,6 +42,11 @@ struct TensorImpl {
   bool requires_grad = false;
   std::shared_ptr<TensorImpl> grad;  // leaves only: the accumulated gradient
   std::shared_ptr<Node> grad_fn;     // results of recorded ops only
+  // Results whose values can be rewritten from what the graph keeps anyway (the fused batch norm
+  // + ReLU's output, from its input and statistics): writes them, bit for bit, to the given
+  // buffer. An op that would save this tensor for its backward may keep this instead
+  // (nn/ops.cpp, recompute_activations()), so the tensor itself is freed after the forward.
+  std::shared_ptr<const std::function<void(float*)>> recompute;
 };
 
 class Tensor {

@@ -61,19 +61,31 @@ void batchnorm_train_forward(const T* x, const T* gamma, const T* beta, T* y, T*
 // The fused op works from the saved (rounded) statistics, as the CUDA kernels do, so that its
 // backward recomputes exactly the forward's z.
 template <class T>
+void batchnorm_relu_apply(const T* x, const T* gamma, const T* beta, const T* save_mean,
+                          const T* save_invstd, T* y, const BatchNormArgs& a) {
+  const Shape4& s = a.s;
+#pragma omp parallel for schedule(static) if (s.numel() >= kParallelGrain)
+  for (int64_t nc = 0; nc < s.n * s.c; ++nc) {
+    const int64_t c = nc % s.c;
+    const T mean = save_mean[c], invstd = save_invstd[c], g = gamma[c], b = beta[c];
+    const T* xp = x + nc * s.hw();
+    T* yp = y + nc * s.hw();
+    for (int64_t i = 0; i < s.hw(); ++i) {
+      const T z = bn_relu_pre(xp[i], mean, invstd, g, b);
+      yp[i] = z > T(0) ? z : T(0);
+    }
+  }
+}
+
+template <class T>
 void batchnorm_relu_train_forward(const T* x, const T* gamma, const T* beta, T* y, T* save_mean,
                                   T* save_invstd, T* running_mean, T* running_var,
                                   const BatchNormArgs& a) {
   const Shape4& s = a.s;
 #pragma omp parallel for schedule(static) if (s.numel() >= kParallelGrain)
-  for (int64_t c = 0; c < s.c; ++c) {
+  for (int64_t c = 0; c < s.c; ++c)
     channel_statistics(x, c, save_mean, save_invstd, running_mean, running_var, a);
-    const T mean = save_mean[c], invstd = save_invstd[c], g = gamma[c], b = beta[c];
-    for_channel(x, s, c, [&](int64_t i, T v) {
-      const T z = bn_relu_pre(v, mean, invstd, g, b);
-      y[i] = z > T(0) ? z : T(0);
-    });
-  }
+  batchnorm_relu_apply(x, gamma, beta, save_mean, save_invstd, y, a);
 }
 
 template <class T>
@@ -177,6 +189,8 @@ void batchnorm_eval_backward(const T* x, const T* gamma, const T* running_mean,
 }
 
 #define CAF_INSTANTIATE(T)                                                                       \
+  template void batchnorm_relu_apply<T>(const T*, const T*, const T*, const T*, const T*, T*,     \
+                                        const BatchNormArgs&);                                  \
   template void batchnorm_relu_train_forward<T>(const T*, const T*, const T*, T*, T*, T*, T*, T*, \
                                                 const BatchNormArgs&);                          \
   template void batchnorm_relu_train_backward<T>(const T*, const T*, const T*, const T*,        \

@@ -21,12 +21,13 @@ namespace caf::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int64_t kChunk = 4096;  // values per block: 16 per thread
+constexpr int64_t kChunk = 4096;  // values per block: 16 per thread (a multiple of 4 * kThreads)
 
 struct Plan {
-  int64_t chunks;      // chunks per plane
-  int64_t partials;    // per channel: N * chunks
-  unsigned grid_y;     // blocks in y (partials, capped; blocks loop over the rest)
+  int64_t chunks;    // chunks per plane
+  int64_t partials;  // per channel: N * chunks
+  unsigned grid_y;   // blocks in y (partials, capped; blocks loop over the rest)
+  bool vec;          // float4 access: H*W % 4 == 0, so every chunk and plane starts 16-byte aligned
 };
 
 Plan plan_for(const Shape4& s) {
@@ -34,10 +35,12 @@ Plan plan_for(const Shape4& s) {
   p.chunks = (s.hw() + kChunk - 1) / kChunk;
   p.partials = s.n * p.chunks;
   p.grid_y = unsigned(std::min<int64_t>(p.partials, 65535));
+  p.vec = s.hw() % 4 == 0;
   return p;
 }
 
-// Double-precision block sum of two values; valid in thread 0. blockDim.x == kThreads.
+// Double-precision block sum of two values; valid in thread 0. blockDim.x == kThreads. Ends with
+// a barrier, so calls may follow each other.
 __device__ __forceinline__ double2 block_sum2(double a, double b) {
   __shared__ double sa[kThreads / 32], sb[kThreads / 32];
   for (int o = 16; o > 0; o >>= 1) {
@@ -58,10 +61,11 @@ __device__ __forceinline__ double2 block_sum2(double a, double b) {
       b += __shfl_down_sync(0xffffffffu, b, o);
     }
   }
+  __syncthreads();  // sa, sb may be rewritten by the next call
   return make_double2(a, b);
 }
 
-// The chunk [k0, k1) of plane (n, c), as an offset into x.
+// The chunk [k0, k1) of plane (n, c); base is the plane's offset.
 struct ChunkRange {
   int64_t base, k0, k1;
 };
@@ -75,20 +79,50 @@ __device__ __forceinline__ ChunkRange chunk_of(const Shape4& s, int64_t c, int64
   return r;
 }
 
-__global__ void stats_partials(const float* x, Shape4 s, int64_t chunks, int64_t partials,
-                               double2* out) {
+// Calls f(i, w) for this thread's elements of the chunk: groups of w = 4 consecutive elements
+// starting at i (vec) or single ones (w = 1).
+template <class F>
+__device__ __forceinline__ void for_chunk(const ChunkRange& r, bool vec, F f) {
+  if (vec) {
+    for (int64_t k = r.k0 + 4 * int64_t(threadIdx.x); k < r.k1; k += 4 * kThreads) f(r.base + k, 4);
+  } else {
+    for (int64_t k = r.k0 + threadIdx.x; k < r.k1; k += kThreads) f(r.base + k, 1);
+  }
+}
+
+// Up to 4 values at p[i]: one float4 access when w == 4 (16-byte aligned by the plan).
+struct Quad {
+  float v[4];
+};
+__device__ __forceinline__ Quad load(const float* p, int64_t i, int w) {
+  Quad q;
+  if (w == 4) {
+    const float4 t = *reinterpret_cast<const float4*>(p + i);
+    q.v[0] = t.x, q.v[1] = t.y, q.v[2] = t.z, q.v[3] = t.w;
+  } else {
+    q.v[0] = p[i];
+  }
+  return q;
+}
+__device__ __forceinline__ void store(float* p, int64_t i, int w, const Quad& q) {
+  if (w == 4) *reinterpret_cast<float4*>(p + i) = make_float4(q.v[0], q.v[1], q.v[2], q.v[3]);
+  else p[i] = q.v[0];
+}
+
+__global__ void stats_partials(const float* x, Shape4 s, Plan p, double2* out) {
   const int64_t c = blockIdx.x;
-  for (int64_t part = blockIdx.y; part < partials; part += gridDim.y) {
-    const ChunkRange r = chunk_of(s, c, part, chunks);
+  for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y) {
     double sum = 0, sq = 0;
-    for (int64_t k = r.k0 + threadIdx.x; k < r.k1; k += kThreads) {
-      const double v = x[r.base + k];
-      sum += v;
-      sq += v * v;
-    }
+    for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
+      const Quad q = load(x, i, w);
+      for (int j = 0; j < w; ++j) {
+        const double v = q.v[j];
+        sum += v;
+        sq += v * v;
+      }
+    });
     const double2 t = block_sum2(sum, sq);
-    if (threadIdx.x == 0) out[c * partials + part] = t;
-    __syncthreads();
+    if (threadIdx.x == 0) out[part * s.c + c] = t;
   }
 }
 
@@ -99,12 +133,13 @@ __global__ void stats_finalise(const double2* parts, int64_t partials, Shape4 s,
   if (c >= s.c) return;
   double sum = 0, sq = 0;
   for (int64_t p = 0; p < partials; ++p) {
-    sum += parts[c * partials + p].x;
-    sq += parts[c * partials + p].y;
+    sum += parts[p * s.c + c].x;
+    sq += parts[p * s.c + c].y;
   }
   const double m = double(s.n * s.hw());
   const double mean = sum / m;
-  const double var = fmax(sq / m - mean * mean, 0.0);
+  double var = sq / m - mean * mean;
+  if (var < 0) var = 0;  // rounding only; a NaN stays NaN, as on the CPU
   save_mean[c] = float(mean);
   save_invstd[c] = float(1.0 / sqrt(var + eps));
   if (running_mean) running_mean[c] = float((1 - momentum) * running_mean[c] + momentum * mean);
@@ -115,36 +150,37 @@ __global__ void stats_finalise(const double2* parts, int64_t partials, Shape4 s,
 }
 
 __global__ void apply_forward(const float* x, const float* gamma, const float* beta,
-                              const float* mean, const float* invstd, Shape4 s, int64_t chunks,
-                              int64_t partials, float* y) {
+                              const float* mean, const float* invstd, Shape4 s, Plan p, float* y) {
   const int64_t c = blockIdx.x;
   const float mu = mean[c], is = invstd[c], g = gamma[c], b = beta[c];
-  for (int64_t part = blockIdx.y; part < partials; part += gridDim.y) {
-    const ChunkRange r = chunk_of(s, c, part, chunks);
-    for (int64_t k = r.k0 + threadIdx.x; k < r.k1; k += kThreads) {
-      const float z = bn_relu_pre(x[r.base + k], mu, is, g, b);
-      y[r.base + k] = z > 0.f ? z : 0.f;
-    }
-  }
+  for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y)
+    for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
+      Quad q = load(x, i, w);
+      for (int j = 0; j < w; ++j) {
+        const float z = bn_relu_pre(q.v[j], mu, is, g, b);
+        q.v[j] = z > 0.f ? z : 0.f;
+      }
+      store(y, i, w, q);
+    });
 }
 
 __global__ void grad_partials(const float* x, const float* gy, const float* gamma,
                               const float* beta, const float* mean, const float* invstd, Shape4 s,
-                              int64_t chunks, int64_t partials, double2* out) {
+                              Plan p, double2* out) {
   const int64_t c = blockIdx.x;
   const float mu = mean[c], is = invstd[c], g = gamma[c], b = beta[c];
-  for (int64_t part = blockIdx.y; part < partials; part += gridDim.y) {
-    const ChunkRange r = chunk_of(s, c, part, chunks);
+  for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y) {
     double sum = 0, sum_xc = 0;
-    for (int64_t k = r.k0 + threadIdx.x; k < r.k1; k += kThreads) {
-      const float v = x[r.base + k];
-      const double gz = bn_relu_pre(v, mu, is, g, b) > 0.f ? gy[r.base + k] : 0.f;
-      sum += gz;
-      sum_xc += gz * (double(v) - double(mu));
-    }
+    for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
+      const Quad xv = load(x, i, w), gv = load(gy, i, w);
+      for (int j = 0; j < w; ++j) {
+        const double gz = bn_relu_gate(bn_relu_pre(xv.v[j], mu, is, g, b), gv.v[j]);
+        sum += gz;
+        sum_xc += gz * (double(xv.v[j]) - double(mu));
+      }
+    });
     const double2 t = block_sum2(sum, sum_xc);
-    if (threadIdx.x == 0) out[c * partials + part] = t;
-    __syncthreads();
+    if (threadIdx.x == 0) out[part * s.c + c] = t;
   }
 }
 
@@ -155,8 +191,8 @@ __global__ void grad_finalise(const double2* parts, int64_t partials, Shape4 s,
   if (c >= s.c) return;
   double sum = 0, sum_xc = 0;
   for (int64_t p = 0; p < partials; ++p) {
-    sum += parts[c * partials + p].x;
-    sum_xc += parts[c * partials + p].y;
+    sum += parts[p * s.c + c].x;
+    sum_xc += parts[p * s.c + c].y;
   }
   const double m = double(s.n * s.hw());
   const double sum_xhat = sum_xc * double(invstd[c]);
@@ -167,19 +203,20 @@ __global__ void grad_finalise(const double2* parts, int64_t partials, Shape4 s,
 
 __global__ void apply_backward(const float* x, const float* gy, const float* gamma,
                                const float* beta, const float* mean, const float* invstd,
-                               const float2* coef, Shape4 s, int64_t chunks, int64_t partials,
-                               float* gx) {
+                               const float2* coef, Shape4 s, Plan p, float* gx) {
   const int64_t c = blockIdx.x;
   const float mu = mean[c], is = invstd[c], g = gamma[c], b = beta[c], gi = g * is;
   const float2 ab = coef[c];
-  for (int64_t part = blockIdx.y; part < partials; part += gridDim.y) {
-    const ChunkRange r = chunk_of(s, c, part, chunks);
-    for (int64_t k = r.k0 + threadIdx.x; k < r.k1; k += kThreads) {
-      const float v = x[r.base + k];
-      const float gz = bn_relu_pre(v, mu, is, g, b) > 0.f ? gy[r.base + k] : 0.f;
-      gx[r.base + k] += bn_relu_grad_input(gz, (v - mu) * is, gi, ab.x, ab.y);
-    }
-  }
+  for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y)
+    for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
+      const Quad xv = load(x, i, w), gv = load(gy, i, w);
+      Quad out = load(gx, i, w);
+      for (int j = 0; j < w; ++j) {
+        const float gz = bn_relu_gate(bn_relu_pre(xv.v[j], mu, is, g, b), gv.v[j]);
+        out.v[j] += bn_relu_grad_input(gz, (xv.v[j] - mu) * is, gi, ab.x, ab.y);
+      }
+      store(gx, i, w, out);
+    });
 }
 
 unsigned channel_blocks(int64_t c) { return unsigned((c + kThreads - 1) / kThreads); }
@@ -190,39 +227,49 @@ void batchnorm_relu_train_forward(const float* x, const float* gamma, const floa
                                   float* save_mean, float* save_invstd, float* running_mean,
                                   float* running_var, const BatchNormArgs& a) {
   const Shape4& s = a.s;
+  if (s.numel() == 0) return;
   const Plan p = plan_for(s);
   Buffer parts(Device::cuda, size_t(s.c * p.partials) * sizeof(double2));
   double2* pp = static_cast<double2*>(parts.data());
   const dim3 grid(unsigned(s.c), p.grid_y);
-  stats_partials<<<grid, kThreads, 0, stream()>>>(x, s, p.chunks, p.partials, pp);
+  stats_partials<<<grid, kThreads, 0, stream()>>>(x, s, p, pp);
   CAF_CHECK_LAUNCH("batchnorm_relu_train_forward/stats");
   stats_finalise<<<channel_blocks(s.c), kThreads, 0, stream()>>>(
       pp, p.partials, s, a.eps, a.momentum, save_mean, save_invstd, running_mean, running_var);
   CAF_CHECK_LAUNCH("batchnorm_relu_train_forward/finalise");
-  apply_forward<<<grid, kThreads, 0, stream()>>>(x, gamma, beta, save_mean, save_invstd, s,
-                                                 p.chunks, p.partials, y);
+  apply_forward<<<grid, kThreads, 0, stream()>>>(x, gamma, beta, save_mean, save_invstd, s, p, y);
   CAF_CHECK_LAUNCH("batchnorm_relu_train_forward/apply");
+}
+
+void batchnorm_relu_apply(const float* x, const float* gamma, const float* beta,
+                          const float* save_mean, const float* save_invstd, float* y,
+                          const BatchNormArgs& a) {
+  if (a.s.numel() == 0) return;
+  const Plan p = plan_for(a.s);
+  apply_forward<<<dim3(unsigned(a.s.c), p.grid_y), kThreads, 0, stream()>>>(
+      x, gamma, beta, save_mean, save_invstd, a.s, p, y);
+  CAF_CHECK_LAUNCH("batchnorm_relu_apply");
 }
 
 void batchnorm_relu_train_backward(const float* x, const float* gamma, const float* beta,
                                    const float* gy, const float* save_mean, const float* save_invstd,
                                    float* gx, float* ggamma, float* gbeta, const BatchNormArgs& a) {
   const Shape4& s = a.s;
+  if (s.numel() == 0 || (!gx && !ggamma && !gbeta)) return;
   const Plan p = plan_for(s);
   Buffer parts(Device::cuda, size_t(s.c * p.partials) * sizeof(double2));
   Buffer coef = gx ? Buffer(Device::cuda, size_t(s.c) * sizeof(float2)) : Buffer();
   double2* pp = static_cast<double2*>(parts.data());
   float2* cp = static_cast<float2*>(coef.data());
   const dim3 grid(unsigned(s.c), p.grid_y);
-  grad_partials<<<grid, kThreads, 0, stream()>>>(x, gy, gamma, beta, save_mean, save_invstd, s,
-                                                 p.chunks, p.partials, pp);
+  grad_partials<<<grid, kThreads, 0, stream()>>>(x, gy, gamma, beta, save_mean, save_invstd, s, p, pp);
   CAF_CHECK_LAUNCH("batchnorm_relu_train_backward/sums");
   grad_finalise<<<channel_blocks(s.c), kThreads, 0, stream()>>>(pp, p.partials, s, save_invstd,
                                                                 ggamma, gbeta, cp);
   CAF_CHECK_LAUNCH("batchnorm_relu_train_backward/finalise");
   if (gx) {
     apply_backward<<<grid, kThreads, 0, stream()>>>(x, gy, gamma, beta, save_mean, save_invstd, cp,
-                                                    s, p.chunks, p.partials, gx);
+                                                    s, p, gx);
     CAF_CHECK_LAUNCH("batchnorm_relu_train_backward/apply");
   }
 }

@@ -4,6 +4,7 @@
 
 #include "kernels/error.h"
 #include "kernels/memory.h"
+#include "kernels/runtime.h"
 #include "nn/autograd.h"
 #include "nn/ops.h"
 
@@ -103,6 +104,31 @@ TEST_CASE("autograd: ops keep only what their backward reads (relu frees its inp
       for (int i = 0; i < 64; ++i) expect += 2.0 * yv[size_t((n * 3 + c) * 64 + i)] / 384.0;
     CHECK(gb[size_t(c)] == doctest::Approx(expect).epsilon(1e-5));
   }
+}
+
+TEST_CASE("autograd: a convolution recomputes a fused batch norm + ReLU input instead of keeping it") {
+  auto run = [](bool recompute, bool* freed) {
+    set_recompute_activations(recompute);
+    Tensor x = Tensor::randn({2, 3, 8, 8}, 1).set_requires_grad(true);
+    Tensor w = Tensor::randn({4, 3, 3, 3}, 2, 0.f, 0.3f).set_requires_grad(true);
+    Tensor g = Tensor::full({3}, 1.f).set_requires_grad(true), b = Tensor::full({3}, 0.1f).set_requires_grad(true);
+    BatchNormState st{Tensor::zeros({3}), Tensor::full({3}, 1.f), 0.1f, 1e-5f};
+    Tensor y = batchnorm_relu2d(x, g, b, st);
+    std::weak_ptr<Storage> y_storage = y.storage();
+    Tensor loss = mean(square(conv2d(y, w, Tensor())));
+    y = Tensor();
+    *freed = y_storage.expired();
+    loss.backward();
+    set_recompute_activations(true);
+    std::vector<float> out = w.grad().to_vector(), gx = x.grad().to_vector();
+    out.insert(out.end(), gx.begin(), gx.end());
+    return out;
+  };
+  bool freed_recompute = false, freed_keep = true;
+  const std::vector<float> a = run(true, &freed_recompute), b = run(false, &freed_keep);
+  CHECK(freed_recompute);  // only the recipe (batch norm's input and statistics) is kept
+  CHECK(!freed_keep);
+  CHECK(a == b);  // the weight gradient from the recomputed input, bit for bit
 }
 
 TEST_CASE("autograd: backward needs a scalar; set_requires_grad only on leaves") {
