@@ -175,8 +175,15 @@ def run(a, mode):
         sync()
         return out["loss_total"]
 
+    t_warm = time.perf_counter()
     for _ in range(a.warmup):
         step()
+    print(f"  warm-up ({a.warmup} steps, compilation included): {time.perf_counter() - t_warm:.1f} s", flush=True)
+    if a.start_after:
+        # Compiled in the background while other work used the GPU: time only once told to.
+        print(f"  waiting for {a.start_after} before timing", flush=True)
+        while not os.path.exists(a.start_after):
+            time.sleep(0.2)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = []
@@ -213,6 +220,8 @@ def main():
     ap.add_argument("--track", type=int, default=0, help="loss tracking: N steps from --init (fp32/tf32/bf16)")
     ap.add_argument("--envelope-runs", type=int, default=3, help="perturbed runs for the envelope (--track)")
     ap.add_argument("--init", default="", help="caf checkpoint with the initial weights (for --track)")
+    ap.add_argument("--start-after", default="",
+                    help="after the warm-up (and compilation), wait until this file exists before timing")
     a = ap.parse_args()
     modes = MODES if a.mode == "all" else a.mode.split(",")
     for m in modes if not a.track else []:
