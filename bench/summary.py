@@ -23,7 +23,7 @@ def load(d, name):
 def main():
     d = sys.argv[1]
     caf = {k: load(d, f"caf_{k}.json") for k in ("tf32", "tf32_unfused", "augment", "graph", "bf16", "bf16_graph",
-                                                "fastest", "fp32")}
+                                                "bf16_nhwc_graph", "fastest", "fp32")}
     torch = {r["mode"]: r for f in ("torch.json", "torch_compile.json") for r in (load(d, f) or [])}
     aug = None
     try:
@@ -38,10 +38,13 @@ def main():
     # The full step (with augmentation) at its fastest among what ran.
     full = [r for k, r in caf.items() if r and r.get("augment")]
     best = min(full, key=lambda r: r["median_ms"]) if full else None
-    label = (f"{best['precision']}{', graph' if best.get('graph') else ''}"
+    label = (f"{best['precision']}{', NHWC convolutions' if best.get('layout') == 'nhwc' else ''}"
+             f"{', graph' if best.get('graph') else ''}"
              f"{', fastest algorithms' if best.get('algos') == 'fastest' else ''}") if best else ""
     rows = [
         ("step time, bf16 mixed precision (augmentation, CUDA graph)", "<= 20 ms", ms(caf["bf16_graph"])),
+        ("step time, bf16 mixed precision, NHWC convolutions (augmentation, CUDA graph)", "<= 20 ms",
+         ms(caf["bf16_nhwc_graph"])),
         ("step time, bf16 mixed precision (augmentation, eager)", "-", ms(caf["bf16"])),
         ("step time, TF32 (augmentation, CUDA graph)", "<= 38 ms", ms(caf["graph"])),
         ("step time, TF32 (augmentation, eager)", "-", ms(caf["augment"])),

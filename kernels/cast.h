@@ -3,6 +3,12 @@
 //   cast_to_bf16        y16 = bf16(x)                   round to nearest even, NaN stays NaN   (=)
 //   cast_from_bf16      y = float(y16) + b[channel]     b may be null; exact widening           (=)
 //   accumulate_bf16     g += float(g16)                                                      (+=)
+// The same with a change of layout, for channels-last bf16 convolutions (Conv2dShape::nhwc): a
+// batched transpose of [B][C][P] (NCHW: P = H*W; weights: B = K, P = k*k) and [B][P][C]:
+//   cast_to_bf16_nhwc      y16[b][p][c] = bf16(x[b][c][p])                                (=)
+//   cast_from_bf16_nhwc    y[b][c][p] = float(x16[b][p][c]) + bias[c]    bias may be null   (=)
+//   accumulate_bf16_nhwc   g[b][c][p] += float(x16[b][p][c])                              (+=)
+// Per element the same arithmetic as the plain casts, so results are the same bits, permuted.
 // bf16 is fp32's upper 16 bits (8 exponent bits, 7 mantissa bits), held as uint16_t. The rounding
 // is __float2bfloat16_rn's (and PyTorch's), written once as CAF_HD code so the CPU reference and
 // the GPU produce the same bits.
@@ -63,12 +69,48 @@ struct AccumulateBf16 {
   CAF_HD void operator()(int64_t i) const { g[i] += bf16_to_f32(x[i]); }
 };
 
+// Index maps of the layout change: element (b, c, p) at planar and at channels-last offsets.
+struct BcpLayout {
+  int64_t c, p;  // channels, positions per channel
+  CAF_HD int64_t planar(int64_t b, int64_t ch, int64_t pos) const { return (b * c + ch) * p + pos; }
+  CAF_HD int64_t last(int64_t b, int64_t ch, int64_t pos) const { return (b * p + pos) * c + ch; }
+};
+// One element of each op, given (b, c, p).
+struct CastToBf16Nhwc {
+  const float* x;
+  uint16_t* y;
+  BcpLayout l;
+  CAF_HD void operator()(int64_t b, int64_t c, int64_t p) const { y[l.last(b, c, p)] = f32_to_bf16(x[l.planar(b, c, p)]); }
+};
+struct CastFromBf16Nhwc {
+  const uint16_t* x;
+  const float* bias;
+  float* y;
+  BcpLayout l;
+  CAF_HD void operator()(int64_t b, int64_t c, int64_t p) const {
+    const float v = bf16_to_f32(x[l.last(b, c, p)]);
+    y[l.planar(b, c, p)] = bias ? v + bias[c] : v;
+  }
+};
+struct AccumulateBf16Nhwc {
+  const uint16_t* x;
+  float* g;
+  BcpLayout l;
+  CAF_HD void operator()(int64_t b, int64_t c, int64_t p) const { g[l.planar(b, c, p)] += bf16_to_f32(x[l.last(b, c, p)]); }
+};
+
 namespace cpu {
+void cast_to_bf16_nhwc(const float* x, uint16_t* y, int64_t b, int64_t c, int64_t p);
+void cast_from_bf16_nhwc(const uint16_t* x, const float* bias, float* y, int64_t b, int64_t c, int64_t p);
+void accumulate_bf16_nhwc(const uint16_t* x, float* g, int64_t b, int64_t c, int64_t p);
 void cast_to_bf16(const float* x, uint16_t* y, int64_t n);
 void cast_from_bf16(const uint16_t* x, const float* bias, int64_t hw, int64_t c, float* y, int64_t n);
 void accumulate_bf16(const uint16_t* x, float* g, int64_t n);
 }  // namespace cpu
 namespace cuda {
+void cast_to_bf16_nhwc(const float* x, uint16_t* y, int64_t b, int64_t c, int64_t p);
+void cast_from_bf16_nhwc(const uint16_t* x, const float* bias, float* y, int64_t b, int64_t c, int64_t p);
+void accumulate_bf16_nhwc(const uint16_t* x, float* g, int64_t b, int64_t c, int64_t p);
 void cast_to_bf16(const float* x, uint16_t* y, int64_t n);
 void cast_from_bf16(const uint16_t* x, const float* bias, int64_t hw, int64_t c, float* y, int64_t n);
 void accumulate_bf16(const uint16_t* x, float* g, int64_t n);
@@ -85,6 +127,16 @@ inline void cast_from_bf16(Device d, const uint16_t* x, const float* bias, int64
 }
 inline void accumulate_bf16(Device d, const uint16_t* x, float* g, int64_t n) {
   CAF_DISPATCH_PLAIN(d, accumulate_bf16, x, g, n);
+}
+inline void cast_to_bf16_nhwc(Device d, const float* x, uint16_t* y, int64_t b, int64_t c, int64_t p) {
+  CAF_DISPATCH_PLAIN(d, cast_to_bf16_nhwc, x, y, b, c, p);
+}
+inline void cast_from_bf16_nhwc(Device d, const uint16_t* x, const float* bias, float* y, int64_t b, int64_t c,
+                                int64_t p) {
+  CAF_DISPATCH_PLAIN(d, cast_from_bf16_nhwc, x, bias, y, b, c, p);
+}
+inline void accumulate_bf16_nhwc(Device d, const uint16_t* x, float* g, int64_t b, int64_t c, int64_t p) {
+  CAF_DISPATCH_PLAIN(d, accumulate_bf16_nhwc, x, g, b, c, p);
 }
 
 }  // namespace caf

@@ -17,6 +17,10 @@ struct Conv2dShape {
   Shape4 x;      // input
   int64_t k_out; // output channels
   int64_t k;     // kernel size (odd)
+  // The *_bf16 functions only: x, y (gx, gy) stored channels-last (N, H, W, C) and w (gw) as
+  // (K, k, k, C), the layout of cuDNN's fastest tensor-core kernels (kernels/cast.h's *_nhwc
+  // casts make and undo it). Shapes above stay the logical NCHW ones.
+  bool nhwc = false;
   Shape4 y() const { return {x.n, k_out, x.h, x.w}; }
   int64_t weight_numel() const { return k_out * x.c * k * k; }
   double flops() const { return 2.0 * x.n * k_out * x.h * x.w * x.c * k * k; }
@@ -40,7 +44,8 @@ void conv2d_backward_bias(const float* gy, float* gb, const Conv2dShape& s);
 // summed in fp32; outputs are written (=), not accumulated: the caller widens them into its fp32
 // tensors (kernels/cast.h: cast_from_bf16 adds the bias, accumulate_bf16 the gradients). CUDA:
 // cuDNN tensor-core algorithms, plans cached like fp32's. CPU: the same from the bf16 values with
-// the fp32 convolution above, rounded to bf16 (the reference, up to summation order).
+// the fp32 convolution above, rounded to bf16 (the reference, up to summation order); with
+// s.nhwc, the same values permuted to and from channels-last.
 namespace cpu {
 void conv2d_forward_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, const Conv2dShape& s);
 void conv2d_backward_data_bf16(const uint16_t* w, const uint16_t* gy, uint16_t* gx, const Conv2dShape& s);

@@ -109,6 +109,7 @@ namespace {
 bool g_deterministic = true;
 bool g_fused_bn_relu = true;
 bool g_recompute_activations = true;
+bool g_channels_last_convs = false;
 }  // namespace
 void set_deterministic(bool on) { g_deterministic = on; }
 bool deterministic() { return g_deterministic; }
@@ -116,6 +117,8 @@ void set_fused_bn_relu(bool on) { g_fused_bn_relu = on; }
 bool fused_bn_relu() { return g_fused_bn_relu; }
 void set_recompute_activations(bool on) { g_recompute_activations = on; }
 bool recompute_activations() { return g_recompute_activations; }
+void set_channels_last_convs(bool on) { g_channels_last_convs = on; }
+bool channels_last_convs() { return g_channels_last_convs; }
 
 Precision precision() { return precision_slot(); }
 const char* precision_name(Precision p) {

@@ -55,6 +55,14 @@ bool fused_bn_relu();
 void set_recompute_activations(bool on);
 bool recompute_activations();
 
+// bf16 mixed precision's convolutions channels-last (NHWC): each bf16 copy is made in N,H,W,C
+// order (weights K,k,k,C) by the same casts fused with a transpose, so cuDNN can use its NHWC
+// tensor-core kernels; activations elsewhere stay fp32 NCHW. Same values, so the same results as
+// planar bf16 on the CPU; on the GPU cuDNN's algorithms (and so their rounding) differ. Off by
+// default until a GPU has timed it (bench step --layout nhwc).
+void set_channels_last_convs(bool on);
+bool channels_last_convs();
+
 // One line describing the device that runs (name, memory, capability), for logs and JSON.
 const char* device_description(Device d);
 

@@ -223,32 +223,52 @@ class SavedInput {
 // Mixed precision (kernels/runtime.h, Precision::bf16): the convolution runs on bf16 copies of x
 // and w with fp32 accumulation; y (with the bias added in fp32) and every gradient are widened back
 // into fp32 tensors. The node saves the bf16 copies it needs (x for the weight gradient, w for the
-// input gradient), half the bytes of fp32 ones.
-Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dShape& cs, Tensor y) {
+// input gradient), half the bytes of fp32 ones. With channels_last_convs() every bf16 copy is
+// channels-last (cs.nhwc; the casts transpose on the way in and out).
+Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShape cs, Tensor y) {
   const Device d = x.device();
-  const Tensor x16 = to_bf16(x), w16 = to_bf16(w);
-  const Tensor y16 = Tensor::empty(y.shape(), DType::bf16, d);
+  cs.nhwc = channels_last_convs();
+  const Shape4 sw{cs.k_out, cs.x.c, cs.k, cs.k};
+  // x (N, C, H, W) or w (K, C, k, k) as a bf16 copy in the convolution's layout.
+  const auto to_bf16_conv = [nhwc = cs.nhwc](const Tensor& t) {
+    if (!nhwc) return to_bf16(t);
+    const Shape4 s = t.shape4();
+    Tensor h = Tensor::empty({s.n, s.h, s.w, s.c}, DType::bf16, t.device());
+    cast_to_bf16_nhwc(t.device(), F(t), H(h), s.n, s.c, s.hw());
+    return h;
+  };
+  const Tensor x16 = to_bf16_conv(x), w16 = to_bf16_conv(w);
+  const Tensor y16 = Tensor::empty(cs.nhwc ? Dims{cs.x.n, cs.x.h, cs.x.w, cs.k_out} : y.shape(), DType::bf16, d);
   conv2d_forward_bf16(d, H(x16), H(w16), H(y16), cs);
-  cast_from_bf16(d, H(y16), F(b), cs.x.hw(), cs.k_out, F(y), y.numel());
+  if (cs.nhwc)
+    cast_from_bf16_nhwc(d, H(y16), F(b), F(y), cs.x.n, cs.k_out, cs.x.hw());
+  else
+    cast_from_bf16(d, H(y16), F(b), cs.x.hw(), cs.k_out, F(y), y.numel());
   // The bf16 copy of x, or (recompute_activations()) the recipe of x, from which the backward
   // makes the same copy again.
   const SavedInput x_saved = x.impl()->recompute && recompute_activations() ? SavedInput(x, w.requires_grad())
                                                                           : SavedInput();
   const Tensor xs = w.requires_grad() && !x_saved.has_recipe() ? x16 : Tensor(),
                ws = x.requires_grad() ? w16 : Tensor();
-  return record(y, "conv2d", {x, w, b}, [cs, xs, ws, x_saved](const Tensor& gy, const std::vector<Tensor>& g) {
+  return record(y, "conv2d", {x, w, b}, [cs, sw, xs, ws, x_saved, to_bf16_conv](const Tensor& gy,
+                                                                              const std::vector<Tensor>& g) {
     const Device dev = gy.device();
-    const Tensor gy16 = (g[0].defined() || g[1].defined()) ? to_bf16(gy) : Tensor();
+    const Tensor gy16 = (g[0].defined() || g[1].defined()) ? to_bf16_conv(gy) : Tensor();
+    // A bf16 gradient in the convolution's layout, added into its fp32 (planar) gradient.
+    const auto accumulate = [&](const Tensor& g16, const Tensor& gf, const Shape4& s) {
+      if (cs.nhwc) accumulate_bf16_nhwc(dev, H(g16), F(gf), s.n, s.c, s.hw());
+      else accumulate_bf16(dev, H(g16), F(gf), gf.numel());
+    };
     if (g[0].defined()) {
-      const Tensor gx16 = Tensor::empty(g[0].shape(), DType::bf16, dev);
+      const Tensor gx16 = Tensor::empty({g[0].numel()}, DType::bf16, dev);
       conv2d_backward_data_bf16(dev, H(ws), H(gy16), H(gx16), cs);
-      accumulate_bf16(dev, H(gx16), F(g[0]), g[0].numel());
+      accumulate(gx16, g[0], cs.x);
     }
     if (g[1].defined()) {
-      const Tensor gw16 = Tensor::empty(g[1].shape(), DType::bf16, dev);
-      const Tensor xin16 = xs.defined() ? xs : to_bf16(x_saved.get());
+      const Tensor gw16 = Tensor::empty({g[1].numel()}, DType::bf16, dev);
+      const Tensor xin16 = xs.defined() ? xs : to_bf16_conv(x_saved.get());
       conv2d_backward_filter_bf16(dev, H(xin16), H(gy16), H(gw16), cs);
-      accumulate_bf16(dev, H(gw16), F(g[1]), g[1].numel());
+      accumulate(gw16, g[1], sw);
     }
     if (g[2].defined()) conv2d_backward_bias<float>(dev, F(gy), F(g[2]), cs);
   });

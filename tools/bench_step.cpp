@@ -41,6 +41,7 @@ struct Args {
   std::string algos = "deterministic";
   std::string fuse = "on";       // batch norm + ReLU as one op (kernels/runtime.h fused_bn_relu)
   std::string recompute = "on";  // recompute_activations() (kernels/runtime.h)
+  std::string layout = "nchw";   // bf16 convolutions' layout (channels_last_convs())
   std::string device = "auto", mode = "split", precision = "tf32", trace, json, init;
   int64_t size = 256, batch = 8, rw = 128, sw = 64, steps = 50, warmup = 5, track = 0;
 };
@@ -74,6 +75,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--algos") a.algos = val();
     else if (k == "--fuse") a.fuse = val();
     else if (k == "--recompute") a.recompute = val();
+    else if (k == "--layout") a.layout = val();
     else if (k == "--trace") a.trace = val();
     else if (k == "--json") a.json = val();
     else if (k == "--init") a.init = val();
@@ -93,7 +95,7 @@ Args parse(int argc, char** argv) {
                         "options: --device cpu|cuda|auto --size S --batch B --widths R,S --steps N "
                         "--warmup N --mode split|draem --precision tf32|bf16|fp32 --augment --trace FILE.json "
                         "--json FILE --track N --init CHECKPOINT --ops --algos deterministic|fastest --graph "
-                        "--fuse on|off --recompute on|off");
+                        "--fuse on|off --recompute on|off --layout nchw|nhwc");
     }
   }
   if (a.size % 32 != 0) throw ConfigError("bench step: --size must be a multiple of 32");
@@ -107,6 +109,11 @@ Args parse(int argc, char** argv) {
   if (a.fuse != "on" && a.fuse != "off")
     throw ConfigError("bench step: --fuse is on (batch norm + ReLU as one op, the default) or off (cuDNN's "
                       "batch norm, then ReLU)");
+  if (a.layout != "nchw" && a.layout != "nhwc")
+    throw ConfigError("bench step: --layout is nchw (the default) or nhwc (bf16 convolutions on channels-last "
+                      "copies, cuDNN's NHWC kernels; --precision bf16 only)");
+  if (a.layout == "nhwc" && a.precision != "bf16")
+    throw ConfigError("bench step: --layout nhwc applies to bf16 mixed precision only (add --precision bf16)");
   if (a.recompute != "on" && a.recompute != "off")
     throw ConfigError("bench step: --recompute is on (convolutions recompute a fused batch norm + ReLU output "
                       "in their backward instead of keeping it; the default) or off");
@@ -185,6 +192,7 @@ int bench_step(int argc, char** argv) {
   set_deterministic(a.algos == "deterministic");
   set_fused_bn_relu(a.fuse == "on");
   set_recompute_activations(a.recompute == "on");
+  set_channels_last_convs(a.layout == "nhwc");
   if (a.track > 0) return track_losses(a, d);
   ModelConfig cfg;
   cfg.recon_width = a.rw;
@@ -281,8 +289,9 @@ int bench_step(int argc, char** argv) {
               a.graph ? "memory held (graph pool, parameters, optimiser)" : "peak memory", st.peak_bytes / 1048576.0,
               (long long)(st.device_allocs - allocs_before));
   std::printf("  host round trips per step: %.2f copies, %.2f synchronisations (algorithms: %s, fused "
-              "batch norm + ReLU: %s, recompute: %s)\n",
-              copies_per_step, syncs_per_step, a.algos.c_str(), a.fuse.c_str(), a.recompute.c_str());
+              "batch norm + ReLU: %s, recompute: %s, layout: %s)\n",
+              copies_per_step, syncs_per_step, a.algos.c_str(), a.fuse.c_str(), a.recompute.c_str(),
+              a.layout.c_str());
   auto v = last.values();
   std::printf("  last losses: l2 %.5f ssim %.5f focal %.5f\n", v["l2"], v["ssim"], v["focal"]);
 
@@ -376,6 +385,7 @@ int bench_step(int argc, char** argv) {
                         {"algos", a.algos},
                         {"fused_bn_relu", a.fuse == "on"},
                         {"recompute_activations", a.recompute == "on"},
+                        {"layout", a.layout},
                         {"graph", a.graph},
                         {"graph_nodes", graph.nodes()},
                         {"host_copies_per_step", copies_per_step},

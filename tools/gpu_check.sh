@@ -118,6 +118,9 @@ step bench-step-graph "$B/caf" bench step $PAPER --precision tf32 --augment --gr
 step bench-step-bf16 "$B/caf" bench step $PAPER --precision bf16 --augment --ops --json "$RES/caf_bf16.json"
 step bench-step-bf16-graph "$B/caf" bench step $PAPER --precision bf16 --augment --graph \
   --json "$RES/caf_bf16_graph.json"
+# bf16 with channels-last convolutions (cuDNN's NHWC kernels; off by default until timed here).
+step bench-step-bf16-nhwc-graph "$B/caf" bench step $PAPER --precision bf16 --layout nhwc --augment --graph \
+  --json "$RES/caf_bf16_nhwc_graph.json"
 [ -z "${CAF_QUICK:-}" ] && step bench-step-fastest "$B/caf" bench step $PAPER --precision tf32 --augment --graph \
   --algos fastest --json "$RES/caf_fastest.json"
 [ -z "${CAF_QUICK:-}" ] && step bench-step-fp32 "$B/caf" bench step $PAPER --precision fp32 --steps 10 --warmup 3 \
@@ -140,6 +143,11 @@ if [ -n "$PY" ]; then
       --envelope-runs "${CAF_ENVELOPE_RUNS:-2}" --init /tmp/caf_init.safetensors --json "$RES/track_torch_$mode.json"
     step "gate-$mode" $PY bench/compare_losses.py "$RES/track_caf_$mode.json" "$RES/track_torch_$mode.json"
   done
+  if [ -f "$RES/track_torch_bf16.json" ]; then  # the channels-last convolutions against the same PyTorch run
+    step track-caf-bf16-nhwc "$B/caf" bench step $PAPER --precision bf16 --layout nhwc --track "${CAF_TRACK_STEPS:-50}" \
+      --init /tmp/caf_init.safetensors --json "$RES/track_caf_bf16_nhwc.json"
+    step gate-bf16-nhwc $PY bench/compare_losses.py "$RES/track_caf_bf16_nhwc.json" "$RES/track_torch_bf16.json"
+  fi
 fi
 # compute-sanitizer over a few whole training steps (sampling, simulation, networks, Adam), eager
 # and replayed from a CUDA graph, and racecheck on the simulation's shared-memory histogram kernel.

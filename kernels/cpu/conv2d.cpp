@@ -255,35 +255,53 @@ void conv2d_backward_bias(const T* gy, T* gb, const Conv2dShape& s) {
 CAF_INSTANTIATE(float)
 CAF_INSTANTIATE(double)
 
-// bf16: widen, convolve in fp32, round (kernels/conv2d.h).
+// bf16: widen, convolve in fp32, round (kernels/conv2d.h). Channels-last operands (s.nhwc) are
+// permuted to planar order while widening and back while rounding: the same values throughout.
 namespace {
-std::vector<float> widen(const uint16_t* x, int64_t n) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = bf16_to_f32(x[i]);
+// A tensor of the convolution as [b][c][p] (x, y: N, C, H*W; w: K, C, k*k).
+struct Bcp {
+  int64_t b, c, p;
+  int64_t numel() const { return b * c * p; }
+};
+Bcp bcp_x(const Conv2dShape& s) { return {s.x.n, s.x.c, s.x.hw()}; }
+Bcp bcp_y(const Conv2dShape& s) { return {s.x.n, s.k_out, s.x.hw()}; }
+Bcp bcp_w(const Conv2dShape& s) { return {s.k_out, s.x.c, s.k * s.k}; }
+
+std::vector<float> widen(const uint16_t* x, Bcp t, bool nhwc) {
+  std::vector<float> v(static_cast<size_t>(t.numel()));
+  const BcpLayout l{t.c, t.p};
+  for (int64_t b = 0; b < t.b; ++b)
+    for (int64_t c = 0; c < t.c; ++c)
+      for (int64_t p = 0; p < t.p; ++p)
+        v[size_t(l.planar(b, c, p))] = bf16_to_f32(x[nhwc ? l.last(b, c, p) : l.planar(b, c, p)]);
   return v;
 }
-void narrow(const std::vector<float>& v, uint16_t* y) {
-  for (size_t i = 0; i < v.size(); ++i) y[i] = f32_to_bf16(v[i]);
+void narrow(const std::vector<float>& v, Bcp t, bool nhwc, uint16_t* y) {
+  const BcpLayout l{t.c, t.p};
+  for (int64_t b = 0; b < t.b; ++b)
+    for (int64_t c = 0; c < t.c; ++c)
+      for (int64_t p = 0; p < t.p; ++p)
+        y[nhwc ? l.last(b, c, p) : l.planar(b, c, p)] = f32_to_bf16(v[size_t(l.planar(b, c, p))]);
 }
 }  // namespace
 
 void conv2d_forward_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, const Conv2dShape& s) {
-  std::vector<float> xf = widen(x, s.x.numel()), wf = widen(w, s.weight_numel());
+  std::vector<float> xf = widen(x, bcp_x(s), s.nhwc), wf = widen(w, bcp_w(s), s.nhwc);
   std::vector<float> yf(static_cast<size_t>(s.y().numel()));
   conv2d_forward<float>(xf.data(), wf.data(), nullptr, yf.data(), s);
-  narrow(yf, y);
+  narrow(yf, bcp_y(s), s.nhwc, y);
 }
 void conv2d_backward_data_bf16(const uint16_t* w, const uint16_t* gy, uint16_t* gx, const Conv2dShape& s) {
-  std::vector<float> wf = widen(w, s.weight_numel()), gyf = widen(gy, s.y().numel());
+  std::vector<float> wf = widen(w, bcp_w(s), s.nhwc), gyf = widen(gy, bcp_y(s), s.nhwc);
   std::vector<float> gxf(static_cast<size_t>(s.x.numel()), 0.f);
   conv2d_backward_data<float>(wf.data(), gyf.data(), gxf.data(), s);
-  narrow(gxf, gx);
+  narrow(gxf, bcp_x(s), s.nhwc, gx);
 }
 void conv2d_backward_filter_bf16(const uint16_t* x, const uint16_t* gy, uint16_t* gw, const Conv2dShape& s) {
-  std::vector<float> xf = widen(x, s.x.numel()), gyf = widen(gy, s.y().numel());
+  std::vector<float> xf = widen(x, bcp_x(s), s.nhwc), gyf = widen(gy, bcp_y(s), s.nhwc);
   std::vector<float> gwf(static_cast<size_t>(s.weight_numel()), 0.f);
   conv2d_backward_filter<float>(xf.data(), gyf.data(), gwf.data(), s);
-  narrow(gwf, gw);
+  narrow(gwf, bcp_w(s), s.nhwc, gw);
 }
 
 }  // namespace caf::cpu

@@ -1,5 +1,6 @@
 #include "kernels/cast.h"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/error.h"
 
 namespace caf::cuda {
 
@@ -9,6 +10,75 @@ void cast_from_bf16(const uint16_t* x, const float* bias, int64_t hw, int64_t c,
 }
 void accumulate_bf16(const uint16_t* x, float* g, int64_t n) {
   for_each(n, AccumulateBf16{x, g}, "accumulate_bf16");
+}
+
+namespace {
+// Tiled batched transpose: block (32 positions, 32 channels, b), threads 32 x 8, each covering 4
+// rows of the tile in each of two phases. The planar side is read or written along positions,
+// the channels-last side along channels, so both coalesce; values cross between the phases through
+// shared memory. Each element's arithmetic is the plain casts' (the CPU's functors), so results
+// are the same bits.
+constexpr int kTile = 32, kRows = 8;
+
+// planar -> channels-last: read x[b][c][p] along p, write y[b][p][c] along c.
+__global__ void to_nhwc_kernel(const float* x, uint16_t* y, int64_t c, int64_t p) {
+  __shared__ uint16_t tile[kTile][kTile + 1];
+  const int64_t b = blockIdx.z, p0 = int64_t(blockIdx.x) * kTile, c0 = int64_t(blockIdx.y) * kTile;
+  const BcpLayout l{c, p};
+  for (int r = threadIdx.y; r < kTile; r += kRows) {
+    const int64_t ch = c0 + r, pos = p0 + threadIdx.x;
+    if (ch < c && pos < p) tile[r][threadIdx.x] = f32_to_bf16(x[l.planar(b, ch, pos)]);
+  }
+  __syncthreads();
+  for (int r = threadIdx.y; r < kTile; r += kRows) {
+    const int64_t pos = p0 + r, ch = c0 + threadIdx.x;
+    if (ch < c && pos < p) y[l.last(b, ch, pos)] = tile[threadIdx.x][r];
+  }
+}
+
+// channels-last -> planar: read x16[b][p][c] along c, then write (or add to) y[b][c][p] along p.
+template <bool kAccumulate>
+__global__ void from_nhwc_kernel(const uint16_t* x, const float* bias, float* y, int64_t c, int64_t p) {
+  __shared__ float tile[kTile][kTile + 1];
+  const int64_t b = blockIdx.z, p0 = int64_t(blockIdx.x) * kTile, c0 = int64_t(blockIdx.y) * kTile;
+  const BcpLayout l{c, p};
+  for (int r = threadIdx.y; r < kTile; r += kRows) {
+    const int64_t pos = p0 + r, ch = c0 + threadIdx.x;
+    if (ch < c && pos < p) tile[threadIdx.x][r] = bf16_to_f32(x[l.last(b, ch, pos)]);
+  }
+  __syncthreads();
+  for (int r = threadIdx.y; r < kTile; r += kRows) {
+    const int64_t ch = c0 + r, pos = p0 + threadIdx.x;
+    if (ch < c && pos < p) {
+      const float v = tile[r][threadIdx.x];
+      float& out = y[l.planar(b, ch, pos)];
+      if (kAccumulate) out += v;
+      else out = bias ? v + bias[ch] : v;
+    }
+  }
+}
+
+dim3 transpose_grid(int64_t b, int64_t c, int64_t p) {
+  CAF_REQUIRE(b <= 65535 && (c + kTile - 1) / kTile <= 65535,
+              "bf16 layout change: batch or channel count beyond the launch limits");
+  return dim3(unsigned((p + kTile - 1) / kTile), unsigned((c + kTile - 1) / kTile), unsigned(b));
+}
+}  // namespace
+
+void cast_to_bf16_nhwc(const float* x, uint16_t* y, int64_t b, int64_t c, int64_t p) {
+  if (b * c * p == 0) return;
+  to_nhwc_kernel<<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, y, c, p);
+  CAF_CHECK_LAUNCH("cast_to_bf16_nhwc");
+}
+void cast_from_bf16_nhwc(const uint16_t* x, const float* bias, float* y, int64_t b, int64_t c, int64_t p) {
+  if (b * c * p == 0) return;
+  from_nhwc_kernel<false><<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, bias, y, c, p);
+  CAF_CHECK_LAUNCH("cast_from_bf16_nhwc");
+}
+void accumulate_bf16_nhwc(const uint16_t* x, float* g, int64_t b, int64_t c, int64_t p) {
+  if (b * c * p == 0) return;
+  from_nhwc_kernel<true><<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, nullptr, g, c, p);
+  CAF_CHECK_LAUNCH("accumulate_bf16_nhwc");
 }
 
 }  // namespace caf::cuda

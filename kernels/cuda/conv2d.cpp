@@ -107,12 +107,13 @@ void run_with(const Candidates<Algo>& c, cudnnConvolutionDescriptor_t conv, cons
                    "try another --precision (tf32 or fp32)");
 }
 
-ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16) {
+ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16, bool nhwc) {
   ConvPlan p;
   const int n = int(s.x.n), c = int(s.x.c), h = int(s.x.h), w = int(s.x.w), k = int(s.k_out);
   const int ks = int(s.k), pad = int(s.k / 2);
   p.shape = std::to_string(n) + "x" + std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w) +
-            " -> " + std::to_string(k) + " (" + (bf16 ? "bf16" : tf32 ? "tf32" : "fp32") + ")";
+            " -> " + std::to_string(k) + " (" + (bf16 ? "bf16" : tf32 ? "tf32" : "fp32") + (nhwc ? ", NHWC" : "") +
+            ")";
   CAF_CHECK_CUDNN(cudnnCreateTensorDescriptor(&p.x));
   CAF_CHECK_CUDNN(cudnnCreateTensorDescriptor(&p.y));
   CAF_CHECK_CUDNN(cudnnCreateTensorDescriptor(&p.bias));
@@ -120,10 +121,12 @@ ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16) {
   CAF_CHECK_CUDNN(cudnnCreateConvolutionDescriptor(&p.conv));
   // bf16: bf16 tensors and filters, fp32 accumulation (cuDNN's "pseudo" bf16 configuration).
   const cudnnDataType_t data = bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
-  CAF_CHECK_CUDNN(cudnnSetTensor4dDescriptor(p.x, CUDNN_TENSOR_NCHW, data, n, c, h, w));
-  CAF_CHECK_CUDNN(cudnnSetTensor4dDescriptor(p.y, CUDNN_TENSOR_NCHW, data, n, k, h, w));
+  // Channels-last (bf16 only, Conv2dShape::nhwc): x, y as N,H,W,C and the filter as K,k,k,C.
+  const cudnnTensorFormat_t format = nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
+  CAF_CHECK_CUDNN(cudnnSetTensor4dDescriptor(p.x, format, data, n, c, h, w));
+  CAF_CHECK_CUDNN(cudnnSetTensor4dDescriptor(p.y, format, data, n, k, h, w));
   CAF_CHECK_CUDNN(cudnnSetTensor4dDescriptor(p.bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, k, 1, 1));
-  CAF_CHECK_CUDNN(cudnnSetFilter4dDescriptor(p.w, data, CUDNN_TENSOR_NCHW, k, c, ks, ks));
+  CAF_CHECK_CUDNN(cudnnSetFilter4dDescriptor(p.w, data, format, k, c, ks, ks));
   CAF_CHECK_CUDNN(cudnnSetConvolution2dDescriptor(p.conv, pad, pad, 1, 1, 1, 1,
                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   CAF_CHECK_CUDNN(cudnnSetConvolutionMathType(
@@ -147,13 +150,13 @@ ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16) {
 
 const ConvPlan& plan(const Conv2dShape& s, bool bf16 = false) {
   static std::mutex m;
-  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool>;
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, bool>;
   static std::map<Key, ConvPlan>* cache = new std::map<Key, ConvPlan>();
-  const bool tf32 = !bf16 && precision() != Precision::fp32, det = deterministic();
-  Key key = std::make_tuple(s.x.n, s.x.c, s.x.h, s.x.w, s.k_out, s.k, tf32, det, bf16);
+  const bool tf32 = !bf16 && precision() != Precision::fp32, det = deterministic(), nhwc = bf16 && s.nhwc;
+  Key key = std::make_tuple(s.x.n, s.x.c, s.x.h, s.x.w, s.k_out, s.k, tf32, det, bf16, nhwc);
   std::lock_guard<std::mutex> lock(m);
   auto it = cache->find(key);
-  if (it == cache->end()) it = cache->emplace(key, make_plan(s, tf32, det, bf16)).first;
+  if (it == cache->end()) it = cache->emplace(key, make_plan(s, tf32, det, bf16, nhwc)).first;
   return it->second;
 }
 

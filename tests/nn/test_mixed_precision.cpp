@@ -31,9 +31,17 @@ struct ConvRun {
   std::vector<float> y, gx, gw, gb;
 };
 
+// Sets channels_last_convs() for one scope.
+struct ChannelsLastScope {
+  bool old = channels_last_convs();
+  explicit ChannelsLastScope(bool on) { set_channels_last_convs(on); }
+  ~ChannelsLastScope() { set_channels_last_convs(old); }
+};
+
 // conv2d -> a fixed random projection -> sum: the output and the three gradients.
-ConvRun run_conv(Precision p, Device d) {
+ConvRun run_conv(Precision p, Device d, bool channels_last = false) {
   PrecisionScope scope(p);
+  ChannelsLastScope layout(channels_last);
   Tensor x = Tensor::randn({2, 5, 9, 7}, 1, 0, 1, d).set_requires_grad(true);
   Tensor w = Tensor::randn({4, 5, 3, 3}, 2, 0, 0.3f, d).set_requires_grad(true);
   Tensor b = Tensor::uniform({4}, 3, -0.5f, 0.5f, d).set_requires_grad(true);
@@ -138,6 +146,36 @@ TEST_CASE("bf16: max pooling keeps the winners' positions; same output and gradi
   CHECK(run(Precision::bf16) == run(Precision::fp32));
 }
 
+TEST_CASE("bf16: the channels-last casts are the plain casts, permuted") {
+  const int64_t B = 3, C = 5, P = 7;  // [B][C][P] planar, [B][P][C] channels-last
+  const Tensor x = Tensor::randn({B, C, P}, 21), bias = Tensor::randn({C}, 22);
+  std::vector<uint16_t> plain(size_t(B * C * P)), last(plain.size());
+  cast_to_bf16(Device::cpu, x.data<float>(), plain.data(), B * C * P);
+  cast_to_bf16_nhwc(Device::cpu, x.data<float>(), last.data(), B, C, P);
+  const BcpLayout l{C, P};
+  int64_t wrong = 0;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t p = 0; p < P; ++p) wrong += plain[size_t(l.planar(b, c, p))] != last[size_t(l.last(b, c, p))];
+  CHECK(wrong == 0);
+  // Back: widened (with the bias) and accumulated into planar order give the original roundings.
+  std::vector<float> back(plain.size()), widened(plain.size()), acc(plain.size(), 1.f);
+  cast_from_bf16_nhwc(Device::cpu, last.data(), bias.data<float>(), back.data(), B, C, P);
+  cast_from_bf16(Device::cpu, plain.data(), bias.data<float>(), P, C, widened.data(), B * C * P);
+  CHECK(back == widened);
+  accumulate_bf16_nhwc(Device::cpu, last.data(), acc.data(), B, C, P);
+  for (size_t i = 0; i < acc.size(); ++i) wrong += acc[i] != 1.f + bf16_to_f32(plain[i]);
+  CHECK(wrong == 0);
+}
+
+TEST_CASE("bf16: channels-last convolutions give the planar ones' results, bit for bit (CPU)") {
+  const ConvRun a = run_conv(Precision::bf16, Device::cpu), b = run_conv(Precision::bf16, Device::cpu, true);
+  CHECK(a.y == b.y);
+  CHECK(a.gx == b.gx);
+  CHECK(a.gw == b.gw);
+  CHECK(a.gb == b.gb);
+}
+
 TEST_CASE("bf16: convolutions and their gradients stay within bf16's precision of fp32's") {
   // Each operand rounded to 8 significant bits (relative error <= 2^-9) and the result rounded
   // again: errors of a few 2^-9 of the largest value (measured 0.3-0.5 %), never more than 2^-6 (a bound that
@@ -190,5 +228,33 @@ TEST_CASE("gpu: bf16 convolutions (cuDNN) match the CPU's bf16 reference") {
   CHECK(caf::test::nmse(g.gx, c.gx) < 1e-5);
   CHECK(caf::test::nmse(g.gw, c.gw) < 1e-5);
   CHECK(caf::test::nmse(g.gb, c.gb) < 1e-10);
+}
+
+TEST_CASE("gpu: channels-last bf16 convolutions (cuDNN NHWC) match the CPU's bf16 reference") {
+  CAF_NEED_GPU();
+  // As above: the same bf16 operands, summed in another order (cuDNN's NHWC algorithms).
+  const ConvRun c = run_conv(Precision::bf16, Device::cpu), g = run_conv(Precision::bf16, Device::cuda, true);
+  CHECK(caf::test::nmse(g.y, c.y) < 1e-5);
+  CHECK(caf::test::nmse(g.gx, c.gx) < 1e-5);
+  CHECK(caf::test::nmse(g.gw, c.gw) < 1e-5);
+  CHECK(caf::test::nmse(g.gb, c.gb) < 1e-10);
+}
+
+TEST_CASE("gpu: the channels-last casts (tiled transposes) equal the CPU's, bit for bit") {
+  CAF_NEED_GPU();
+  // 70 positions x 45 channels: partial tiles on both sides; 2 images.
+  const int64_t B = 2, C = 45, P = 70;
+  const Tensor xc = Tensor::randn({B, C, P}, 31), bc = Tensor::randn({C}, 32);
+  auto run = [&](Device d) {
+    const Tensor x = xc.to(d), b = bc.to(d), h = Tensor::empty({B, P, C}, DType::bf16, d),
+                 y = Tensor::empty({B, C, P}, DType::f32, d), g = Tensor::full({B, C, P}, 0.5f, d);
+    cast_to_bf16_nhwc(d, x.data<float>(), h.data<uint16_t>(), B, C, P);
+    cast_from_bf16_nhwc(d, h.data<uint16_t>(), b.data<float>(), y.data<float>(), B, C, P);
+    accumulate_bf16_nhwc(d, h.data<uint16_t>(), g.data<float>(), B, C, P);
+    std::vector<float> out = y.to_vector(), acc = g.to_vector();
+    out.insert(out.end(), acc.begin(), acc.end());
+    return out;
+  };
+  CHECK(run(Device::cuda) == run(Device::cpu));
 }
 }

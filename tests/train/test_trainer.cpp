@@ -255,6 +255,28 @@ TEST_CASE("trainer: recomputing activations in the backward trains exactly as ke
   check_recompute_training(Device::cpu);
 }
 
+TEST_CASE("trainer: bf16 with channels-last convolutions trains exactly as planar ones (CPU)") {
+  TempClass data(6, "channels_last");
+  TrainConfig cfg = small_config();
+  cfg.precision = "bf16";
+  TrainOptions opt;
+  opt.data = data.root.string();
+  opt.class_name = "toy";
+  opt.print = [](const std::string&) {};
+  opt.out_dir = (data.root / "planar").string();
+  train(cfg, opt);
+  set_channels_last_convs(true);
+  opt.out_dir = (data.root / "nhwc").string();
+  try {
+    train(cfg, opt);
+  } catch (...) {
+    set_channels_last_convs(false);
+    throw;
+  }
+  set_channels_last_convs(false);
+  check_same_run(data.root / "planar", data.root / "nhwc");
+}
+
 TEST_CASE("trainer: a diverging run stops with the step and keeps the last good checkpoint") {
   TempClass data(6, "nan");
   TrainConfig cfg = small_config();
