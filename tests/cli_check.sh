@@ -49,6 +49,15 @@ grep -q 'CUDA graph: the step is captured' "$D/train_graph.log"
 cmp "$D/model/model.safetensors" "$D/model_graph/model.safetensors"  # graph mode trains the same
 if "$CAF" bench step --device cpu --precision fp16 2>"$D/err.log"; then exit 1; fi
 grep -q "unknown precision 'fp16'" "$D/err.log"
+# The A/B switches: run 8's configuration (unfused, nothing recomputed) and channels-last bf16.
+"$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 1 --warmup 0 --fuse off --recompute off \
+  --json "$D/unfused.json" >/dev/null
+grep -q '"fused_bn_relu": false' "$D/unfused.json" && grep -q '"recompute_activations": false' "$D/unfused.json"
+"$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 1 --warmup 0 --precision bf16 --layout nhwc \
+  >"$D/nhwc.log"
+grep -q 'layout: nhwc' "$D/nhwc.log"
+if "$CAF" bench step --device cpu --layout nhwc 2>"$D/err.log"; then exit 1; fi
+grep -q 'bf16 mixed precision only' "$D/err.log"
 # Errors name the problem and exit non-zero.
 if "$CAF" train --data "$D/nowhere" --class toy --out "$D/x" >/dev/null 2>"$D/err.log"; then exit 1; fi
 grep -q 'nowhere' "$D/err.log"
