@@ -17,6 +17,8 @@
 //       The mask z > 0 is recomputed from x and the saved statistics by the same float expression
 //       (bn_relu_pre below), so the intermediate z is never stored: one activation less in
 //       memory and two elementwise passes less than batch norm followed by ReLU.
+//   batchnorm_relu_eval_forward    y = max(batchnorm_eval_forward(x), 0) in one pass (=), for
+//       inference-mode passes that record no gradient (the split step's R on Y, evaluation).
 //   batchnorm_relu_apply           y = max(z, 0) from saved statistics (=): the forward's second
 //       half alone, bit for bit the y the forward wrote; the backward of a convolution that reads
 //       y recomputes it this way instead of keeping it (nn/ops.cpp, recompute_activations()).
@@ -91,6 +93,9 @@ template <class T>
 void batchnorm_relu_apply(const T* x, const T* gamma, const T* beta, const T* save_mean,
                           const T* save_invstd, T* y, const BatchNormArgs& a);
 template <class T>
+void batchnorm_relu_eval_forward(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                                 const T* running_var, T* y, const BatchNormArgs& a);
+template <class T>
 void batchnorm_train_forward(const T* x, const T* gamma, const T* beta, T* y, T* save_mean,
                              T* save_invstd, T* running_mean, T* running_var,
                              const BatchNormArgs& a);
@@ -117,6 +122,9 @@ void batchnorm_relu_train_backward(const float* x, const float* gamma, const flo
 void batchnorm_relu_apply(const float* x, const float* gamma, const float* beta,
                           const float* save_mean, const float* save_invstd, float* y,
                           const BatchNormArgs& a);
+void batchnorm_relu_eval_forward(const float* x, const float* gamma, const float* beta,
+                                 const float* running_mean, const float* running_var, float* y,
+                                 const BatchNormArgs& a);
 void batchnorm_train_forward(const float* x, const float* gamma, const float* beta, float* y,
                              float* save_mean, float* save_invstd, float* running_mean,
                              float* running_var, const BatchNormArgs& a);
@@ -149,6 +157,11 @@ template <class T>
 void batchnorm_relu_apply(Device d, const T* x, const T* gamma, const T* beta, const T* save_mean,
                           const T* save_invstd, T* y, const BatchNormArgs& a) {
   CAF_DISPATCH(T, d, batchnorm_relu_apply, x, gamma, beta, save_mean, save_invstd, y, a);
+}
+template <class T>
+void batchnorm_relu_eval_forward(Device d, const T* x, const T* gamma, const T* beta, const T* running_mean,
+                                 const T* running_var, T* y, const BatchNormArgs& a) {
+  CAF_DISPATCH(T, d, batchnorm_relu_eval_forward, x, gamma, beta, running_mean, running_var, y, a);
 }
 template <class T>
 void batchnorm_train_forward(Device d, const T* x, const T* gamma, const T* beta, T* y,

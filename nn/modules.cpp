@@ -29,9 +29,10 @@ Tensor BatchNorm2d::operator()(const ParamStore& s, const Tensor& x, bool traini
 }
 
 Tensor BatchNorm2d::with_relu(const ParamStore& s, const Tensor& x, bool training) const {
-  if (!training || !fused_bn_relu()) return relu((*this)(s, x, training));
+  if (!fused_bn_relu()) return relu((*this)(s, x, training));
   BatchNormState st{s.buffer(running_mean), s.buffer(running_var), 0.1f, 1e-5f};
-  return batchnorm_relu2d(x, s.param(weight), s.param(bias), st);
+  return training ? batchnorm_relu2d(x, s.param(weight), s.param(bias), st)
+                  : batchnorm_relu2d_eval(x, s.param(weight), s.param(bias), st);
 }
 
 ConvBnRelu::ConvBnRelu(ParamStore& s, const std::string& conv_name, const std::string& bn_name,

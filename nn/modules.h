@@ -27,7 +27,8 @@ struct BatchNorm2d {
   BatchNorm2d() = default;
   BatchNorm2d(ParamStore& s, const std::string& name, int64_t c);
   Tensor operator()(const ParamStore& s, const Tensor& x, bool training) const;
-  // relu(this(x)): the fused op in training mode while fused_bn_relu() is on (kernels/runtime.h).
+  // relu(this(x)): the fused ops while fused_bn_relu() is on (kernels/runtime.h): in training mode
+  // batchnorm_relu2d, in inference mode batchnorm_relu2d_eval (one pass when nothing is recorded).
   Tensor with_relu(const ParamStore& s, const Tensor& x, bool training) const;
 };
 

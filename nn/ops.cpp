@@ -368,6 +368,17 @@ Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta
   return y;
 }
 
+Tensor batchnorm_relu2d_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st) {
+  const bool records = grad_enabled() && (x.requires_grad() || gamma.requires_grad() || beta.requires_grad());
+  if (records) return relu(batchnorm2d(x, gamma, beta, st, false));
+  profile::OpScope op_range("batchnorm_relu2d_eval");
+  const Shape4 s = check_batchnorm("batchnorm_relu2d_eval", x, gamma, beta, st);
+  Tensor y = like(x, x.shape());
+  batchnorm_relu_eval_forward<float>(x.device(), F(x), F(gamma), F(beta), F(st.running_mean), F(st.running_var),
+                                     F(y), BatchNormArgs{s, st.eps, st.momentum});
+  return y;
+}
+
 Tensor maxpool2d(const Tensor& x) {
   profile::OpScope op_range("maxpool2d");
   check_float("maxpool2d", {&x});

@@ -48,6 +48,9 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Bat
 // and running-statistics update, the intermediate never stored. nn's ConvBnRelu uses it in
 // training mode while fused_bn_relu() is on (kernels/runtime.h).
 Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st);
+// relu(batchnorm2d(x, ..., training = false)) in one pass when no gradient is recorded (the split
+// step's R on Y, evaluation); with a gradient to record, the two ops.
+Tensor batchnorm_relu2d_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st);
 Tensor maxpool2d(const Tensor& x);             // 2x2, stride 2
 Tensor upsample_bilinear2x(const Tensor& x);   // align_corners=True
 Tensor avg_pool2d(const Tensor& x, int64_t k); // k x k, stride 1, zero padding k/2 counted

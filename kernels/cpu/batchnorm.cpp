@@ -154,9 +154,10 @@ void batchnorm_train_backward(const T* x, const T* gamma, const T* gy, const T* 
 
 // y = x * scale + shift with per-channel scale = gamma / sqrt(var + eps) and
 // shift = beta - mean * scale, as PyTorch's CPU kernel folds it.
+namespace {
 template <class T>
-void batchnorm_eval_forward(const T* x, const T* gamma, const T* beta, const T* running_mean,
-                            const T* running_var, T* y, const BatchNormArgs& a) {
+void eval_forward(const T* x, const T* gamma, const T* beta, const T* running_mean, const T* running_var,
+                  T* y, const BatchNormArgs& a, bool relu) {
   const Shape4& s = a.s;
 #pragma omp parallel for schedule(static) if (s.numel() >= kParallelGrain)
   for (int64_t nc = 0; nc < s.n * s.c; ++nc) {
@@ -165,8 +166,28 @@ void batchnorm_eval_forward(const T* x, const T* gamma, const T* beta, const T* 
     const T shift = beta[c] - running_mean[c] * scale;
     const T* xp = x + nc * s.hw();
     T* yp = y + nc * s.hw();
-    for (int64_t i = 0; i < s.hw(); ++i) yp[i] = xp[i] * scale + shift;
+    if (relu) {
+      for (int64_t i = 0; i < s.hw(); ++i) {
+        const T v = xp[i] * scale + shift;
+        yp[i] = v > T(0) ? v : T(0);
+      }
+    } else {
+      for (int64_t i = 0; i < s.hw(); ++i) yp[i] = xp[i] * scale + shift;
+    }
   }
+}
+}  // namespace
+
+template <class T>
+void batchnorm_eval_forward(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                            const T* running_var, T* y, const BatchNormArgs& a) {
+  eval_forward(x, gamma, beta, running_mean, running_var, y, a, false);
+}
+
+template <class T>
+void batchnorm_relu_eval_forward(const T* x, const T* gamma, const T* beta, const T* running_mean,
+                                 const T* running_var, T* y, const BatchNormArgs& a) {
+  eval_forward(x, gamma, beta, running_mean, running_var, y, a, true);
 }
 
 template <class T>
@@ -202,6 +223,8 @@ void batchnorm_eval_backward(const T* x, const T* gamma, const T* running_mean,
                                             T*, T*, T*, const BatchNormArgs&);                  \
   template void batchnorm_eval_forward<T>(const T*, const T*, const T*, const T*, const T*, T*, \
                                           const BatchNormArgs&);                                \
+  template void batchnorm_relu_eval_forward<T>(const T*, const T*, const T*, const T*, const T*, \
+                                               T*, const BatchNormArgs&);                       \
   template void batchnorm_eval_backward<T>(const T*, const T*, const T*, const T*, const T*,    \
                                            T*, T*, T*, const BatchNormArgs&);
 CAF_INSTANTIATE(float)

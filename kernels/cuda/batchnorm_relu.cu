@@ -219,6 +219,24 @@ __global__ void apply_backward(const float* x, const float* gy, const float* gam
     });
 }
 
+// Inference mode: y = max(x * scale + shift, 0) with scale, shift from the running statistics,
+// folded per block as the CPU folds them per (n, c) plane.
+__global__ void eval_apply(const float* x, const float* gamma, const float* beta, const float* running_mean,
+                           const float* running_var, float eps, Shape4 s, Plan p, float* y) {
+  const int64_t c = blockIdx.x;
+  const float scale = gamma[c] / sqrtf(__fadd_rn(running_var[c], eps));
+  const float shift = __fsub_rn(beta[c], __fmul_rn(running_mean[c], scale));  // no FMA: the CPU's bits
+  for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y)
+    for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
+      Quad q = load(x, i, w);
+      for (int j = 0; j < w; ++j) {
+        const float v = __fadd_rn(__fmul_rn(q.v[j], scale), shift);
+        q.v[j] = v > 0.f ? v : 0.f;
+      }
+      store(y, i, w, q);
+    });
+}
+
 unsigned channel_blocks(int64_t c) { return unsigned((c + kThreads - 1) / kThreads); }
 
 }  // namespace
@@ -249,6 +267,16 @@ void batchnorm_relu_apply(const float* x, const float* gamma, const float* beta,
   apply_forward<<<dim3(unsigned(a.s.c), p.grid_y), kThreads, 0, stream()>>>(
       x, gamma, beta, save_mean, save_invstd, a.s, p, y);
   CAF_CHECK_LAUNCH("batchnorm_relu_apply");
+}
+
+void batchnorm_relu_eval_forward(const float* x, const float* gamma, const float* beta,
+                                 const float* running_mean, const float* running_var, float* y,
+                                 const BatchNormArgs& a) {
+  if (a.s.numel() == 0) return;
+  const Plan p = plan_for(a.s);
+  eval_apply<<<dim3(unsigned(a.s.c), p.grid_y), kThreads, 0, stream()>>>(
+      x, gamma, beta, running_mean, running_var, float(a.eps), a.s, p, y);
+  CAF_CHECK_LAUNCH("batchnorm_relu_eval_forward");
 }
 
 void batchnorm_relu_train_backward(const float* x, const float* gamma, const float* beta,

@@ -138,6 +138,26 @@ TEST_CASE("ops: fused batch norm + ReLU equals batch norm then ReLU, gradients a
   }
 }
 
+TEST_CASE("ops: inference-mode batch norm + ReLU in one pass equals the two ops, bit for bit") {
+  const Tensor x = rnd({2, 3, 5, 4}, 61, -2.f, 3.f), gamma = rnd({3}, 62, 0.5f, 1.5f),
+               beta = rnd({3}, 63, -0.5f, 0.5f);
+  BatchNormState st{rnd({3}, 64, -0.5f, 0.5f), rnd({3}, 65, 0.5f, 2.f)};
+  std::vector<float> fused, plain;
+  {
+    NoGradGuard no_grad;
+    fused = batchnorm_relu2d_eval(x, gamma, beta, st).to_vector();
+  }
+  plain = relu(batchnorm2d(x, gamma, beta, st, false)).to_vector();
+  CHECK(fused == plain);
+  int zeros = 0;
+  for (float v : fused) zeros += v == 0.f;
+  CHECK((zeros > 10 && zeros < 110));
+  // With a gradient to record it is the two ops, so the gradient flows.
+  Tensor xg = x.clone().set_requires_grad(true);
+  sum(batchnorm_relu2d_eval(xg, gamma, beta, st)).backward();
+  CHECK(xg.grad().defined());
+}
+
 TEST_CASE("ops: batchnorm updates running statistics like PyTorch (unbiased variance)") {
   BatchNormState st{Tensor::zeros({1}), Tensor::full({1}, 1.f)};
   Tensor x = Tensor::from_vector({2, 1, 1, 2}, {1, 2, 3, 6});  // mean 3, biased var 3.5, unbiased 14/3

@@ -223,7 +223,24 @@ void batchnorm_relu_train(Shape4 s, double lo, double hi, bool gamma_grad) {
            });
 }
 
+// Inference-mode batch norm + ReLU, forward only (used where no gradient is recorded).
+void batchnorm_relu_eval() {
+  Dims xs = S({2, 3, 4, 5}), cs = S({3});
+  BatchNormArgs a{shape4(xs), 1e-5, 0.1};
+  add_case({"batchnorm_relu2d_eval", "batchnorm_relu2d_eval/2x3x4x5",
+            {{xs, -2, 3, false}, {cs, 0.5, 1.5, false}, {cs, -0.5, 0.5, false}, {cs, -1, 1, false},
+             {cs, 0.5, 1.5, false}},
+            {{xs, false}}, 1e-6, 1e-10, 1e-10, kExact},
+           [=](auto& io, bool bwd) {
+             CAF_CASE_T;
+             if (!bwd)
+               batchnorm_relu_eval_forward<T>(io.dev, io.in[0], io.in[1], io.in[2], io.in[3], io.in[4],
+                                              io.out[0], a);
+           });
+}
+
 void batchnorm() {
+  batchnorm_relu_eval();
   batchnorm_relu_train({2, 3, 4, 5}, -2, 3, true);
   batchnorm_relu_train({1, 4, 8, 8}, -1, 1, false);
   batchnorm_relu_train({1, 2, 65, 65}, -1, 2, true);

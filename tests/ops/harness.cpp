@@ -37,6 +37,7 @@ const std::vector<std::string>& op_names() {
       "add", "sub", "mul", "div", "scale", "add_scalar", "relu", "sigmoid", "exp", "log", "square",
       "clamp", "sum", "mean", "sum_channels", "mean_channels", "softmax_channels",
       "concat_channels", "slice_channels", "conv2d", "batchnorm2d_train", "batchnorm_relu2d_train", "batchnorm2d_eval",
+      "batchnorm_relu2d_eval",
       "maxpool2d", "upsample_bilinear2x", "avg_pool2d", "gaussian_blur", "matmul"};
   return names;
 }
