@@ -227,7 +227,9 @@ class SavedInput {
 // channels-last (cs.nhwc; the casts transpose on the way in and out).
 Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShape cs, Tensor y) {
   const Device d = x.device();
-  cs.nhwc = channels_last_convs();
+  // cuDNN's NHWC bf16 tensor-core kernels want channel counts in multiples of 8: the convolutions
+  // on images (3 or 6 channels) and to the outputs (3 or 2) stay planar.
+  cs.nhwc = channels_last_convs() && cs.x.c % 8 == 0 && cs.k_out % 8 == 0;
   const Shape4 sw{cs.k_out, cs.x.c, cs.k, cs.k};
   // x (N, C, H, W) or w (K, C, k, k) as a bf16 copy in the convolution's layout.
   const auto to_bf16_conv = [nhwc = cs.nhwc](const Tensor& t) {
@@ -360,7 +362,7 @@ Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta
          });
   // y's recipe holds only what the node above holds anyway (parameters do not change before the
   // backward: the optimiser steps after it). Attached only when a graph is recorded.
-  if (y.impl()->grad_fn)
+  if (y.impl()->grad_fn && recompute_activations())
     y.impl()->recompute = std::make_shared<const std::function<void(float*)>>(
         [a, xs, gs, bs, mean, invstd, d = x.device()](float* out) {
           batchnorm_relu_apply<float>(d, F(xs), F(gs), F(bs), F(mean), F(invstd), out, a);

@@ -168,10 +168,13 @@ void Tensor::copy_(const Tensor& src) const {
   CAF_REQUIRE_SHAPE(numel() == src.numel() && dtype() == src.dtype(),
                     "copy_ from " + src.describe() + " into " + describe());
   copy_bytes(device(), raw(*this), src.device(), raw(src), size_t(numel()) * dtype_size(dtype()));
+  impl_->recompute.reset();  // the recipe no longer describes these values
 }
 
 void Tensor::fill_(float value) const {
   CAF_REQUIRE(dtype() != DType::bf16, "fill_ of a bf16 tensor (bf16 tensors hold cast results only)");
+  checked();
+  impl_->recompute.reset();  // the recipe no longer describes these values
   if (dtype() == DType::f32)
     fill<float>(device(), data<float>(), numel(), value);
   else

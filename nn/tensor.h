@@ -46,6 +46,8 @@ struct TensorImpl {
   // + ReLU's output, from its input and statistics): writes them, bit for bit, to the given
   // buffer. An op that would save this tensor for its backward may keep this instead
   // (nn/ops.cpp, recompute_activations()), so the tensor itself is freed after the forward.
+  // In-place writes through this handle (copy_, fill_) drop it; writes through another view of
+  // the same storage cannot be seen, so none may happen between a forward and its backward.
   std::shared_ptr<const std::function<void(float*)>> recompute;
 };
 

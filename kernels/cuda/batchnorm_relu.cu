@@ -12,6 +12,9 @@
 //             coefficients) -> gx += ... (read x, gy, gx; write gx)
 // against cuDNN's batch norm then ReLU: forward reads x twice and y once less, backward drops the
 // ReLU pass and the intermediate gradient.
+#include <cstdint>
+#include <initializer_list>
+
 #include "kernels/batchnorm.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/memory.h"
@@ -30,12 +33,15 @@ struct Plan {
   bool vec;          // float4 access: H*W % 4 == 0, so every chunk and plane starts 16-byte aligned
 };
 
-Plan plan_for(const Shape4& s) {
+// vec also needs every pointer the kernels access as float4 to be 16-byte aligned (fresh
+// allocations are; a view at an offset may not be).
+Plan plan_for(const Shape4& s, std::initializer_list<const void*> ptrs) {
   Plan p;
   p.chunks = (s.hw() + kChunk - 1) / kChunk;
   p.partials = s.n * p.chunks;
   p.grid_y = unsigned(std::min<int64_t>(p.partials, 65535));
   p.vec = s.hw() % 4 == 0;
+  for (const void* q : ptrs) p.vec = p.vec && reinterpret_cast<uintptr_t>(q) % 16 == 0;
   return p;
 }
 
@@ -246,7 +252,7 @@ void batchnorm_relu_train_forward(const float* x, const float* gamma, const floa
                                   float* running_var, const BatchNormArgs& a) {
   const Shape4& s = a.s;
   if (s.numel() == 0) return;
-  const Plan p = plan_for(s);
+  const Plan p = plan_for(s, {x, y});
   Buffer parts(Device::cuda, size_t(s.c * p.partials) * sizeof(double2));
   double2* pp = static_cast<double2*>(parts.data());
   const dim3 grid(unsigned(s.c), p.grid_y);
@@ -263,7 +269,7 @@ void batchnorm_relu_apply(const float* x, const float* gamma, const float* beta,
                           const float* save_mean, const float* save_invstd, float* y,
                           const BatchNormArgs& a) {
   if (a.s.numel() == 0) return;
-  const Plan p = plan_for(a.s);
+  const Plan p = plan_for(a.s, {x, y});
   apply_forward<<<dim3(unsigned(a.s.c), p.grid_y), kThreads, 0, stream()>>>(
       x, gamma, beta, save_mean, save_invstd, a.s, p, y);
   CAF_CHECK_LAUNCH("batchnorm_relu_apply");
@@ -273,7 +279,7 @@ void batchnorm_relu_eval_forward(const float* x, const float* gamma, const float
                                  const float* running_mean, const float* running_var, float* y,
                                  const BatchNormArgs& a) {
   if (a.s.numel() == 0) return;
-  const Plan p = plan_for(a.s);
+  const Plan p = plan_for(a.s, {x, y});
   eval_apply<<<dim3(unsigned(a.s.c), p.grid_y), kThreads, 0, stream()>>>(
       x, gamma, beta, running_mean, running_var, float(a.eps), a.s, p, y);
   CAF_CHECK_LAUNCH("batchnorm_relu_eval_forward");
@@ -284,7 +290,7 @@ void batchnorm_relu_train_backward(const float* x, const float* gamma, const flo
                                    float* gx, float* ggamma, float* gbeta, const BatchNormArgs& a) {
   const Shape4& s = a.s;
   if (s.numel() == 0 || (!gx && !ggamma && !gbeta)) return;
-  const Plan p = plan_for(s);
+  const Plan p = plan_for(s, {x, gy, gx});
   Buffer parts(Device::cuda, size_t(s.c * p.partials) * sizeof(double2));
   Buffer coef = gx ? Buffer(Device::cuda, size_t(s.c) * sizeof(float2)) : Buffer();
   double2* pp = static_cast<double2*>(parts.data());

@@ -107,6 +107,9 @@ TEST_CASE("autograd: ops keep only what their backward reads (relu frees its inp
 }
 
 TEST_CASE("autograd: a convolution recomputes a fused batch norm + ReLU input instead of keeping it") {
+  struct Restore {
+    ~Restore() { set_recompute_activations(true); }
+  } restore;
   auto run = [](bool recompute, bool* freed) {
     set_recompute_activations(recompute);
     Tensor x = Tensor::randn({2, 3, 8, 8}, 1).set_requires_grad(true);
@@ -119,7 +122,6 @@ TEST_CASE("autograd: a convolution recomputes a fused batch norm + ReLU input in
     y = Tensor();
     *freed = y_storage.expired();
     loss.backward();
-    set_recompute_activations(true);
     std::vector<float> out = w.grad().to_vector(), gx = x.grad().to_vector();
     out.insert(out.end(), gx.begin(), gx.end());
     return out;

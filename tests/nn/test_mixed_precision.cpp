@@ -42,10 +42,11 @@ struct ChannelsLastScope {
 ConvRun run_conv(Precision p, Device d, bool channels_last = false) {
   PrecisionScope scope(p);
   ChannelsLastScope layout(channels_last);
-  Tensor x = Tensor::randn({2, 5, 9, 7}, 1, 0, 1, d).set_requires_grad(true);
-  Tensor w = Tensor::randn({4, 5, 3, 3}, 2, 0, 0.3f, d).set_requires_grad(true);
-  Tensor b = Tensor::uniform({4}, 3, -0.5f, 0.5f, d).set_requires_grad(true);
-  Tensor proj = Tensor::randn({2, 4, 9, 7}, 4, 0, 1, d);
+  // 8 channels in and out: channels-last applies (cuDNN's NHWC kernels want multiples of 8).
+  Tensor x = Tensor::randn({2, 8, 9, 7}, 1, 0, 1, d).set_requires_grad(true);
+  Tensor w = Tensor::randn({8, 8, 3, 3}, 2, 0, 0.3f, d).set_requires_grad(true);
+  Tensor b = Tensor::uniform({8}, 3, -0.5f, 0.5f, d).set_requires_grad(true);
+  Tensor proj = Tensor::randn({2, 8, 9, 7}, 4, 0, 1, d);
   Tensor y = conv2d(x, w, b);
   sum(mul(y, proj)).backward();
   return {y.to_vector(), x.grad().to_vector(), w.grad().to_vector(), b.grad().to_vector()};

@@ -259,6 +259,8 @@ TEST_CASE("trainer: bf16 with channels-last convolutions trains exactly as plana
   TempClass data(6, "channels_last");
   TrainConfig cfg = small_config();
   cfg.precision = "bf16";
+  cfg.model.recon_width = 8;  // channels-last needs multiples of 8: most convolutions qualify
+  cfg.model.discr_width = 8;
   TrainOptions opt;
   opt.data = data.root.string();
   opt.class_name = "toy";
