@@ -151,43 +151,7 @@ Tensor softmax_channels(const Tensor& x) {
   });
 }
 
-Tensor concat_channels(const Tensor& a, const Tensor& b) {
-  profile::OpScope op_range("concat_channels");
-  check_float("concat_channels", {&a, &b});
-  check_4d("concat_channels", a);
-  check_4d("concat_channels", b);
-  Shape4 sa = a.shape4(), sb = b.shape4();
-  CAF_REQUIRE_SHAPE(sa.n == sb.n && sa.h == sb.h && sa.w == sb.w,
-                    "concat_channels: " + a.describe() + " and " + b.describe() + " differ beyond channels");
-  Tensor y = like(a, {sa.n, sa.c + sb.c, sa.h, sa.w});
-  concat_channels_forward<float>(a.device(), F(a), sa.c, F(b), sb.c, sa.n, sa.hw(), F(y));
-  return record(y, "concat_channels", {a, b}, [sa, sb](const Tensor& gy, const std::vector<Tensor>& g) {
-    concat_channels_backward<float>(gy.device(), F(gy), sa.c, sb.c, sa.n, sa.hw(), F(g[0]), F(g[1]));
-  });
-}
-
-Tensor slice_channels(const Tensor& x, int64_t c0, int64_t c1) {
-  profile::OpScope op_range("slice_channels");
-  check_float("slice_channels", {&x});
-  check_4d("slice_channels", x);
-  Shape4 s = x.shape4();
-  CAF_REQUIRE_SHAPE(0 <= c0 && c0 < c1 && c1 <= s.c, "slice_channels [" + std::to_string(c0) + ", " +
-                                                         std::to_string(c1) + ") of " + x.describe());
-  Tensor y = like(x, {s.n, c1 - c0, s.h, s.w});
-  slice_channels_forward<float>(x.device(), F(x), s, c0, c1, F(y));
-  return record(y, "slice_channels", {x}, [s, c0, c1](const Tensor& gy, const std::vector<Tensor>& g) {
-    slice_channels_backward<float>(gy.device(), F(gy), s, c0, c1, F(g[0]));
-  });
-}
-
 namespace {
-uint16_t* H(const Tensor& t) { return t.defined() ? t.data<uint16_t>() : nullptr; }
-Tensor to_bf16(const Tensor& t) {
-  Tensor h = Tensor::empty(t.shape(), DType::bf16, t.device());
-  cast_to_bf16(t.device(), F(t), H(h), t.numel());
-  return h;
-}
-
 // What a convolution keeps of its input for the weight gradient: the tensor itself, or, when the
 // input has a recipe (TensorImpl::recompute: the fused batch norm + ReLU's output) and
 // recompute_activations() is on, the recipe, so the input is freed after the forward; get()
@@ -219,6 +183,67 @@ class SavedInput {
   Dims shape_;
   Device device_ = Device::cpu;
 };
+
+// Gives y (an op's output) a recipe built from its inputs' recipes, when every input has one and
+// recompute_activations() is on: a convolution reading y then keeps that instead of y (the
+// upsampled, concatenated and pooled activations of both networks). rebuild(inputs, out) is the
+// op's forward kernel; the inputs are rebuilt first, so the values are the forward's, bit for bit.
+template <class Rebuild>
+void attach_recipe(const Tensor& y, std::initializer_list<const Tensor*> inputs, Rebuild rebuild) {
+  if (!y.impl()->grad_fn || !recompute_activations()) return;
+  std::vector<SavedInput> sources;
+  for (const Tensor* in : inputs) {
+    if (!in->impl()->recompute) return;
+    sources.emplace_back(*in, true);
+  }
+  y.impl()->recompute = std::make_shared<const std::function<void(float*)>>([sources, rebuild](float* out) {
+    std::vector<Tensor> in;
+    for (const SavedInput& src : sources) in.push_back(src.get());
+    rebuild(in, out);
+  });
+}
+}  // namespace
+
+Tensor concat_channels(const Tensor& a, const Tensor& b) {
+  profile::OpScope op_range("concat_channels");
+  check_float("concat_channels", {&a, &b});
+  check_4d("concat_channels", a);
+  check_4d("concat_channels", b);
+  Shape4 sa = a.shape4(), sb = b.shape4();
+  CAF_REQUIRE_SHAPE(sa.n == sb.n && sa.h == sb.h && sa.w == sb.w,
+                    "concat_channels: " + a.describe() + " and " + b.describe() + " differ beyond channels");
+  Tensor y = like(a, {sa.n, sa.c + sb.c, sa.h, sa.w});
+  concat_channels_forward<float>(a.device(), F(a), sa.c, F(b), sb.c, sa.n, sa.hw(), F(y));
+  record(y, "concat_channels", {a, b}, [sa, sb](const Tensor& gy, const std::vector<Tensor>& g) {
+    concat_channels_backward<float>(gy.device(), F(gy), sa.c, sb.c, sa.n, sa.hw(), F(g[0]), F(g[1]));
+  });
+  attach_recipe(y, {&a, &b}, [sa, sb, d = a.device()](const std::vector<Tensor>& in, float* out) {
+    concat_channels_forward<float>(d, F(in[0]), sa.c, F(in[1]), sb.c, sa.n, sa.hw(), out);
+  });
+  return y;
+}
+
+Tensor slice_channels(const Tensor& x, int64_t c0, int64_t c1) {
+  profile::OpScope op_range("slice_channels");
+  check_float("slice_channels", {&x});
+  check_4d("slice_channels", x);
+  Shape4 s = x.shape4();
+  CAF_REQUIRE_SHAPE(0 <= c0 && c0 < c1 && c1 <= s.c, "slice_channels [" + std::to_string(c0) + ", " +
+                                                         std::to_string(c1) + ") of " + x.describe());
+  Tensor y = like(x, {s.n, c1 - c0, s.h, s.w});
+  slice_channels_forward<float>(x.device(), F(x), s, c0, c1, F(y));
+  return record(y, "slice_channels", {x}, [s, c0, c1](const Tensor& gy, const std::vector<Tensor>& g) {
+    slice_channels_backward<float>(gy.device(), F(gy), s, c0, c1, F(g[0]));
+  });
+}
+
+namespace {
+uint16_t* H(const Tensor& t) { return t.defined() ? t.data<uint16_t>() : nullptr; }
+Tensor to_bf16(const Tensor& t) {
+  Tensor h = Tensor::empty(t.shape(), DType::bf16, t.device());
+  cast_to_bf16(t.device(), F(t), H(h), t.numel());
+  return h;
+}
 
 // Mixed precision (kernels/runtime.h, Precision::bf16): the convolution runs on bf16 copies of x
 // and w with fp32 accumulation; y (with the bias added in fp32) and every gradient are widened back
@@ -393,9 +418,13 @@ Tensor maxpool2d(const Tensor& x) {
     // long as its other users (bf16 mixed precision, or recompute_activations()).
     Tensor idx = Tensor::empty(y.shape(), DType::u8, x.device());
     maxpool2d_forward_index(x.device(), F(x), s, F(y), idx.data<uint8_t>());
-    return record(y, "maxpool2d", {x}, [s, idx](const Tensor& gy, const std::vector<Tensor>& g) {
+    record(y, "maxpool2d", {x}, [s, idx](const Tensor& gy, const std::vector<Tensor>& g) {
       maxpool2d_backward_index(gy.device(), idx.data<uint8_t>(), F(gy), s, F(g[0]));
     });
+    attach_recipe(y, {&x}, [s, d = x.device()](const std::vector<Tensor>& in, float* out) {
+      maxpool2d_forward<float>(d, F(in[0]), s, out);  // the same maxima the indexed forward wrote
+    });
+    return y;
   }
   maxpool2d_forward<float>(x.device(), F(x), s, F(y));
   return record(y, "maxpool2d", {x}, [s, xs = x.detach()](const Tensor& gy, const std::vector<Tensor>& g) {
@@ -410,9 +439,13 @@ Tensor upsample_bilinear2x(const Tensor& x) {
   Shape4 s = x.shape4();
   Tensor y = like(x, {s.n, s.c, 2 * s.h, 2 * s.w});
   upsample_bilinear2x_forward<float>(x.device(), F(x), s, F(y));
-  return record(y, "upsample_bilinear2x", {x}, [s](const Tensor& gy, const std::vector<Tensor>& g) {
+  record(y, "upsample_bilinear2x", {x}, [s](const Tensor& gy, const std::vector<Tensor>& g) {
     upsample_bilinear2x_backward<float>(gy.device(), F(gy), s, F(g[0]));
   });
+  attach_recipe(y, {&x}, [s, d = x.device()](const std::vector<Tensor>& in, float* out) {
+    upsample_bilinear2x_forward<float>(d, F(in[0]), s, out);
+  });
+  return y;
 }
 
 Tensor avg_pool2d(const Tensor& x, int64_t k) {

@@ -133,6 +133,35 @@ TEST_CASE("autograd: a convolution recomputes a fused batch norm + ReLU input in
   CHECK(a == b);  // the weight gradient from the recomputed input, bit for bit
 }
 
+TEST_CASE("autograd: upsampled, pooled and concatenated recomputable inputs are recomputed too") {
+  struct Restore {
+    ~Restore() { set_recompute_activations(true); }
+  } restore;
+  auto run = [](bool recompute, int* freed) {
+    set_recompute_activations(recompute);
+    Tensor x = Tensor::randn({2, 3, 8, 8}, 3).set_requires_grad(true);
+    Tensor w = Tensor::randn({4, 6, 3, 3}, 4, 0.f, 0.3f).set_requires_grad(true);
+    Tensor g = Tensor::full({3}, 1.f).set_requires_grad(true), b = Tensor::full({3}, 0.1f).set_requires_grad(true);
+    BatchNormState st{Tensor::zeros({3}), Tensor::full({3}, 1.f), 0.1f, 1e-5f};
+    Tensor y = batchnorm_relu2d(x, g, b, st);
+    Tensor up = upsample_bilinear2x(maxpool2d(y));  // 8x8 -> 4x4 -> 8x8
+    Tensor cat = concat_channels(up, y);             // what S's decoder feeds its convolutions
+    std::weak_ptr<Storage> s_up = up.storage(), s_cat = cat.storage(), s_y = y.storage();
+    Tensor loss = mean(square(conv2d(cat, w, Tensor())));
+    y = up = cat = Tensor();
+    *freed = int(s_up.expired()) + int(s_cat.expired()) + int(s_y.expired());
+    loss.backward();
+    std::vector<float> out = w.grad().to_vector(), gx = x.grad().to_vector();
+    out.insert(out.end(), gx.begin(), gx.end());
+    return out;
+  };
+  int freed_recompute = 0, freed_keep = 0;
+  const std::vector<float> a = run(true, &freed_recompute), b = run(false, &freed_keep);
+  CHECK(freed_recompute == 3);  // the convolution keeps the recipe chain only
+  CHECK(freed_keep == 1);       // the convolution keeps the concatenation, max pooling keeps y
+  CHECK(a == b);
+}
+
 TEST_CASE("autograd: backward needs a scalar; set_requires_grad only on leaves") {
   Tensor x = Tensor::from_vector({2}, {1, 2}).set_requires_grad(true);
   CHECK_THROWS_AS(square(x).backward(), Error);
