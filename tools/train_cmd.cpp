@@ -27,7 +27,7 @@ const char* kUsage =
     "usage: caf train --data DIR --class NAME [--textures DIR] [--preset tiny|paper] [--config FILE]\n"
     "                 [--out DIR] [--resume] [--mode split|draem] [--epochs N] [--seed N]\n"
     "                 [--device cpu|cuda|auto] [--classes FILE] [--precision tf32|bf16|fp32]\n"
-    "                 [--algorithms deterministic|fastest] [--graph]\n"
+    "                 [--algorithms deterministic|fastest] [--layout nchw|nhwc] [--graph]\n"
     "  --data DIR       the MVTec AD root (DIR/NAME/train/good) or the class folder itself\n"
     "  --textures DIR   anomaly-source images (DTD or any folder); default: a procedural bank\n"
     "  --preset         tiny: 64 px, widths 16/8 (a CPU); paper: 256 px, widths 128/64, 700 epochs\n"
@@ -37,7 +37,8 @@ const char* kUsage =
     "  --mode draem     DRAEM's protocol (no split) for the ablations of paper Table 4\n"
     "  --precision      convolutions: tf32 tensor cores (default; the CPU computes fp32), bf16 mixed\n"
     "                   precision (bf16 convolutions, fp32 weights and everything else), exact fp32\n"
-    "  --algorithms     cuDNN: deterministic (default; a resumed GPU run is bit-exact) or fastest\n"
+    "  --algorithms     cuDNN: deterministic (default; a resumed GPU run is bit-exact) or fastest\n"    "  --layout nhwc    with --precision bf16: convolutions on channels-last bf16 copies (cuDNN's\n"
+    "                   NHWC kernels); the same results on the CPU\n"
     "  --graph          after one eager step, capture the whole step (sampling, simulation, both\n"
     "                   networks, Adam) as a CUDA graph and replay it: no launches, no host work\n";
 
@@ -96,6 +97,7 @@ int train_command(int argc, char** argv) {
     else if (k == "--mode") overrides["mode"] = v;
     else if (k == "--precision") overrides["precision"] = v;
     else if (k == "--algorithms") overrides["algorithms"] = v;
+    else if (k == "--layout") overrides["layout"] = v;
     else if (k == "--epochs") overrides["epochs"] = integer();
     else if (k == "--seed") overrides["seed"] = integer();
     else throw ConfigError("train: unknown option '" + k + "'", kUsage);

@@ -74,6 +74,7 @@ json TrainConfig::to_json() const {
           {"classes", classes},
           {"precision", precision},
           {"algorithms", algorithms},
+          {"layout", layout},
           {"graph", graph}};
 }
 
@@ -121,6 +122,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& where, Trai
     c.classes = j.value("classes", c.classes);
     c.precision = j.value("precision", c.precision);
     c.algorithms = j.value("algorithms", c.algorithms);
+    c.layout = j.value("layout", c.layout);
     if (j.contains("graph") && !j["graph"].is_boolean())
       throw ConfigError(where + ": 'graph' must be true or false, not " + j["graph"].dump());
     c.graph = j.value("graph", c.graph);
@@ -137,6 +139,9 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& where, Trai
           "precision must be \"tf32\", \"bf16\" or \"fp32\"");
   require(c.algorithms == "deterministic" || c.algorithms == "fastest",
           "algorithms must be \"deterministic\" (exact resume) or \"fastest\"");
+  require(c.layout == "nchw" || c.layout == "nhwc", "layout must be \"nchw\" or \"nhwc\"");
+  require(c.layout == "nchw" || c.precision == "bf16",
+          "layout \"nhwc\" (channels-last convolutions) needs precision \"bf16\"");
   require(c.mode == "split" || c.mode == "draem", "mode must be \"split\" or \"draem\"");
   require(c.simulation_kind == "caf" || c.simulation_kind == "draem",
           "simulation_kind must be \"caf\" or \"draem\"");
@@ -180,13 +185,16 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
   struct ArithmeticScope {
     Precision precision_before = precision();
     bool deterministic_before = deterministic();
+    bool channels_last_before = channels_last_convs();
     ~ArithmeticScope() {
       set_precision(precision_before);
       set_deterministic(deterministic_before);
+      set_channels_last_convs(channels_last_before);
     }
   } arithmetic_scope;
   set_precision(parse_precision(cfg.precision));
   set_deterministic(cfg.algorithms == "deterministic");
+  set_channels_last_convs(cfg.layout == "nhwc");
 
   std::vector<std::string> warnings;
   const std::string class_dir = resolve_class_dir(opt.data, opt.class_name);

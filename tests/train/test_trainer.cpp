@@ -267,16 +267,13 @@ TEST_CASE("trainer: bf16 with channels-last convolutions trains exactly as plana
   opt.print = [](const std::string&) {};
   opt.out_dir = (data.root / "planar").string();
   train(cfg, opt);
-  set_channels_last_convs(true);
+  cfg.layout = "nhwc";
   opt.out_dir = (data.root / "nhwc").string();
-  try {
-    train(cfg, opt);
-  } catch (...) {
-    set_channels_last_convs(false);
-    throw;
-  }
-  set_channels_last_convs(false);
+  train(cfg, opt);
+  CHECK(!channels_last_convs());  // train() restores the process-wide switch
   check_same_run(data.root / "planar", data.root / "nhwc");
+  cfg.precision = "tf32";
+  CHECK_THROWS_AS(TrainConfig::from_json(cfg.to_json(), "config.json", cfg), ConfigError);  // nhwc needs bf16
 }
 
 TEST_CASE("trainer: a diverging run stops with the step and keeps the last good checkpoint") {
