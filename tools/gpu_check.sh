@@ -26,15 +26,37 @@ LOG=$OUTDIR/gpu_check.log
 RES=${CAF_RESULTS:-/tmp/caf_results}  # JSON results, the trace, the gate inputs (archived into $OUTDIR)
 mkdir -p "$RES"
 : >"$LOG"
+exec 3>&1  # the caller's stdout, for the signal handler (the tee below may be gone by then)
 exec > >(tee -a "$LOG") 2>&1
 BUILD=${BUILD:-build-gpu}
 declare -a SUMMARY
+COMPILE_PID=""
+STEP_PID=""
+# On a time limit (timeout sends TERM): stop the background compile, print what finished and keep
+# every result written so far.
+on_term() {
+  trap '' PIPE
+  exec > >(tee -a "$LOG" >&3) 2>&1
+  echo; echo "=== stopped by a signal (time limit?): results so far"
+  [ -n "$COMPILE_PID" ] && kill "$COMPILE_PID" 2>/dev/null
+  [ -n "$STEP_PID" ] && kill "$STEP_PID" 2>/dev/null
+  printf '%s\n' "${SUMMARY[@]}"
+  [ -n "${PY:-}" ] && $PY bench/summary.py "$RES"
+  tar czf "$OUTDIR/results.tgz" -C "$RES" . && echo "results: $OUTDIR/results.tgz"
+  exit 124
+}
+trap on_term TERM INT
 step() {  # step NAME CMD... : run, record pass/fail and seconds
   local name=$1; shift
   echo; echo "=== $name: $*"
   local t0=$SECONDS
-  "$@"
+  # In the background and waited for, so that a TERM is handled at once (bash runs traps only
+  # between foreground commands).
+  "$@" &
+  STEP_PID=$!
+  wait "$STEP_PID"
   local rc=$?
+  STEP_PID=""
   SUMMARY+=("$(printf '%-28s %-5s %4ds' "$name" "$([ $rc -eq 0 ] && echo ok || echo FAIL:$rc)" $((SECONDS - t0)))")
   return 0
 }
@@ -73,7 +95,6 @@ PAPER="--device cuda --size 256 --batch 8 --widths 128,64"
 # torch.compile takes minutes to compile the step (run 8: not done in 140 s), so it compiles in the
 # background on the upper half of the cores while the rest runs, and is timed at the end, alone
 # on the GPU (bench/torch_reference.py --start-after). Its 5 warm-up steps may overlap a caf run.
-COMPILE_PID=""
 if [ -n "$PY" ] && [ -z "${CAF_SKIP_COMPILE:-}" ]; then
   rm -f "$RES/compile_go"
   NP=$(nproc); HALF=$((NP / 2)); PIN=""
