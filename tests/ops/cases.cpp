@@ -203,7 +203,9 @@ void batchnorm_train(Shape4 s, double lo, double hi, bool gamma_grad) {
 }
 
 // Fused batch norm + ReLU, same inputs and outputs as batchnorm_train (beta's gradient is
-// always asked for, gamma's optionally). 1x2x65x65 spans two 4096-value chunks per plane on the GPU.
+// always asked for, gamma's optionally). The CUDA launcher's branches, each forced by a case:
+// float4 access (H*W % 4 == 0: 2x3x4x5, 1x4x8x8), scalar access and two 4096-value chunks per
+// plane, the second partial (1x2x65x65), a null gamma gradient (1x4x8x8).
 void batchnorm_relu_train(Shape4 s, double lo, double hi, bool gamma_grad) {
   Dims xs = S({s.n, s.c, s.h, s.w}), cs = S({s.c});
   BatchNormArgs a{s, 1e-5, 0.1};
