@@ -106,9 +106,15 @@ Precision& precision_slot() {
 void set_precision(Precision p) { precision_slot() = p; }
 
 namespace {
+// CAF_FUSE=0 / CAF_RECOMPUTE=0 in the environment turn the defaults off (an escape hatch for any
+// program, e.g. `caf train` on a GPU where the fused kernels misbehave).
+bool env_off(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::strcmp(v, "0") == 0;
+}
 bool g_deterministic = true;
-bool g_fused_bn_relu = true;
-bool g_recompute_activations = true;
+bool g_fused_bn_relu = !env_off("CAF_FUSE");
+bool g_recompute_activations = !env_off("CAF_RECOMPUTE");
 bool g_channels_last_convs = false;
 }  // namespace
 void set_deterministic(bool on) { g_deterministic = on; }

@@ -43,7 +43,8 @@ void set_deterministic(bool on);
 bool deterministic();
 
 // Batch norm + ReLU as one op in training mode (nn/modules.h ConvBnRelu; kernels/batchnorm.h):
-// on by default; off runs cuDNN's batch norm then ReLU, for side-by-side timing and checks.
+// on by default (CAF_FUSE=0 in the environment: off); off runs cuDNN's batch norm then ReLU, for
+// side-by-side timing and checks.
 void set_fused_bn_relu(bool on);
 bool fused_bn_relu();
 
@@ -51,7 +52,8 @@ bool fused_bn_relu();
 // norm + ReLU keeps the recipe (that op's input and statistics, kept anyway) instead of the input
 // and recomputes it in its backward, one elementwise pass; max pooling keeps its winners'
 // positions (1 byte per output) instead of its input. Same values and gradients, bit for bit.
-// On by default; off keeps the tensors, for side-by-side timing and memory.
+// On by default (CAF_RECOMPUTE=0 in the environment: off); off keeps the tensors, for side-by-side
+// timing and memory.
 void set_recompute_activations(bool on);
 bool recompute_activations();
 

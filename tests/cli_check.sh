@@ -53,6 +53,9 @@ grep -q "unknown precision 'fp16'" "$D/err.log"
 "$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 1 --warmup 0 --fuse off --recompute off \
   --json "$D/unfused.json" >/dev/null
 grep -q '"fused_bn_relu": false' "$D/unfused.json" && grep -q '"recompute_activations": false' "$D/unfused.json"
+CAF_FUSE=0 CAF_RECOMPUTE=0 "$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 1 --warmup 0 \
+  >"$D/env_off.log"
+grep -q 'fused batch norm + ReLU: off, recompute: off' "$D/env_off.log"
 "$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 1 --warmup 0 --precision bf16 --layout nhwc \
   >"$D/nhwc.log"
 grep -q 'layout: nhwc' "$D/nhwc.log"

@@ -39,8 +39,10 @@ struct Args {
   bool ops = false;      // an op-level breakdown after the phase breakdown
   bool graph = false;    // capture one step as a CUDA graph and time its replays
   std::string algos = "deterministic";
-  std::string fuse = "on";       // batch norm + ReLU as one op (kernels/runtime.h fused_bn_relu)
-  std::string recompute = "on";  // recompute_activations() (kernels/runtime.h)
+  // batch norm + ReLU as one op, and recompute_activations() (kernels/runtime.h); the defaults
+  // follow the process's (CAF_FUSE=0, CAF_RECOMPUTE=0 turn them off)
+  std::string fuse = fused_bn_relu() ? "on" : "off";
+  std::string recompute = recompute_activations() ? "on" : "off";
   std::string layout = "nchw";   // bf16 convolutions' layout (channels_last_convs())
   std::string device = "auto", mode = "split", precision = "tf32", trace, json, init;
   int64_t size = 256, batch = 8, rw = 128, sw = 64, steps = 50, warmup = 5, track = 0;
