@@ -39,11 +39,12 @@ class StepGraph {
  private:
   Device device_;
   std::function<void()> work_;
-  void* graph_ = nullptr;  // cudaGraph_t
-  void* exec_ = nullptr;   // cudaGraphExec_t
+  // Used only by the CUDA build's code paths (hence [[maybe_unused]] for the CPU-only build).
+  [[maybe_unused]] void* graph_ = nullptr;  // cudaGraph_t
+  void* exec_ = nullptr;                    // cudaGraphExec_t
   size_t nodes_ = 0;
-  int pool_ = 0;           // the allocator's private pool of this graph (released with it)
-  [[maybe_unused]] bool counted_ = false;  // in live_graphs()
+  [[maybe_unused]] int pool_ = 0;           // the allocator's private pool of this graph (released with it)
+  [[maybe_unused]] bool counted_ = false;   // in live_graphs()
 };
 
 // Buffers a captured graph may still address (caf's cuDNN workspace, a Simulator's workspace)
