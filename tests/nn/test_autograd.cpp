@@ -106,10 +106,15 @@ TEST_CASE("autograd: ops keep only what their backward reads (relu frees its inp
   }
 }
 
+namespace {
+// Puts recompute_activations() back to its default (on) when a test leaves, however it leaves.
+struct RecomputeDefault {
+  ~RecomputeDefault() { set_recompute_activations(true); }
+};
+}  // namespace
+
 TEST_CASE("autograd: a convolution recomputes a fused batch norm + ReLU input instead of keeping it") {
-  struct Restore {
-    ~Restore() { set_recompute_activations(true); }
-  } restore;
+  RecomputeDefault restore;
   auto run = [](bool recompute, bool* freed) {
     set_recompute_activations(recompute);
     Tensor x = Tensor::randn({2, 3, 8, 8}, 1).set_requires_grad(true);
@@ -134,9 +139,7 @@ TEST_CASE("autograd: a convolution recomputes a fused batch norm + ReLU input in
 }
 
 TEST_CASE("autograd: upsampled, pooled and concatenated recomputable inputs are recomputed too") {
-  struct Restore {
-    ~Restore() { set_recompute_activations(true); }
-  } restore;
+  RecomputeDefault restore;
   auto run = [](bool recompute, int* freed) {
     set_recompute_activations(recompute);
     Tensor x = Tensor::randn({2, 3, 8, 8}, 3).set_requires_grad(true);
