@@ -42,16 +42,17 @@ Precision parse_precision(const std::string& name);  // "fp32" | "tf32" | "bf16"
 void set_deterministic(bool on);
 bool deterministic();
 
-// Batch norm + ReLU as one op in training mode (nn/modules.h ConvBnRelu; kernels/batchnorm.h):
-// on by default (CAF_FUSE=0 in the environment: off); off runs cuDNN's batch norm then ReLU, for
+// Batch norm + ReLU as one op (nn/modules.h ConvBnRelu; kernels/batchnorm.h), in training and in
+// inference when nothing is recorded: on by default (CAF_FUSE=0 in the environment: off); off runs cuDNN's batch norm then ReLU, for
 // side-by-side timing and checks.
 void set_fused_bn_relu(bool on);
 bool fused_bn_relu();
 
 // Memory over time, in training (nn/ops.cpp): a convolution whose input came from the fused batch
-// norm + ReLU keeps the recipe (that op's input and statistics, kept anyway) instead of the input
-// and recomputes it in its backward, one elementwise pass; max pooling keeps its winners'
-// positions (1 byte per output) instead of its input. Same values and gradients, bit for bit.
+// norm + ReLU (directly or through upsampling, max pooling, concatenation) keeps the recipe (that
+// op's input and statistics, kept anyway) instead of the input and recomputes it in its backward;
+// max pooling keeps its winners' positions (1 byte per output) instead of its input. Same values
+// and gradients, bit for bit.
 // On by default (CAF_RECOMPUTE=0 in the environment: off); off keeps the tensors, for side-by-side
 // timing and memory.
 void set_recompute_activations(bool on);
