@@ -247,6 +247,16 @@ unsigned channel_blocks(int64_t c) { return unsigned((c + kThreads - 1) / kThrea
 
 }  // namespace
 
+void batchnorm_relu_apply(const float* x, const float* gamma, const float* beta,
+                          const float* save_mean, const float* save_invstd, float* y,
+                          const BatchNormArgs& a) {
+  if (a.s.numel() == 0) return;
+  const Plan p = plan_for(a.s, {x, y});
+  apply_forward<<<dim3(unsigned(a.s.c), p.grid_y), kThreads, 0, stream()>>>(
+      x, gamma, beta, save_mean, save_invstd, a.s, p, y);
+  CAF_CHECK_LAUNCH("batchnorm_relu_apply");
+}
+
 void batchnorm_relu_train_forward(const float* x, const float* gamma, const float* beta, float* y,
                                   float* save_mean, float* save_invstd, float* running_mean,
                                   float* running_var, const BatchNormArgs& a) {
@@ -261,18 +271,7 @@ void batchnorm_relu_train_forward(const float* x, const float* gamma, const floa
   stats_finalise<<<channel_blocks(s.c), kThreads, 0, stream()>>>(
       pp, p.partials, s, a.eps, a.momentum, save_mean, save_invstd, running_mean, running_var);
   CAF_CHECK_LAUNCH("batchnorm_relu_train_forward/finalise");
-  apply_forward<<<grid, kThreads, 0, stream()>>>(x, gamma, beta, save_mean, save_invstd, s, p, y);
-  CAF_CHECK_LAUNCH("batchnorm_relu_train_forward/apply");
-}
-
-void batchnorm_relu_apply(const float* x, const float* gamma, const float* beta,
-                          const float* save_mean, const float* save_invstd, float* y,
-                          const BatchNormArgs& a) {
-  if (a.s.numel() == 0) return;
-  const Plan p = plan_for(a.s, {x, y});
-  apply_forward<<<dim3(unsigned(a.s.c), p.grid_y), kThreads, 0, stream()>>>(
-      x, gamma, beta, save_mean, save_invstd, a.s, p, y);
-  CAF_CHECK_LAUNCH("batchnorm_relu_apply");
+  batchnorm_relu_apply(x, gamma, beta, save_mean, save_invstd, y, a);  // the same pass a recompute runs
 }
 
 void batchnorm_relu_eval_forward(const float* x, const float* gamma, const float* beta,

@@ -220,25 +220,26 @@ TEST_CASE("gpu: max pooling with kept positions equals the CPU's") {
   });
 }
 
-TEST_CASE("gpu: bf16 convolutions (cuDNN) match the CPU's bf16 reference") {
-  CAF_NEED_GPU();
-  // Both sides sum the same bf16 products in fp32 in different orders, then round to bf16: the
-  // results differ by about one bf16 unit (2^-8 relative) where the sums straddle a rounding edge.
-  const ConvRun c = run_conv(Precision::bf16, Device::cpu), g = run_conv(Precision::bf16, Device::cuda);
+// cuDNN's bf16 convolution (planar or channels-last) against the CPU's bf16 reference: both sides
+// sum the same bf16 products in fp32 in different orders, then round to bf16, so the results
+// differ by about one bf16 unit (2^-8 relative) where the sums straddle a rounding edge.
+void check_bf16_conv_on_gpu(bool channels_last) {
+  const ConvRun c = run_conv(Precision::bf16, Device::cpu),
+                g = run_conv(Precision::bf16, Device::cuda, channels_last);
   CHECK(caf::test::nmse(g.y, c.y) < 1e-5);
   CHECK(caf::test::nmse(g.gx, c.gx) < 1e-5);
   CHECK(caf::test::nmse(g.gw, c.gw) < 1e-5);
   CHECK(caf::test::nmse(g.gb, c.gb) < 1e-10);
 }
 
+TEST_CASE("gpu: bf16 convolutions (cuDNN) match the CPU's bf16 reference") {
+  CAF_NEED_GPU();
+  check_bf16_conv_on_gpu(false);
+}
+
 TEST_CASE("gpu: channels-last bf16 convolutions (cuDNN NHWC) match the CPU's bf16 reference") {
   CAF_NEED_GPU();
-  // As above: the same bf16 operands, summed in another order (cuDNN's NHWC algorithms).
-  const ConvRun c = run_conv(Precision::bf16, Device::cpu), g = run_conv(Precision::bf16, Device::cuda, true);
-  CHECK(caf::test::nmse(g.y, c.y) < 1e-5);
-  CHECK(caf::test::nmse(g.gx, c.gx) < 1e-5);
-  CHECK(caf::test::nmse(g.gw, c.gw) < 1e-5);
-  CHECK(caf::test::nmse(g.gb, c.gb) < 1e-10);
+  check_bf16_conv_on_gpu(true);
 }
 
 TEST_CASE("gpu: the channels-last casts (tiled transposes) equal the CPU's, bit for bit") {
