@@ -24,6 +24,13 @@
 //       y recomputes it this way instead of keeping it (nn/ops.cpp, recompute_activations()).
 // CUDA: caf's own kernels (no cuDNN): per-(channel, chunk) partial sums in double in a fixed
 // order, one finalising thread per channel, then one elementwise pass; deterministic.
+//
+// The same four on bf16 activations (bf16_activations(), kernels/runtime.h), the _bf16 variants:
+// x is a convolution's raw bf16 output and xbias its bias (per channel, may be null), so the op's
+// input is float(x) + xbias[c] (exactly cast_from_bf16's value, never stored); y is bf16 (the
+// fp32 y rounded, which is what the next convolution's cast would have made of it); statistics,
+// parameters and gradients stay fp32. Each is, bit for bit, its fp32 twin on the widened input
+// with the output rounded (the CPU reference computes it that way).
 #pragma once
 
 #include <type_traits>
@@ -110,9 +117,37 @@ template <class T>
 void batchnorm_eval_backward(const T* x, const T* gamma, const T* running_mean,
                              const T* running_var, const T* gy, T* gx, T* ggamma, T* gbeta,
                              const BatchNormArgs& a);
+void batchnorm_relu_train_forward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                                       const float* beta, uint16_t* y, float* save_mean,
+                                       float* save_invstd, float* running_mean, float* running_var,
+                                       const BatchNormArgs& a);
+void batchnorm_relu_train_backward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                                        const float* beta, const float* gy, const float* save_mean,
+                                        const float* save_invstd, float* gx, float* ggamma,
+                                        float* gbeta, const BatchNormArgs& a);
+void batchnorm_relu_apply_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                               const float* beta, const float* save_mean, const float* save_invstd,
+                               uint16_t* y, const BatchNormArgs& a);
+void batchnorm_relu_eval_forward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                                      const float* beta, const float* running_mean,
+                                      const float* running_var, uint16_t* y, const BatchNormArgs& a);
 }  // namespace cpu
 
 namespace cuda {
+void batchnorm_relu_train_forward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                                       const float* beta, uint16_t* y, float* save_mean,
+                                       float* save_invstd, float* running_mean, float* running_var,
+                                       const BatchNormArgs& a);
+void batchnorm_relu_train_backward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                                        const float* beta, const float* gy, const float* save_mean,
+                                        const float* save_invstd, float* gx, float* ggamma,
+                                        float* gbeta, const BatchNormArgs& a);
+void batchnorm_relu_apply_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                               const float* beta, const float* save_mean, const float* save_invstd,
+                               uint16_t* y, const BatchNormArgs& a);
+void batchnorm_relu_eval_forward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                                      const float* beta, const float* running_mean,
+                                      const float* running_var, uint16_t* y, const BatchNormArgs& a);
 void batchnorm_relu_train_forward(const float* x, const float* gamma, const float* beta, float* y,
                                   float* save_mean, float* save_invstd, float* running_mean,
                                   float* running_var, const BatchNormArgs& a);
@@ -189,6 +224,31 @@ void batchnorm_eval_backward(Device d, const T* x, const T* gamma, const T* runn
                              const BatchNormArgs& a) {
   CAF_DISPATCH(T, d, batchnorm_eval_backward, x, gamma, running_mean, running_var, gy, gx, ggamma,
                gbeta, a);
+}
+
+inline void batchnorm_relu_train_forward_bf16(Device d, const uint16_t* x, const float* xbias, const float* gamma,
+                                              const float* beta, uint16_t* y, float* save_mean,
+                                              float* save_invstd, float* running_mean, float* running_var,
+                                              const BatchNormArgs& a) {
+  CAF_DISPATCH_PLAIN(d, batchnorm_relu_train_forward_bf16, x, xbias, gamma, beta, y, save_mean, save_invstd,
+                     running_mean, running_var, a);
+}
+inline void batchnorm_relu_train_backward_bf16(Device d, const uint16_t* x, const float* xbias,
+                                               const float* gamma, const float* beta, const float* gy,
+                                               const float* save_mean, const float* save_invstd, float* gx,
+                                               float* ggamma, float* gbeta, const BatchNormArgs& a) {
+  CAF_DISPATCH_PLAIN(d, batchnorm_relu_train_backward_bf16, x, xbias, gamma, beta, gy, save_mean, save_invstd,
+                     gx, ggamma, gbeta, a);
+}
+inline void batchnorm_relu_apply_bf16(Device d, const uint16_t* x, const float* xbias, const float* gamma,
+                                      const float* beta, const float* save_mean, const float* save_invstd,
+                                      uint16_t* y, const BatchNormArgs& a) {
+  CAF_DISPATCH_PLAIN(d, batchnorm_relu_apply_bf16, x, xbias, gamma, beta, save_mean, save_invstd, y, a);
+}
+inline void batchnorm_relu_eval_forward_bf16(Device d, const uint16_t* x, const float* xbias, const float* gamma,
+                                             const float* beta, const float* running_mean,
+                                             const float* running_var, uint16_t* y, const BatchNormArgs& a) {
+  CAF_DISPATCH_PLAIN(d, batchnorm_relu_eval_forward_bf16, x, xbias, gamma, beta, running_mean, running_var, y, a);
 }
 
 }  // namespace caf

@@ -9,6 +9,10 @@
 //   cast_from_bf16_nhwc    y[b][c][p] = float(x16[b][p][c]) + bias[c]    bias may be null   (=)
 //   accumulate_bf16_nhwc   g[b][c][p] += float(x16[b][p][c])                              (+=)
 // Per element the same arithmetic as the plain casts, so results are the same bits, permuted.
+// bf16 activations (bf16_activations(), kernels/runtime.h) are already bf16, so for them the layout
+// change alone:
+//   transpose_bf16_to_nhwc    y16[b][p][c] = x16[b][c][p]                                  (=)
+//   transpose_bf16_from_nhwc  y16[b][c][p] = x16[b][p][c]                                  (=)
 // bf16 is fp32's upper 16 bits (8 exponent bits, 7 mantissa bits), held as uint16_t. The rounding
 // is __float2bfloat16_rn's (and PyTorch's), written once as CAF_HD code so the CPU reference and
 // the GPU produce the same bits.
@@ -47,6 +51,26 @@ CAF_HD uint16_t f32_to_bf16(float f) {
   return uint16_t(u >> 16);
 }
 CAF_HD float bf16_to_f32(uint16_t h) { return bits_float(uint32_t(h) << 16); }
+
+// Storage-generic access for kernels that read and write either precision's activations with the
+// same arithmetic: widen(v) is the value a stored element stands for (bf16 widened exactly, other
+// types as they are); Narrow<S>::from(v) stores a computed value (bf16: rounded to nearest even).
+template <class S>
+CAF_HD S widen(S v) {
+  return v;
+}
+CAF_HD float widen(uint16_t h) { return bf16_to_f32(h); }
+template <class S>
+struct Narrow {
+  template <class T>
+  CAF_HD static S from(T v) {
+    return S(v);
+  }
+};
+template <>
+struct Narrow<uint16_t> {
+  CAF_HD static uint16_t from(float v) { return f32_to_bf16(v); }
+};
 
 struct CastToBf16 {
   const float* x;
@@ -99,7 +123,22 @@ struct AccumulateBf16Nhwc {
   CAF_HD void operator()(int64_t b, int64_t c, int64_t p) const { g[l.planar(b, c, p)] += bf16_to_f32(x[l.last(b, c, p)]); }
 };
 
+struct TransposeBf16ToNhwc {
+  const uint16_t* x;
+  uint16_t* y;
+  BcpLayout l;
+  CAF_HD void operator()(int64_t b, int64_t c, int64_t p) const { y[l.last(b, c, p)] = x[l.planar(b, c, p)]; }
+};
+struct TransposeBf16FromNhwc {
+  const uint16_t* x;
+  uint16_t* y;
+  BcpLayout l;
+  CAF_HD void operator()(int64_t b, int64_t c, int64_t p) const { y[l.planar(b, c, p)] = x[l.last(b, c, p)]; }
+};
+
 namespace cpu {
+void transpose_bf16_to_nhwc(const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p);
+void transpose_bf16_from_nhwc(const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p);
 void cast_to_bf16_nhwc(const float* x, uint16_t* y, int64_t b, int64_t c, int64_t p);
 void cast_from_bf16_nhwc(const uint16_t* x, const float* bias, float* y, int64_t b, int64_t c, int64_t p);
 void accumulate_bf16_nhwc(const uint16_t* x, float* g, int64_t b, int64_t c, int64_t p);
@@ -108,6 +147,8 @@ void cast_from_bf16(const uint16_t* x, const float* bias, int64_t hw, int64_t c,
 void accumulate_bf16(const uint16_t* x, float* g, int64_t n);
 }  // namespace cpu
 namespace cuda {
+void transpose_bf16_to_nhwc(const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p);
+void transpose_bf16_from_nhwc(const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p);
 void cast_to_bf16_nhwc(const float* x, uint16_t* y, int64_t b, int64_t c, int64_t p);
 void cast_from_bf16_nhwc(const uint16_t* x, const float* bias, float* y, int64_t b, int64_t c, int64_t p);
 void accumulate_bf16_nhwc(const uint16_t* x, float* g, int64_t b, int64_t c, int64_t p);
@@ -137,6 +178,12 @@ inline void cast_from_bf16_nhwc(Device d, const uint16_t* x, const float* bias, 
 }
 inline void accumulate_bf16_nhwc(Device d, const uint16_t* x, float* g, int64_t b, int64_t c, int64_t p) {
   CAF_DISPATCH_PLAIN(d, accumulate_bf16_nhwc, x, g, b, c, p);
+}
+inline void transpose_bf16_to_nhwc(Device d, const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p) {
+  CAF_DISPATCH_PLAIN(d, transpose_bf16_to_nhwc, x, y, b, c, p);
+}
+inline void transpose_bf16_from_nhwc(Device d, const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p) {
+  CAF_DISPATCH_PLAIN(d, transpose_bf16_from_nhwc, x, y, b, c, p);
 }
 
 }  // namespace caf

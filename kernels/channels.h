@@ -7,6 +7,7 @@
 //   concat_channels_backward  ga += gy[:ca], gb += gy[ca:]   (+=; ga or gb may be null)
 //   slice_channels_forward    y = x[:, c0:c1]                (=)
 //   slice_channels_backward   gx[:, c0:c1] += gy             (+=)
+//   concat_channels_forward_bf16  y = [a, b] on bf16 activations (=)
 #pragma once
 
 #include "kernels/dispatch.h"
@@ -36,9 +37,20 @@ struct ChannelCopy {
 
 namespace cpu {
 template <class T> void channel_copy(const T* src, T* dst, ChannelCopyArgs a, bool accumulate);
+void channel_copy_bf16(const uint16_t* src, uint16_t* dst, ChannelCopyArgs a);
 }
 namespace cuda {
 void channel_copy(const float* src, float* dst, ChannelCopyArgs a, bool accumulate);
+void channel_copy_bf16(const uint16_t* src, uint16_t* dst, ChannelCopyArgs a);
+}
+
+inline void channel_copy_bf16(Device d, const uint16_t* src, uint16_t* dst, ChannelCopyArgs a) {
+  CAF_DISPATCH_PLAIN(d, channel_copy_bf16, src, dst, a);
+}
+inline void concat_channels_forward_bf16(Device d, const uint16_t* a, int64_t ca, const uint16_t* b, int64_t cb,
+                                         int64_t n, int64_t hw, uint16_t* y) {
+  channel_copy_bf16(d, a, y, {n, hw, ca, 0, ca + cb, 0, ca});
+  channel_copy_bf16(d, b, y, {n, hw, cb, 0, ca + cb, ca, cb});
 }
 
 template <class T>

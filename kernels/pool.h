@@ -4,11 +4,14 @@
 //   maxpool2d_forward    y[n,c,i,j] = max of x[n,c,2i..2i+1,2j..2j+1]   (=; H, W floor-halved)
 //   maxpool2d_backward   gx += gy routed to the first maximum in scan order (+=; reads x, y)
 //   maxpool2d_forward_index / _backward_index: the same, keeping the winner's position (uint8)
+//   maxpool2d_forward_index_bf16: the indexed forward on bf16 activations (idx may be null); the
+//       winner is copied, so y is the bf16 of the fp32 forward on the widened input, bit for bit
 //   avg_pool2d_forward   y = (1/k^2) * sum of the k x k window, zeros outside  (=)
 //   avg_pool2d_backward  gx += (1/k^2) * sum of gy over the same window       (+=)
 // Backward passes write each input element from one thread only (no atomics): deterministic.
 #pragma once
 
+#include "kernels/cast.h"
 #include "kernels/dispatch.h"
 
 namespace caf {
@@ -54,22 +57,26 @@ struct MaxPoolBackward {
 
 // The same forward keeping, per output, which of its window's four inputs won (0..3 in scan order,
 // the backward's tie rule), so the backward needs no copy of x (bf16 mixed precision, nn/ops.cpp).
+// S: the storage (float, or bf16 as uint16_t, compared widened); idx may be null.
+template <class S = float>
 struct MaxPoolForwardIndex {
-  const float* x;
-  float* y;
+  const S* x;
+  S* y;
   uint8_t* idx;
   Shape4 s;
   CAF_HD void operator()(int64_t o) const {
     int64_t ho = s.h / 2, wo = s.w / 2;
     int64_t j = o % wo, i = (o / wo) % ho, nc = o / (wo * ho);
-    const float* p = x + nc * s.hw() + 2 * i * s.w + 2 * j;
-    float m = p[0];
+    const S* p = x + nc * s.hw() + 2 * i * s.w + 2 * j;
+    const int64_t at[4] = {0, 1, s.w, s.w + 1};
+    float m = widen(p[0]);
     uint8_t k = 0;
-    if (p[1] > m) { m = p[1]; k = 1; }
-    if (p[s.w] > m) { m = p[s.w]; k = 2; }
-    if (p[s.w + 1] > m) { m = p[s.w + 1]; k = 3; }
-    y[o] = m;
-    idx[o] = k;
+    for (uint8_t q = 1; q < 4; ++q) {
+      const float v = widen(p[at[q]]);
+      if (v > m) { m = v; k = q; }
+    }
+    y[o] = p[at[k]];
+    if (idx) idx[o] = k;
   }
 };
 struct MaxPoolBackwardIndex {
@@ -111,6 +118,7 @@ struct BoxMean {
 namespace cpu {
 template <class T> void maxpool2d_forward(const T* x, Shape4 s, T* y);
 void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx);
+void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx);
 void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx);
 template <class T> void maxpool2d_backward(const T* x, const T* gy, Shape4 s, T* gx);
 template <class T> void avg_pool2d_forward(const T* x, Shape4 s, int64_t k, T* y);
@@ -119,6 +127,7 @@ template <class T> void avg_pool2d_backward(const T* gy, Shape4 s, int64_t k, T*
 namespace cuda {
 void maxpool2d_forward(const float* x, Shape4 s, float* y);
 void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx);
+void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx);
 void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx);
 void maxpool2d_backward(const float* x, const float* gy, Shape4 s, float* gx);
 void avg_pool2d_forward(const float* x, Shape4 s, int64_t k, float* y);
@@ -127,6 +136,9 @@ void avg_pool2d_backward(const float* gy, Shape4 s, int64_t k, float* gx);
 
 inline void maxpool2d_forward_index(Device d, const float* x, Shape4 s, float* y, uint8_t* idx) {
   CAF_DISPATCH_PLAIN(d, maxpool2d_forward_index, x, s, y, idx);
+}
+inline void maxpool2d_forward_index_bf16(Device d, const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx) {
+  CAF_DISPATCH_PLAIN(d, maxpool2d_forward_index_bf16, x, s, y, idx);
 }
 inline void maxpool2d_backward_index(Device d, const uint8_t* idx, const float* gy, Shape4 s, float* gx) {
   CAF_DISPATCH_PLAIN(d, maxpool2d_backward_index, idx, gy, s, gx);

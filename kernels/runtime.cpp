@@ -116,6 +116,7 @@ bool g_deterministic = true;
 bool g_fused_bn_relu = !env_off("CAF_FUSE");
 bool g_recompute_activations = !env_off("CAF_RECOMPUTE");
 bool g_channels_last_convs = false;
+bool g_bf16_activations = false;
 }  // namespace
 void set_deterministic(bool on) { g_deterministic = on; }
 bool deterministic() { return g_deterministic; }
@@ -125,6 +126,11 @@ void set_recompute_activations(bool on) { g_recompute_activations = on; }
 bool recompute_activations() { return g_recompute_activations; }
 void set_channels_last_convs(bool on) { g_channels_last_convs = on; }
 bool channels_last_convs() { return g_channels_last_convs; }
+void set_bf16_activations(bool on) { g_bf16_activations = on; }
+bool bf16_activations() { return g_bf16_activations; }
+bool bf16_activations_active() {
+  return g_bf16_activations && g_fused_bn_relu && precision() == Precision::bf16;
+}
 
 Precision precision() { return precision_slot(); }
 const char* precision_name(Precision p) {

@@ -66,6 +66,20 @@ bool recompute_activations();
 void set_channels_last_convs(bool on);
 bool channels_last_convs();
 
+// bf16 mixed precision with bf16 activations: between the convolutions of a ConvBnRelu chain the
+// activations are stored in bf16 instead of fp32 (nn/modules.cpp ConvBnRelu). The convolution
+// writes its raw bf16 output (no fp32 copy, no bias pass); the fused batch norm + ReLU reads it
+// with the bias added on the fly and writes bf16; pooling, upsampling and concatenation move bf16;
+// the next convolution reads it as its bf16 operand without a cast. Statistics, parameters,
+// gradients and Adam stay fp32. Half the bytes of every memory-bound pass and of the saved
+// activations. Until a bilinear upsampling, the values are bit for bit those of bf16 with fp32
+// activations (the next convolution rounded the same fp32 values to bf16 anyway); upsampling then
+// interpolates the rounded values. Active only with precision bf16 and the fused batch norm +
+// ReLU (bf16_activations_active()). Off by default until a GPU has timed it.
+void set_bf16_activations(bool on);
+bool bf16_activations();
+bool bf16_activations_active();
+
 // One line describing the device that runs (name, memory, capability), for logs and JSON.
 const char* device_description(Device d);
 

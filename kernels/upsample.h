@@ -2,11 +2,14 @@
 //
 //   upsample_bilinear2x_forward   y (N,C,2H,2W) from x (N,C,H,W)        (=)
 //   upsample_bilinear2x_backward  gx += the transpose of the forward    (+=)
+//   upsample_bilinear2x_forward_bf16  the forward on bf16 activations: fp32 arithmetic on the
+//       widened values, the result rounded to bf16 (=)
 // With align_corners=True output row o reads input row o*(H-1)/(2H-1). The backward is a gather:
 // each input pixel looks at the few output pixels whose source window can touch it and recomputes
 // the forward's weights exactly, so it is deterministic and needs no atomics.
 #pragma once
 
+#include "kernels/cast.h"
 #include "kernels/dispatch.h"
 
 namespace caf {
@@ -29,19 +32,22 @@ CAF_HD LerpTap<T> upsample_tap(int64_t o, int64_t in) {
   return {i0, i1, src - T(i0)};
 }
 
-template <class T>
+// T: the arithmetic; S: the storage (T itself, or bf16 as uint16_t with T = float).
+template <class T, class S = T>
 struct UpsampleForward {
-  const T* x;
-  T* y;
+  const S* x;
+  S* y;
   Shape4 s;  // input shape
   CAF_HD void operator()(int64_t o) const {
     int64_t wo = 2 * s.w, ho = 2 * s.h;
     int64_t oc = o % wo, orow = (o / wo) % ho, nc = o / (wo * ho);
     LerpTap<T> ty = upsample_tap<T>(orow, s.h), tx = upsample_tap<T>(oc, s.w);
-    const T* p = x + nc * s.hw();
-    T top = (T(1) - tx.w1) * p[ty.i0 * s.w + tx.i0] + tx.w1 * p[ty.i0 * s.w + tx.i1];
-    T bot = (T(1) - tx.w1) * p[ty.i1 * s.w + tx.i0] + tx.w1 * p[ty.i1 * s.w + tx.i1];
-    y[o] = (T(1) - ty.w1) * top + ty.w1 * bot;
+    const S* p = x + nc * s.hw();
+    const T a = widen(p[ty.i0 * s.w + tx.i0]), b = widen(p[ty.i0 * s.w + tx.i1]);
+    const T c = widen(p[ty.i1 * s.w + tx.i0]), d = widen(p[ty.i1 * s.w + tx.i1]);
+    T top = (T(1) - tx.w1) * a + tx.w1 * b;
+    T bot = (T(1) - tx.w1) * c + tx.w1 * d;
+    y[o] = Narrow<S>::from((T(1) - ty.w1) * top + ty.w1 * bot);
   }
 };
 
@@ -103,9 +109,11 @@ struct UpsampleBackward {
 namespace cpu {
 template <class T> void upsample_bilinear2x_forward(const T* x, Shape4 s, T* y);
 template <class T> void upsample_bilinear2x_backward(const T* gy, Shape4 s, T* gx);
+void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y);
 }  // namespace cpu
 namespace cuda {
 void upsample_bilinear2x_forward(const float* x, Shape4 s, float* y);
+void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y);
 void upsample_bilinear2x_backward(const float* gy, Shape4 s, float* gx);
 }  // namespace cuda
 
@@ -116,6 +124,9 @@ void upsample_bilinear2x_forward(Device d, const T* x, Shape4 s, T* y) {
 template <class T>
 void upsample_bilinear2x_backward(Device d, const T* gy, Shape4 s, T* gx) {
   CAF_DISPATCH(T, d, upsample_bilinear2x_backward, gy, s, gx);
+}
+inline void upsample_bilinear2x_forward_bf16(Device d, const uint16_t* x, Shape4 s, uint16_t* y) {
+  CAF_DISPATCH_PLAIN(d, upsample_bilinear2x_forward_bf16, x, s, y);
 }
 
 }  // namespace caf

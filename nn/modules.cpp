@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/runtime.h"
+#include "nn/autograd.h"
 
 namespace caf {
 
@@ -28,11 +29,11 @@ Tensor BatchNorm2d::operator()(const ParamStore& s, const Tensor& x, bool traini
   return batchnorm2d(x, s.param(weight), s.param(bias), st, training);
 }
 
-Tensor BatchNorm2d::with_relu(const ParamStore& s, const Tensor& x, bool training) const {
+Tensor BatchNorm2d::with_relu(const ParamStore& s, const Tensor& x, bool training, const Tensor& x_bias) const {
   if (!fused_bn_relu()) return relu((*this)(s, x, training));
   BatchNormState st{s.buffer(running_mean), s.buffer(running_var), 0.1f, 1e-5f};
-  return training ? batchnorm_relu2d(x, s.param(weight), s.param(bias), st)
-                  : batchnorm_relu2d_eval(x, s.param(weight), s.param(bias), st);
+  return training ? batchnorm_relu2d(x, s.param(weight), s.param(bias), st, x_bias)
+                  : batchnorm_relu2d_eval(x, s.param(weight), s.param(bias), st, x_bias);
 }
 
 ConvBnRelu::ConvBnRelu(ParamStore& s, const std::string& conv_name, const std::string& bn_name,
@@ -40,6 +41,10 @@ ConvBnRelu::ConvBnRelu(ParamStore& s, const std::string& conv_name, const std::s
     : conv(s, conv_name, cin, cout), bn(s, bn_name, cout) {}
 
 Tensor ConvBnRelu::operator()(const ParamStore& s, const Tensor& x, bool training) const {
+  if (bf16_activations_active() && (training || !grad_enabled())) {
+    const Tensor& b = s.param(conv.bias);
+    return bn.with_relu(s, conv2d_prebias(x, s.param(conv.weight), b), training, b);
+  }
   return bn.with_relu(s, conv(s, x), training);
 }
 

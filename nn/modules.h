@@ -29,10 +29,13 @@ struct BatchNorm2d {
   Tensor operator()(const ParamStore& s, const Tensor& x, bool training) const;
   // relu(this(x)): the fused ops while fused_bn_relu() is on (kernels/runtime.h): in training mode
   // batchnorm_relu2d, in inference mode batchnorm_relu2d_eval (one pass when nothing is recorded).
-  Tensor with_relu(const ParamStore& s, const Tensor& x, bool training) const;
+  // x_bias: a convolution's bias still to add to x (bf16 activations, conv2d_prebias).
+  Tensor with_relu(const ParamStore& s, const Tensor& x, bool training, const Tensor& x_bias = Tensor()) const;
 };
 
-// conv -> batch norm -> relu ("CBR").
+// conv -> batch norm -> relu ("CBR"). With bf16 activations (bf16_activations_active(), in
+// training or where nothing is recorded) the convolution hands its raw bf16 output and its bias to
+// the fused batch norm + ReLU, and the block's output is bf16.
 struct ConvBnRelu {
   Conv2d conv;
   BatchNorm2d bn;

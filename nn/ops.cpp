@@ -39,6 +39,16 @@ void check_4d(const char* op, const Tensor& x) {
 }
 
 Tensor like(const Tensor& x, const Dims& shape) { return Tensor::empty(shape, DType::f32, x.device()); }
+Tensor like_dtype(const Tensor& x, const Dims& shape) { return Tensor::empty(shape, x.dtype(), x.device()); }
+uint16_t* H(const Tensor& t) { return t.defined() ? t.data<uint16_t>() : nullptr; }
+bool is_bf16(const Tensor& t) { return t.defined() && t.dtype() == DType::bf16; }
+
+// The activation ops (conv2d's input, the fused batch norm + ReLU, pooling, upsampling,
+// concatenation) also take bf16 activations (bf16_activations_active(), kernels/runtime.h).
+void check_activation(const char* op, const Tensor& x) {
+  CAF_REQUIRE_SHAPE(x.dtype() == DType::f32 || x.dtype() == DType::bf16,
+                    std::string(op) + ": expects float32 or bf16 activations, got " + x.describe());
+}
 
 Tensor unary(const Tensor& x, UnaryOp op, float a, float b, const char* name) {
   profile::OpScope op_range(name);
@@ -164,6 +174,7 @@ class SavedInput {
     if (x.impl()->recompute && recompute_activations()) {
       recipe_ = x.impl()->recompute;
       shape_ = x.shape();
+      dtype_ = x.dtype();
       device_ = x.device();
     } else {
       x_ = x.detach();
@@ -172,22 +183,24 @@ class SavedInput {
   bool has_recipe() const { return recipe_ != nullptr; }
   Tensor get() const {
     if (!recipe_) return x_;
-    Tensor t = Tensor::empty(shape_, DType::f32, device_);
-    (*recipe_)(t.data<float>());
+    Tensor t = Tensor::empty(shape_, dtype_, device_);
+    (*recipe_)(is_bf16(t) ? static_cast<void*>(H(t)) : static_cast<void*>(F(t)));
     return t;
   }
 
  private:
   Tensor x_;
-  std::shared_ptr<const std::function<void(float*)>> recipe_;
+  std::shared_ptr<const std::function<void(void*)>> recipe_;
   Dims shape_;
+  DType dtype_ = DType::f32;
   Device device_ = Device::cpu;
 };
 
 // Gives y (an op's output) a recipe built from its inputs' recipes, when every input has one and
 // recompute_activations() is on: a convolution reading y then keeps that instead of y (the
 // upsampled, concatenated and pooled activations of both networks). rebuild(inputs, out) is the
-// op's forward kernel; the inputs are rebuilt first, so the values are the forward's, bit for bit.
+// op's forward kernel, writing y's dtype; the inputs are rebuilt first, so the values are the
+// forward's, bit for bit.
 template <class Rebuild>
 void attach_recipe(const Tensor& y, std::initializer_list<const Tensor*> inputs, Rebuild rebuild) {
   if (!y.impl()->grad_fn || !recompute_activations()) return;
@@ -196,7 +209,7 @@ void attach_recipe(const Tensor& y, std::initializer_list<const Tensor*> inputs,
     if (!in->impl()->recompute) return;
     sources.emplace_back(*in, true);
   }
-  y.impl()->recompute = std::make_shared<const std::function<void(float*)>>([sources, rebuild](float* out) {
+  y.impl()->recompute = std::make_shared<const std::function<void(void*)>>([sources, rebuild](void* out) {
     std::vector<Tensor> in;
     for (const SavedInput& src : sources) in.push_back(src.get());
     rebuild(in, out);
@@ -206,21 +219,38 @@ void attach_recipe(const Tensor& y, std::initializer_list<const Tensor*> inputs,
 
 Tensor concat_channels(const Tensor& a, const Tensor& b) {
   profile::OpScope op_range("concat_channels");
-  check_float("concat_channels", {&a, &b});
+  check_activation("concat_channels", a);
+  check_activation("concat_channels", b);
+  CAF_REQUIRE_SHAPE(a.dtype() == b.dtype() && a.device() == b.device(),
+                    "concat_channels: " + a.describe() + " and " + b.describe() + " differ in dtype or device");
   check_4d("concat_channels", a);
   check_4d("concat_channels", b);
   Shape4 sa = a.shape4(), sb = b.shape4();
   CAF_REQUIRE_SHAPE(sa.n == sb.n && sa.h == sb.h && sa.w == sb.w,
                     "concat_channels: " + a.describe() + " and " + b.describe() + " differ beyond channels");
-  Tensor y = like(a, {sa.n, sa.c + sb.c, sa.h, sa.w});
-  concat_channels_forward<float>(a.device(), F(a), sa.c, F(b), sb.c, sa.n, sa.hw(), F(y));
+  Tensor y = like_dtype(a, {sa.n, sa.c + sb.c, sa.h, sa.w});
+  const bool bf16 = is_bf16(a);
+  const auto forward = [sa, sb, bf16, d = a.device()](const Tensor& ta, const Tensor& tb, void* out) {
+    if (bf16) concat_channels_forward_bf16(d, H(ta), sa.c, H(tb), sb.c, sa.n, sa.hw(), static_cast<uint16_t*>(out));
+    else concat_channels_forward<float>(d, F(ta), sa.c, F(tb), sb.c, sa.n, sa.hw(), static_cast<float*>(out));
+  };
+  forward(a, b, bf16 ? static_cast<void*>(H(y)) : static_cast<void*>(F(y)));
   record(y, "concat_channels", {a, b}, [sa, sb](const Tensor& gy, const std::vector<Tensor>& g) {
     concat_channels_backward<float>(gy.device(), F(gy), sa.c, sb.c, sa.n, sa.hw(), F(g[0]), F(g[1]));
   });
-  attach_recipe(y, {&a, &b}, [sa, sb, d = a.device()](const std::vector<Tensor>& in, float* out) {
-    concat_channels_forward<float>(d, F(in[0]), sa.c, F(in[1]), sb.c, sa.n, sa.hw(), out);
-  });
+  attach_recipe(y, {&a, &b}, [forward](const std::vector<Tensor>& in, void* out) { forward(in[0], in[1], out); });
   return y;
+}
+
+Tensor to_float32(const Tensor& x) {
+  check_activation("to_float32", x);
+  if (!is_bf16(x)) return x;
+  profile::OpScope op_range("to_float32");
+  Tensor y = like(x, x.shape());
+  cast_from_bf16(x.device(), H(x), nullptr, 1, 1, F(y), x.numel());
+  return record(y, "to_float32", {x}, [](const Tensor& gy, const std::vector<Tensor>& g) {
+    binary_forward<float>(gy.device(), BinaryOp::add, F(g[0]), F(gy), F(g[0]), gy.numel());
+  });
 }
 
 Tensor slice_channels(const Tensor& x, int64_t c0, int64_t c1) {
@@ -238,39 +268,54 @@ Tensor slice_channels(const Tensor& x, int64_t c0, int64_t c1) {
 }
 
 namespace {
-uint16_t* H(const Tensor& t) { return t.defined() ? t.data<uint16_t>() : nullptr; }
 Tensor to_bf16(const Tensor& t) {
   Tensor h = Tensor::empty(t.shape(), DType::bf16, t.device());
   cast_to_bf16(t.device(), F(t), H(h), t.numel());
   return h;
 }
 
+// Where a convolution's output goes: fp32 with the bias added, or (bf16 activations, conv2d_prebias)
+// the raw bf16 output without the bias, which the consumer adds as it reads.
+enum class ConvOut { f32, bf16_prebias };
+
 // Mixed precision (kernels/runtime.h, Precision::bf16): the convolution runs on bf16 copies of x
 // and w with fp32 accumulation; y (with the bias added in fp32) and every gradient are widened back
 // into fp32 tensors. The node saves the bf16 copies it needs (x for the weight gradient, w for the
 // input gradient), half the bytes of fp32 ones. With channels_last_convs() every bf16 copy is
-// channels-last (cs.nhwc; the casts transpose on the way in and out).
-Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShape cs, Tensor y) {
+// channels-last (cs.nhwc; the casts transpose on the way in and out). A bf16 x (bf16 activations)
+// is its own copy: used as it is, or only transposed.
+Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShape cs, ConvOut out) {
   const Device d = x.device();
   // cuDNN's NHWC bf16 tensor-core kernels want channel counts in multiples of 8: the convolutions
   // on images (3 or 6 channels) and to the outputs (3 or 2) stay planar.
   cs.nhwc = channels_last_convs() && cs.x.c % 8 == 0 && cs.k_out % 8 == 0;
   const Shape4 sw{cs.k_out, cs.x.c, cs.k, cs.k};
-  // x (N, C, H, W) or w (K, C, k, k) as a bf16 copy in the convolution's layout.
+  // x (N, C, H, W) or w (K, C, k, k), fp32 or bf16, as a bf16 copy in the convolution's layout.
   const auto to_bf16_conv = [nhwc = cs.nhwc](const Tensor& t) {
-    if (!nhwc) return to_bf16(t);
+    if (!nhwc) return is_bf16(t) ? t.detach() : to_bf16(t);
     const Shape4 s = t.shape4();
     Tensor h = Tensor::empty({s.n, s.h, s.w, s.c}, DType::bf16, t.device());
-    cast_to_bf16_nhwc(t.device(), F(t), H(h), s.n, s.c, s.hw());
+    if (is_bf16(t)) transpose_bf16_to_nhwc(t.device(), H(t), H(h), s.n, s.c, s.hw());
+    else cast_to_bf16_nhwc(t.device(), F(t), H(h), s.n, s.c, s.hw());
     return h;
   };
   const Tensor x16 = to_bf16_conv(x), w16 = to_bf16_conv(w);
-  const Tensor y16 = Tensor::empty(cs.nhwc ? Dims{cs.x.n, cs.x.h, cs.x.w, cs.k_out} : y.shape(), DType::bf16, d);
+  const Dims planar{cs.x.n, cs.k_out, cs.x.h, cs.x.w};
+  const Tensor y16 = Tensor::empty(cs.nhwc ? Dims{cs.x.n, cs.x.h, cs.x.w, cs.k_out} : planar, DType::bf16, d);
   conv2d_forward_bf16(d, H(x16), H(w16), H(y16), cs);
-  if (cs.nhwc)
-    cast_from_bf16_nhwc(d, H(y16), F(b), F(y), cs.x.n, cs.k_out, cs.x.hw());
-  else
-    cast_from_bf16(d, H(y16), F(b), cs.x.hw(), cs.k_out, F(y), y.numel());
+  Tensor y;
+  if (out == ConvOut::bf16_prebias) {
+    if (cs.nhwc) {
+      y = Tensor::empty(planar, DType::bf16, d);
+      transpose_bf16_from_nhwc(d, H(y16), H(y), cs.x.n, cs.k_out, cs.x.hw());
+    } else {
+      y = y16;
+    }
+  } else {
+    y = Tensor::empty(planar, DType::f32, d);
+    if (cs.nhwc) cast_from_bf16_nhwc(d, H(y16), F(b), F(y), cs.x.n, cs.k_out, cs.x.hw());
+    else cast_from_bf16(d, H(y16), F(b), cs.x.hw(), cs.k_out, F(y), y.numel());
+  }
   // The bf16 copy of x, or (recompute_activations()) the recipe of x, from which the backward
   // makes the same copy again.
   const SavedInput x_saved = x.impl()->recompute && recompute_activations() ? SavedInput(x, w.requires_grad())
@@ -300,22 +345,31 @@ Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShap
     if (g[2].defined()) conv2d_backward_bias<float>(dev, F(gy), F(g[2]), cs);
   });
 }
+
+Conv2dShape check_conv2d(const char* op, const Tensor& x, const Tensor& w, const Tensor& b) {
+  check_activation(op, x);
+  check_float(op, {&w, &b});
+  CAF_REQUIRE_SHAPE(w.device() == x.device(), std::string(op) + ": tensors on different devices (" +
+                                                  x.describe() + ", " + w.describe() + ")");
+  CAF_REQUIRE_SHAPE(!is_bf16(x) || precision() == Precision::bf16,
+                    std::string(op) + ": a bf16 input needs bf16 mixed precision, got " + x.describe());
+  check_4d(op, x);
+  check_4d(op, w);
+  Shape4 sx = x.shape4(), sw = w.shape4();
+  CAF_REQUIRE_SHAPE(sw.c == sx.c && sw.h == sw.w && sw.h % 2 == 1,
+                    std::string(op) + ": weight " + w.describe() + " does not fit input " + x.describe() +
+                        " (square odd kernel, same input channels)");
+  CAF_REQUIRE_SHAPE(!b.defined() || b.shape() == Dims{sw.n},
+                    std::string(op) + ": bias " + b.describe() + " for " + std::to_string(sw.n) + " output channels");
+  return Conv2dShape{sx, sw.n, sw.h};
+}
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b) {
   profile::OpScope op_range("conv2d");
-  check_float("conv2d", {&x, &w, &b});
-  check_4d("conv2d", x);
-  check_4d("conv2d", w);
-  Shape4 sx = x.shape4(), sw = w.shape4();
-  CAF_REQUIRE_SHAPE(sw.c == sx.c && sw.h == sw.w && sw.h % 2 == 1,
-                    "conv2d: weight " + w.describe() + " does not fit input " + x.describe() +
-                        " (square odd kernel, same input channels)");
-  CAF_REQUIRE_SHAPE(!b.defined() || b.shape() == Dims{sw.n},
-                    "conv2d: bias " + b.describe() + " for " + std::to_string(sw.n) + " output channels");
-  Conv2dShape cs{sx, sw.n, sw.h};
-  Tensor y = like(x, {sx.n, sw.n, sx.h, sx.w});
-  if (precision() == Precision::bf16) return conv2d_bf16(x, w, b, cs, y);
+  const Conv2dShape cs = check_conv2d("conv2d", x, w, b);
+  if (precision() == Precision::bf16) return conv2d_bf16(x, w, b, cs, ConvOut::f32);
+  Tensor y = like(x, {cs.x.n, cs.k_out, cs.x.h, cs.x.w});
   conv2d_forward<float>(x.device(), F(x), F(w), F(b), F(y), cs);
   return record(y, "conv2d", {x, w, b}, [cs, xs = SavedInput(x, w.requires_grad()), ws = w.detach()](
                                             const Tensor& gy, const std::vector<Tensor>& g) {
@@ -326,15 +380,30 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b) {
   });
 }
 
+Tensor conv2d_prebias(const Tensor& x, const Tensor& w, const Tensor& b) {
+  profile::OpScope op_range("conv2d");
+  const Conv2dShape cs = check_conv2d("conv2d_prebias", x, w, b);
+  CAF_REQUIRE(precision() == Precision::bf16, "conv2d_prebias: bf16 activations need bf16 mixed precision");
+  return conv2d_bf16(x, w, b, cs, ConvOut::bf16_prebias);
+}
+
 namespace {
 Shape4 check_batchnorm(const char* op, const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                       const BatchNormState& st) {
-  check_float(op, {&x, &gamma, &beta, &st.running_mean, &st.running_var});
+                       const BatchNormState& st, const Tensor& x_bias = Tensor()) {
+  check_activation(op, x);
+  check_float(op, {&gamma, &beta, &st.running_mean, &st.running_var, &x_bias});
+  CAF_REQUIRE_SHAPE(gamma.device() == x.device(), std::string(op) + ": tensors on different devices (" +
+                                                      x.describe() + ", " + gamma.describe() + ")");
+  CAF_REQUIRE_SHAPE(!x_bias.defined() || is_bf16(x),
+                    std::string(op) + ": a pending bias comes only with a convolution's raw bf16 output, got " +
+                        x.describe());
   check_4d(op, x);
   Shape4 s = x.shape4();
   for (const Tensor* t : std::initializer_list<const Tensor*>{&gamma, &beta, &st.running_mean, &st.running_var})
     CAF_REQUIRE_SHAPE(t->defined() && t->shape() == Dims{s.c},
                       std::string(op) + ": per-channel tensor " + t->describe() + " for input " + x.describe());
+  CAF_REQUIRE_SHAPE(!x_bias.defined() || x_bias.shape() == Dims{s.c},
+                    std::string(op) + ": bias " + x_bias.describe() + " for input " + x.describe());
   return s;
 }
 void check_train_batch(const char* op, const Shape4& s, const Tensor& x) {
@@ -346,6 +415,7 @@ void check_train_batch(const char* op, const Shape4& s, const Tensor& x) {
 Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st,
                    bool training) {
   profile::OpScope op_range(training ? "batchnorm2d_train" : "batchnorm2d_eval");
+  check_float("batchnorm2d", {&x});
   const Shape4 s = check_batchnorm("batchnorm2d", x, gamma, beta, st);
   BatchNormArgs a{s, st.eps, st.momentum};
   Tensor y = like(x, x.shape());
@@ -370,60 +440,95 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Bat
                 });
 }
 
-Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st) {
+Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st,
+                        const Tensor& x_bias) {
   profile::OpScope op_range("batchnorm_relu2d_train");
-  const Shape4 s = check_batchnorm("batchnorm_relu2d", x, gamma, beta, st);
+  const Shape4 s = check_batchnorm("batchnorm_relu2d", x, gamma, beta, st, x_bias);
   check_train_batch("batchnorm_relu2d", s, x);
-  BatchNormArgs a{s, st.eps, st.momentum};
-  Tensor y = like(x, x.shape()), mean = like(x, {s.c}), invstd = like(x, {s.c});
-  batchnorm_relu_train_forward<float>(x.device(), F(x), F(gamma), F(beta), F(y), F(mean), F(invstd),
+  const BatchNormArgs a{s, st.eps, st.momentum};
+  const Device d = x.device();
+  const bool bf16 = is_bf16(x);
+  Tensor y = like_dtype(x, x.shape()), mean = like(gamma, {s.c}), invstd = like(gamma, {s.c});
+  if (bf16)
+    batchnorm_relu_train_forward_bf16(d, H(x), F(x_bias), F(gamma), F(beta), H(y), F(mean), F(invstd),
                                       F(st.running_mean), F(st.running_var), a);
+  else
+    batchnorm_relu_train_forward<float>(d, F(x), F(gamma), F(beta), F(y), F(mean), F(invstd),
+                                        F(st.running_mean), F(st.running_var), a);
   // x, not y, is kept: the mask is recomputed from it (y may be freed, or kept by its consumer).
-  const Tensor xs = x.detach(), gs = gamma.detach(), bs = beta.detach();
+  // With bf16 activations x is the convolution's raw bf16 output and xb its bias.
+  const Tensor xs = x.detach(), xb = x_bias.defined() ? x_bias.detach() : Tensor(), gs = gamma.detach(),
+               bs = beta.detach();
   record(y, "batchnorm_relu2d_train", {x, gamma, beta},
-         [a, xs, gs, bs, mean, invstd](const Tensor& gy, const std::vector<Tensor>& g) {
-           batchnorm_relu_train_backward<float>(gy.device(), F(xs), F(gs), F(bs), F(gy), F(mean), F(invstd),
+         [a, bf16, xs, xb, gs, bs, mean, invstd](const Tensor& gy, const std::vector<Tensor>& g) {
+           if (bf16)
+             batchnorm_relu_train_backward_bf16(gy.device(), H(xs), F(xb), F(gs), F(bs), F(gy), F(mean), F(invstd),
                                                 F(g[0]), F(g[1]), F(g[2]), a);
+           else
+             batchnorm_relu_train_backward<float>(gy.device(), F(xs), F(gs), F(bs), F(gy), F(mean), F(invstd),
+                                                  F(g[0]), F(g[1]), F(g[2]), a);
          });
   // y's recipe holds only what the node above holds anyway (parameters do not change before the
   // backward: the optimiser steps after it). Attached only when a graph is recorded.
   if (y.impl()->grad_fn && recompute_activations())
-    y.impl()->recompute = std::make_shared<const std::function<void(float*)>>(
-        [a, xs, gs, bs, mean, invstd, d = x.device()](float* out) {
-          batchnorm_relu_apply<float>(d, F(xs), F(gs), F(bs), F(mean), F(invstd), out, a);
+    y.impl()->recompute = std::make_shared<const std::function<void(void*)>>(
+        [a, bf16, xs, xb, gs, bs, mean, invstd, d](void* out) {
+          if (bf16)
+            batchnorm_relu_apply_bf16(d, H(xs), F(xb), F(gs), F(bs), F(mean), F(invstd), static_cast<uint16_t*>(out), a);
+          else
+            batchnorm_relu_apply<float>(d, F(xs), F(gs), F(bs), F(mean), F(invstd), static_cast<float*>(out), a);
         });
   return y;
 }
 
-Tensor batchnorm_relu2d_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st) {
+Tensor batchnorm_relu2d_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st,
+                             const Tensor& x_bias) {
   const bool records = grad_enabled() && (x.requires_grad() || gamma.requires_grad() || beta.requires_grad());
+  CAF_REQUIRE(!(records && is_bf16(x)),
+              "batchnorm_relu2d_eval: bf16 activations in inference mode only where no gradient is recorded");
   if (records) return relu(batchnorm2d(x, gamma, beta, st, false));
   profile::OpScope op_range("batchnorm_relu2d_eval");
-  const Shape4 s = check_batchnorm("batchnorm_relu2d_eval", x, gamma, beta, st);
-  Tensor y = like(x, x.shape());
-  batchnorm_relu_eval_forward<float>(x.device(), F(x), F(gamma), F(beta), F(st.running_mean), F(st.running_var),
-                                     F(y), BatchNormArgs{s, st.eps, st.momentum});
+  const Shape4 s = check_batchnorm("batchnorm_relu2d_eval", x, gamma, beta, st, x_bias);
+  const BatchNormArgs a{s, st.eps, st.momentum};
+  Tensor y = like_dtype(x, x.shape());
+  if (is_bf16(x))
+    batchnorm_relu_eval_forward_bf16(x.device(), H(x), F(x_bias), F(gamma), F(beta), F(st.running_mean),
+                                     F(st.running_var), H(y), a);
+  else
+    batchnorm_relu_eval_forward<float>(x.device(), F(x), F(gamma), F(beta), F(st.running_mean), F(st.running_var),
+                                       F(y), a);
   return y;
 }
 
 Tensor maxpool2d(const Tensor& x) {
   profile::OpScope op_range("maxpool2d");
-  check_float("maxpool2d", {&x});
+  check_activation("maxpool2d", x);
   check_4d("maxpool2d", x);
   Shape4 s = x.shape4();
   CAF_REQUIRE_SHAPE(s.h >= 2 && s.w >= 2, "maxpool2d of " + x.describe());
-  Tensor y = like(x, {s.n, s.c, s.h / 2, s.w / 2});
-  if ((precision() == Precision::bf16 || recompute_activations()) && grad_enabled() && x.requires_grad()) {
+  Tensor y = like_dtype(x, {s.n, s.c, s.h / 2, s.w / 2});
+  const bool bf16 = is_bf16(x), records = grad_enabled() && x.requires_grad();
+  // The indexed forward, writing y's dtype; idx may be null.
+  const auto forward = [s, bf16, d = x.device()](const Tensor& in, void* out, uint8_t* idx) {
+    if (bf16) maxpool2d_forward_index_bf16(d, H(in), s, static_cast<uint16_t*>(out), idx);
+    else maxpool2d_forward_index(d, F(in), s, static_cast<float*>(out), idx);
+  };
+  void* const out = bf16 ? static_cast<void*>(H(y)) : static_cast<void*>(F(y));
+  if ((bf16 || precision() == Precision::bf16 || recompute_activations()) && records) {
     // Keep the winners' positions (1 byte per output) rather than x, which then lives only as
     // long as its other users (bf16 mixed precision, or recompute_activations()).
     Tensor idx = Tensor::empty(y.shape(), DType::u8, x.device());
-    maxpool2d_forward_index(x.device(), F(x), s, F(y), idx.data<uint8_t>());
+    forward(x, out, idx.data<uint8_t>());
     record(y, "maxpool2d", {x}, [s, idx](const Tensor& gy, const std::vector<Tensor>& g) {
       maxpool2d_backward_index(gy.device(), idx.data<uint8_t>(), F(gy), s, F(g[0]));
     });
-    attach_recipe(y, {&x}, [s, d = x.device()](const std::vector<Tensor>& in, float* out) {
-      maxpool2d_forward<float>(d, F(in[0]), s, out);  // the same maxima the indexed forward wrote
+    attach_recipe(y, {&x}, [forward](const std::vector<Tensor>& in, void* o) {
+      forward(in[0], o, nullptr);  // the same maxima the indexed forward wrote
     });
+    return y;
+  }
+  if (bf16) {  // nothing recorded
+    forward(x, out, nullptr);
     return y;
   }
   maxpool2d_forward<float>(x.device(), F(x), s, F(y));
@@ -434,17 +539,20 @@ Tensor maxpool2d(const Tensor& x) {
 
 Tensor upsample_bilinear2x(const Tensor& x) {
   profile::OpScope op_range("upsample_bilinear2x");
-  check_float("upsample_bilinear2x", {&x});
+  check_activation("upsample_bilinear2x", x);
   check_4d("upsample_bilinear2x", x);
   Shape4 s = x.shape4();
-  Tensor y = like(x, {s.n, s.c, 2 * s.h, 2 * s.w});
-  upsample_bilinear2x_forward<float>(x.device(), F(x), s, F(y));
+  Tensor y = like_dtype(x, {s.n, s.c, 2 * s.h, 2 * s.w});
+  const bool bf16 = is_bf16(x);
+  const auto forward = [s, bf16, d = x.device()](const Tensor& in, void* out) {
+    if (bf16) upsample_bilinear2x_forward_bf16(d, H(in), s, static_cast<uint16_t*>(out));
+    else upsample_bilinear2x_forward<float>(d, F(in), s, static_cast<float*>(out));
+  };
+  forward(x, bf16 ? static_cast<void*>(H(y)) : static_cast<void*>(F(y)));
   record(y, "upsample_bilinear2x", {x}, [s](const Tensor& gy, const std::vector<Tensor>& g) {
     upsample_bilinear2x_backward<float>(gy.device(), F(gy), s, F(g[0]));
   });
-  attach_recipe(y, {&x}, [s, d = x.device()](const std::vector<Tensor>& in, float* out) {
-    upsample_bilinear2x_forward<float>(d, F(in[0]), s, out);
-  });
+  attach_recipe(y, {&x}, [forward](const std::vector<Tensor>& in, void* out) { forward(in[0], out); });
   return y;
 }
 

@@ -34,10 +34,18 @@ Tensor mean_channels(const Tensor& x);
 // channels of NCHW tensors
 Tensor softmax_channels(const Tensor& x);
 Tensor concat_channels(const Tensor& a, const Tensor& b);
+// A bf16 tensor's values as float32 (exact); the gradient passes through unchanged. For looking
+// at bf16 activations and for losses on them; an f32 x is returned as it is.
+Tensor to_float32(const Tensor& x);
 Tensor slice_channels(const Tensor& x, int64_t c0, int64_t c1);  // channels [c0, c1)
 
 // layers' math
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b);  // b may be undefined
+// bf16 activations (kernels/runtime.h bf16_activations_active()): the convolution's raw bf16
+// output, without the bias, for a batchnorm_relu2d that adds b as it reads (its x_bias). Its node
+// still owns b (the bias gradient). conv2d and the ops below also take bf16 activations as x
+// (their outputs are then bf16 too, conv2d's fp32; gradients are always fp32). bf16 precision only.
+Tensor conv2d_prebias(const Tensor& x, const Tensor& w, const Tensor& b);
 struct BatchNormState {
   Tensor running_mean, running_var;  // updated in place in training mode
   float momentum = 0.1f, eps = 1e-5f;
@@ -46,11 +54,16 @@ Tensor batchnorm2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, Bat
                    bool training);
 // relu(batchnorm2d(x, ..., training = true)) as one op (kernels/batchnorm.h): the same statistics
 // and running-statistics update, the intermediate never stored. nn's ConvBnRelu uses it in
-// training mode while fused_bn_relu() is on (kernels/runtime.h).
-Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st);
+// training mode while fused_bn_relu() is on (kernels/runtime.h). x may be bf16 (conv2d_prebias's
+// output, with its bias as x_bias): y is then bf16, the rounding of the fp32 op's y on
+// float(x) + x_bias.
+Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st,
+                        const Tensor& x_bias = Tensor());
 // relu(batchnorm2d(x, ..., training = false)) in one pass when no gradient is recorded (the split
-// step's R on Y, evaluation); with a gradient to record, the two ops.
-Tensor batchnorm_relu2d_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st);
+// step's R on Y, evaluation); with a gradient to record, the two ops (fp32 x only). x, x_bias as
+// batchnorm_relu2d's.
+Tensor batchnorm_relu2d_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st,
+                             const Tensor& x_bias = Tensor());
 Tensor maxpool2d(const Tensor& x);             // 2x2, stride 2
 Tensor upsample_bilinear2x(const Tensor& x);   // align_corners=True
 Tensor avg_pool2d(const Tensor& x, int64_t k); // k x k, stride 1, zero padding k/2 counted

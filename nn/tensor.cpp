@@ -204,7 +204,8 @@ bool Tensor::requires_grad() const { return checked().requires_grad || checked()
 
 Tensor& Tensor::set_requires_grad(bool on) {
   CAF_REQUIRE(is_leaf(), "set_requires_grad on a result of an op; use detach() first");
-  CAF_REQUIRE(!on || dtype() == DType::f32, "only float tensors can require gradients");
+  CAF_REQUIRE(!on || dtype() != DType::u8,
+              "only float32 and bf16 tensors can require gradients (a bf16 tensor's gradient is float32)");
   impl_->requires_grad = on;
   return *this;
 }

@@ -1,7 +1,9 @@
 // nn/tensor.h: the Tensor handle: up to 4-D (NCHW), float32 or uint8, on the CPU or a GPU,
 // contiguous, with shared storage.
 //
-// bf16 tensors exist for mixed precision's saved convolution operands; most ops take f32 only.
+// bf16 tensors exist for mixed precision's convolution operands and, with bf16_activations(), the
+// activations of the ConvBnRelu chains (conv2d, batchnorm_relu2d, maxpool2d, upsample_bilinear2x,
+// concat_channels take them; their gradients stay f32); other ops take f32 only.
 // A Tensor is a cheap handle (a shared_ptr to TensorImpl); copies alias. Views (reshape, slab
 // views of parameters) share the Storage at an element offset. Autograd state lives beside the
 // data: a leaf that requires grad accumulates into `grad`; a result of an op holds the Node that
@@ -44,11 +46,11 @@ struct TensorImpl {
   std::shared_ptr<Node> grad_fn;     // results of recorded ops only
   // Results whose values can be rewritten from what the graph keeps anyway (the fused batch norm
   // + ReLU's output, from its input and statistics): writes them, bit for bit, to the given
-  // buffer. An op that would save this tensor for its backward may keep this instead
+  // buffer (of this tensor's dtype: float, or bf16 activations' uint16_t). An op that would save this tensor for its backward may keep this instead
   // (nn/ops.cpp, recompute_activations()), so the tensor itself is freed after the forward.
   // In-place writes through this handle (copy_, fill_) drop it; writes through another view of
   // the same storage cannot be seen, so none may happen between a forward and its backward.
-  std::shared_ptr<const std::function<void(float*)>> recompute;
+  std::shared_ptr<const std::function<void(void*)>> recompute;
 };
 
 class Tensor {

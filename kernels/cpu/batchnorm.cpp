@@ -3,7 +3,10 @@
 #include <cmath>
 #include <utility>
 
+#include <vector>
+
 #include "kernels/batchnorm.h"
+#include "kernels/cast.h"
 #include "kernels/launch.h"
 
 namespace caf::cpu {
@@ -229,5 +232,52 @@ void batchnorm_eval_backward(const T* x, const T* gamma, const T* running_mean,
                                            T*, T*, T*, const BatchNormArgs&);
 CAF_INSTANTIATE(float)
 CAF_INSTANTIATE(double)
+
+// bf16 activations: the reference is the definition itself, the fp32 op on the widened input
+// (cast_from_bf16's arithmetic) with its output rounded (cast_to_bf16's).
+namespace {
+std::vector<float> widened(const uint16_t* x, const float* xbias, const Shape4& s) {
+  std::vector<float> v(size_t(s.numel()));
+  cast_from_bf16(x, xbias, s.hw(), s.c, v.data(), s.numel());
+  return v;
+}
+template <class F>
+void rounded(const Shape4& s, uint16_t* y, F fp32_op) {
+  std::vector<float> out(size_t(s.numel()));
+  fp32_op(out.data());
+  cast_to_bf16(out.data(), y, s.numel());
+}
+}  // namespace
+
+void batchnorm_relu_train_forward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                                       const float* beta, uint16_t* y, float* save_mean,
+                                       float* save_invstd, float* running_mean, float* running_var,
+                                       const BatchNormArgs& a) {
+  const std::vector<float> xf = widened(x, xbias, a.s);
+  rounded(a.s, y, [&](float* out) {
+    batchnorm_relu_train_forward(xf.data(), gamma, beta, out, save_mean, save_invstd, running_mean, running_var, a);
+  });
+}
+void batchnorm_relu_apply_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                               const float* beta, const float* save_mean, const float* save_invstd,
+                               uint16_t* y, const BatchNormArgs& a) {
+  const std::vector<float> xf = widened(x, xbias, a.s);
+  rounded(a.s, y, [&](float* out) { batchnorm_relu_apply(xf.data(), gamma, beta, save_mean, save_invstd, out, a); });
+}
+void batchnorm_relu_train_backward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                                        const float* beta, const float* gy, const float* save_mean,
+                                        const float* save_invstd, float* gx, float* ggamma,
+                                        float* gbeta, const BatchNormArgs& a) {
+  const std::vector<float> xf = widened(x, xbias, a.s);
+  batchnorm_relu_train_backward(xf.data(), gamma, beta, gy, save_mean, save_invstd, gx, ggamma, gbeta, a);
+}
+void batchnorm_relu_eval_forward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                                      const float* beta, const float* running_mean,
+                                      const float* running_var, uint16_t* y, const BatchNormArgs& a) {
+  const std::vector<float> xf = widened(x, xbias, a.s);
+  rounded(a.s, y, [&](float* out) {
+    batchnorm_relu_eval_forward(xf.data(), gamma, beta, running_mean, running_var, out, a);
+  });
+}
 
 }  // namespace caf::cpu

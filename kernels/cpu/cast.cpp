@@ -31,4 +31,11 @@ void accumulate_bf16_nhwc(const uint16_t* x, float* g, int64_t b, int64_t c, int
   for_bcp(b, c, p, AccumulateBf16Nhwc{x, g, {c, p}});
 }
 
+void transpose_bf16_to_nhwc(const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p) {
+  for_bcp(b, c, p, TransposeBf16ToNhwc{x, y, {c, p}});
+}
+void transpose_bf16_from_nhwc(const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p) {
+  for_bcp(b, c, p, TransposeBf16FromNhwc{x, y, {c, p}});
+}
+
 }  // namespace caf::cpu

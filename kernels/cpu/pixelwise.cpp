@@ -47,7 +47,10 @@ void channel_copy(const T* src, T* dst, ChannelCopyArgs a, bool accumulate) {
   cpu_for_each(a.n * a.count * a.hw, ChannelCopy<T>{src, dst, a, accumulate});
 }
 void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx) {
-  cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForwardIndex{x, y, idx, s});
+  cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForwardIndex<>{x, y, idx, s});
+}
+void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx) {
+  cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForwardIndex<uint16_t>{x, y, idx, s});
 }
 void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx) {
   cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackwardIndex{idx, gy, gx, s});
@@ -71,6 +74,12 @@ void avg_pool2d_backward(const T* gy, Shape4 s, int64_t k, T* gx) {
 template <class T>
 void upsample_bilinear2x_forward(const T* x, Shape4 s, T* y) {
   cpu_for_each(s.numel() * 4, UpsampleForward<T>{x, y, s});
+}
+void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y) {
+  cpu_for_each(s.numel() * 4, UpsampleForward<float, uint16_t>{x, y, s});
+}
+void channel_copy_bf16(const uint16_t* src, uint16_t* dst, ChannelCopyArgs a) {
+  cpu_for_each(a.n * a.count * a.hw, ChannelCopy<uint16_t>{src, dst, a, false});
 }
 template <class T>
 void upsample_bilinear2x_backward(const T* gy, Shape4 s, T* gx) {

@@ -12,10 +12,16 @@
 //             coefficients) -> gx += ... (read x, gy, gx; write gx)
 // against cuDNN's batch norm then ReLU: forward reads x twice and y once less, backward drops the
 // ReLU pass and the intermediate gradient.
+//
+// The kernels are templates over how x is read (F32In: floats; Bf16In: a convolution's raw bf16
+// output plus its per-channel bias, widened as cast_from_bf16 does) and how y is stored (float, or
+// bf16 rounded as cast_to_bf16 does), so the _bf16 variants are the fp32 kernels' arithmetic on
+// the widened values, element for element.
 #include <cstdint>
 #include <initializer_list>
 
 #include "kernels/batchnorm.h"
+#include "kernels/cast.h"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/memory.h"
 
@@ -114,13 +120,55 @@ __device__ __forceinline__ void store(float* p, int64_t i, int w, const Quad& q)
   if (w == 4) *reinterpret_cast<float4*>(p + i) = make_float4(q.v[0], q.v[1], q.v[2], q.v[3]);
   else p[i] = q.v[0];
 }
+// bf16: 4 values are 8 bytes (one uint2), element i in the low half of the first word.
+__device__ __forceinline__ void store(uint16_t* p, int64_t i, int w, const Quad& q) {
+  if (w == 4) {
+    const uint32_t lo = uint32_t(f32_to_bf16(q.v[0])) | (uint32_t(f32_to_bf16(q.v[1])) << 16);
+    const uint32_t hi = uint32_t(f32_to_bf16(q.v[2])) | (uint32_t(f32_to_bf16(q.v[3])) << 16);
+    *reinterpret_cast<uint2*>(p + i) = make_uint2(lo, hi);
+  } else {
+    p[i] = f32_to_bf16(q.v[0]);
+  }
+}
 
-__global__ void stats_partials(const float* x, Shape4 s, Plan p, double2* out) {
+// How x is read, for channel c: floats as they are, or bf16 widened plus the channel's bias.
+struct F32In {
+  const float* p;
+  __device__ __forceinline__ F32In at(int64_t) const { return *this; }
+  __device__ __forceinline__ Quad operator()(int64_t i, int w) const { return load(p, i, w); }
+};
+struct Bf16In {
+  const uint16_t* p;
+  const float* bias;  // per channel, or null
+  float b = 0.f;      // bias[c] once at() has chosen the channel
+  __device__ __forceinline__ Bf16In at(int64_t c) const {
+    Bf16In r = *this;
+    if (bias) r.b = bias[c];
+    return r;
+  }
+  __device__ __forceinline__ Quad operator()(int64_t i, int w) const {
+    Quad q;
+    if (w == 4) {
+      const uint2 t = *reinterpret_cast<const uint2*>(p + i);
+      q.v[0] = bf16_to_f32(uint16_t(t.x & 0xffffu)), q.v[1] = bf16_to_f32(uint16_t(t.x >> 16));
+      q.v[2] = bf16_to_f32(uint16_t(t.y & 0xffffu)), q.v[3] = bf16_to_f32(uint16_t(t.y >> 16));
+    } else {
+      q.v[0] = bf16_to_f32(p[i]);
+    }
+    if (bias)
+      for (int j = 0; j < w; ++j) q.v[j] = __fadd_rn(q.v[j], b);  // cast_from_bf16's v + bias[c]
+    return q;
+  }
+};
+
+template <class In>
+__global__ void stats_partials(In in, Shape4 s, Plan p, double2* out) {
   const int64_t c = blockIdx.x;
+  const In x = in.at(c);
   for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y) {
     double sum = 0, sq = 0;
     for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
-      const Quad q = load(x, i, w);
+      const Quad q = x(i, w);
       for (int j = 0; j < w; ++j) {
         const double v = q.v[j];
         sum += v;
@@ -155,13 +203,15 @@ __global__ void stats_finalise(const double2* parts, int64_t partials, Shape4 s,
   }
 }
 
-__global__ void apply_forward(const float* x, const float* gamma, const float* beta,
-                              const float* mean, const float* invstd, Shape4 s, Plan p, float* y) {
+template <class In, class Out>
+__global__ void apply_forward(In in, const float* gamma, const float* beta,
+                              const float* mean, const float* invstd, Shape4 s, Plan p, Out* y) {
   const int64_t c = blockIdx.x;
+  const In x = in.at(c);
   const float mu = mean[c], is = invstd[c], g = gamma[c], b = beta[c];
   for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y)
     for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
-      Quad q = load(x, i, w);
+      Quad q = x(i, w);
       for (int j = 0; j < w; ++j) {
         const float z = bn_relu_pre(q.v[j], mu, is, g, b);
         q.v[j] = z > 0.f ? z : 0.f;
@@ -170,15 +220,17 @@ __global__ void apply_forward(const float* x, const float* gamma, const float* b
     });
 }
 
-__global__ void grad_partials(const float* x, const float* gy, const float* gamma,
+template <class In>
+__global__ void grad_partials(In in, const float* gy, const float* gamma,
                               const float* beta, const float* mean, const float* invstd, Shape4 s,
                               Plan p, double2* out) {
   const int64_t c = blockIdx.x;
+  const In x = in.at(c);
   const float mu = mean[c], is = invstd[c], g = gamma[c], b = beta[c];
   for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y) {
     double sum = 0, sum_xc = 0;
     for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
-      const Quad xv = load(x, i, w), gv = load(gy, i, w);
+      const Quad xv = x(i, w), gv = load(gy, i, w);
       for (int j = 0; j < w; ++j) {
         const double gz = bn_relu_gate(bn_relu_pre(xv.v[j], mu, is, g, b), gv.v[j]);
         sum += gz;
@@ -207,15 +259,17 @@ __global__ void grad_finalise(const double2* parts, int64_t partials, Shape4 s,
   if (coef) coef[c] = make_float2(float(sum / m), float(sum_xhat / m));
 }
 
-__global__ void apply_backward(const float* x, const float* gy, const float* gamma,
+template <class In>
+__global__ void apply_backward(In in, const float* gy, const float* gamma,
                                const float* beta, const float* mean, const float* invstd,
                                const float2* coef, Shape4 s, Plan p, float* gx) {
   const int64_t c = blockIdx.x;
+  const In x = in.at(c);
   const float mu = mean[c], is = invstd[c], g = gamma[c], b = beta[c], gi = g * is;
   const float2 ab = coef[c];
   for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y)
     for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
-      const Quad xv = load(x, i, w), gv = load(gy, i, w);
+      const Quad xv = x(i, w), gv = load(gy, i, w);
       Quad out = load(gx, i, w);
       for (int j = 0; j < w; ++j) {
         const float gz = bn_relu_gate(bn_relu_pre(xv.v[j], mu, is, g, b), gv.v[j]);
@@ -227,14 +281,16 @@ __global__ void apply_backward(const float* x, const float* gy, const float* gam
 
 // Inference mode: y = max(x * scale + shift, 0) with scale, shift from the running statistics,
 // folded per block as the CPU folds them per (n, c) plane.
-__global__ void eval_apply(const float* x, const float* gamma, const float* beta, const float* running_mean,
-                           const float* running_var, float eps, Shape4 s, Plan p, float* y) {
+template <class In, class Out>
+__global__ void eval_apply(In in, const float* gamma, const float* beta, const float* running_mean,
+                           const float* running_var, float eps, Shape4 s, Plan p, Out* y) {
   const int64_t c = blockIdx.x;
+  const In x = in.at(c);
   const float scale = gamma[c] / sqrtf(__fadd_rn(running_var[c], eps));
   const float shift = __fsub_rn(beta[c], __fmul_rn(running_mean[c], scale));  // no FMA: the CPU's bits
   for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y)
     for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
-      Quad q = load(x, i, w);
+      Quad q = x(i, w);
       for (int j = 0; j < w; ++j) {
         const float v = __fadd_rn(__fmul_rn(q.v[j], scale), shift);
         q.v[j] = v > 0.f ? v : 0.f;
@@ -245,24 +301,24 @@ __global__ void eval_apply(const float* x, const float* gamma, const float* beta
 
 unsigned channel_blocks(int64_t c) { return unsigned((c + kThreads - 1) / kThreads); }
 
-}  // namespace
-
-void batchnorm_relu_apply(const float* x, const float* gamma, const float* beta,
-                          const float* save_mean, const float* save_invstd, float* y,
-                          const BatchNormArgs& a) {
+// The launchers, generic over the input reader and the output storage; xp, yp: the raw pointers,
+// for the float4 / uint2 alignment check.
+template <class In, class Out>
+void apply(In x, const void* xp, const float* gamma, const float* beta, const float* save_mean,
+           const float* save_invstd, Out* y, const BatchNormArgs& a) {
   if (a.s.numel() == 0) return;
-  const Plan p = plan_for(a.s, {x, y});
+  const Plan p = plan_for(a.s, {xp, y});
   apply_forward<<<dim3(unsigned(a.s.c), p.grid_y), kThreads, 0, stream()>>>(
       x, gamma, beta, save_mean, save_invstd, a.s, p, y);
   CAF_CHECK_LAUNCH("batchnorm_relu_apply");
 }
 
-void batchnorm_relu_train_forward(const float* x, const float* gamma, const float* beta, float* y,
-                                  float* save_mean, float* save_invstd, float* running_mean,
-                                  float* running_var, const BatchNormArgs& a) {
+template <class In, class Out>
+void train_forward(In x, const void* xp, const float* gamma, const float* beta, Out* y, float* save_mean,
+                   float* save_invstd, float* running_mean, float* running_var, const BatchNormArgs& a) {
   const Shape4& s = a.s;
   if (s.numel() == 0) return;
-  const Plan p = plan_for(s, {x, y});
+  const Plan p = plan_for(s, {xp, y});
   Buffer parts(Device::cuda, size_t(s.c * p.partials) * sizeof(double2));
   double2* pp = static_cast<double2*>(parts.data());
   const dim3 grid(unsigned(s.c), p.grid_y);
@@ -271,25 +327,26 @@ void batchnorm_relu_train_forward(const float* x, const float* gamma, const floa
   stats_finalise<<<channel_blocks(s.c), kThreads, 0, stream()>>>(
       pp, p.partials, s, a.eps, a.momentum, save_mean, save_invstd, running_mean, running_var);
   CAF_CHECK_LAUNCH("batchnorm_relu_train_forward/finalise");
-  batchnorm_relu_apply(x, gamma, beta, save_mean, save_invstd, y, a);  // the same pass a recompute runs
+  apply(x, xp, gamma, beta, save_mean, save_invstd, y, a);  // the same pass a recompute runs
 }
 
-void batchnorm_relu_eval_forward(const float* x, const float* gamma, const float* beta,
-                                 const float* running_mean, const float* running_var, float* y,
-                                 const BatchNormArgs& a) {
+template <class In, class Out>
+void eval_forward(In x, const void* xp, const float* gamma, const float* beta, const float* running_mean,
+                  const float* running_var, Out* y, const BatchNormArgs& a) {
   if (a.s.numel() == 0) return;
-  const Plan p = plan_for(a.s, {x, y});
+  const Plan p = plan_for(a.s, {xp, y});
   eval_apply<<<dim3(unsigned(a.s.c), p.grid_y), kThreads, 0, stream()>>>(
       x, gamma, beta, running_mean, running_var, float(a.eps), a.s, p, y);
   CAF_CHECK_LAUNCH("batchnorm_relu_eval_forward");
 }
 
-void batchnorm_relu_train_backward(const float* x, const float* gamma, const float* beta,
-                                   const float* gy, const float* save_mean, const float* save_invstd,
-                                   float* gx, float* ggamma, float* gbeta, const BatchNormArgs& a) {
+template <class In>
+void train_backward(In x, const void* xp, const float* gamma, const float* beta, const float* gy,
+                    const float* save_mean, const float* save_invstd, float* gx, float* ggamma, float* gbeta,
+                    const BatchNormArgs& a) {
   const Shape4& s = a.s;
   if (s.numel() == 0 || (!gx && !ggamma && !gbeta)) return;
-  const Plan p = plan_for(s, {x, gy, gx});
+  const Plan p = plan_for(s, {xp, gy, gx});
   Buffer parts(Device::cuda, size_t(s.c * p.partials) * sizeof(double2));
   Buffer coef = gx ? Buffer(Device::cuda, size_t(s.c) * sizeof(float2)) : Buffer();
   double2* pp = static_cast<double2*>(parts.data());
@@ -305,6 +362,52 @@ void batchnorm_relu_train_backward(const float* x, const float* gamma, const flo
                                                     s, p, gx);
     CAF_CHECK_LAUNCH("batchnorm_relu_train_backward/apply");
   }
+}
+
+}  // namespace
+
+void batchnorm_relu_apply(const float* x, const float* gamma, const float* beta,
+                          const float* save_mean, const float* save_invstd, float* y,
+                          const BatchNormArgs& a) {
+  apply(F32In{x}, x, gamma, beta, save_mean, save_invstd, y, a);
+}
+void batchnorm_relu_train_forward(const float* x, const float* gamma, const float* beta, float* y,
+                                  float* save_mean, float* save_invstd, float* running_mean,
+                                  float* running_var, const BatchNormArgs& a) {
+  train_forward(F32In{x}, x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var, a);
+}
+void batchnorm_relu_eval_forward(const float* x, const float* gamma, const float* beta,
+                                 const float* running_mean, const float* running_var, float* y,
+                                 const BatchNormArgs& a) {
+  eval_forward(F32In{x}, x, gamma, beta, running_mean, running_var, y, a);
+}
+void batchnorm_relu_train_backward(const float* x, const float* gamma, const float* beta,
+                                   const float* gy, const float* save_mean, const float* save_invstd,
+                                   float* gx, float* ggamma, float* gbeta, const BatchNormArgs& a) {
+  train_backward(F32In{x}, x, gamma, beta, gy, save_mean, save_invstd, gx, ggamma, gbeta, a);
+}
+
+void batchnorm_relu_apply_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                               const float* beta, const float* save_mean, const float* save_invstd,
+                               uint16_t* y, const BatchNormArgs& a) {
+  apply(Bf16In{x, xbias}, x, gamma, beta, save_mean, save_invstd, y, a);
+}
+void batchnorm_relu_train_forward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                                       const float* beta, uint16_t* y, float* save_mean,
+                                       float* save_invstd, float* running_mean, float* running_var,
+                                       const BatchNormArgs& a) {
+  train_forward(Bf16In{x, xbias}, x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var, a);
+}
+void batchnorm_relu_eval_forward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                                      const float* beta, const float* running_mean,
+                                      const float* running_var, uint16_t* y, const BatchNormArgs& a) {
+  eval_forward(Bf16In{x, xbias}, x, gamma, beta, running_mean, running_var, y, a);
+}
+void batchnorm_relu_train_backward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
+                                        const float* beta, const float* gy, const float* save_mean,
+                                        const float* save_invstd, float* gx, float* ggamma,
+                                        float* gbeta, const BatchNormArgs& a) {
+  train_backward(Bf16In{x, xbias}, x, gamma, beta, gy, save_mean, save_invstd, gx, ggamma, gbeta, a);
 }
 
 }  // namespace caf::cuda

@@ -20,14 +20,19 @@ namespace {
 // are the same bits.
 constexpr int kTile = 32, kRows = 8;
 
+// A planar element as bf16: fp32 rounded (cast_to_bf16's arithmetic), bf16 as it is.
+__device__ __forceinline__ uint16_t as_bf16(float v) { return f32_to_bf16(v); }
+__device__ __forceinline__ uint16_t as_bf16(uint16_t v) { return v; }
+
 // planar -> channels-last: read x[b][c][p] along p, write y[b][p][c] along c.
-__global__ void to_nhwc_kernel(const float* x, uint16_t* y, int64_t c, int64_t p) {
+template <class In>
+__global__ void to_nhwc_kernel(const In* x, uint16_t* y, int64_t c, int64_t p) {
   __shared__ uint16_t tile[kTile][kTile + 1];
   const int64_t b = blockIdx.z, p0 = int64_t(blockIdx.x) * kTile, c0 = int64_t(blockIdx.y) * kTile;
   const BcpLayout l{c, p};
   for (int r = threadIdx.y; r < kTile; r += kRows) {
     const int64_t ch = c0 + r, pos = p0 + threadIdx.x;
-    if (ch < c && pos < p) tile[r][threadIdx.x] = f32_to_bf16(x[l.planar(b, ch, pos)]);
+    if (ch < c && pos < p) tile[r][threadIdx.x] = as_bf16(x[l.planar(b, ch, pos)]);
   }
   __syncthreads();
   for (int r = threadIdx.y; r < kTile; r += kRows) {
@@ -58,6 +63,22 @@ __global__ void from_nhwc_kernel(const uint16_t* x, const float* bias, float* y,
   }
 }
 
+// channels-last bf16 -> planar bf16 (the layout change alone).
+__global__ void from_nhwc16_kernel(const uint16_t* x, uint16_t* y, int64_t c, int64_t p) {
+  __shared__ uint16_t tile[kTile][kTile + 1];
+  const int64_t b = blockIdx.z, p0 = int64_t(blockIdx.x) * kTile, c0 = int64_t(blockIdx.y) * kTile;
+  const BcpLayout l{c, p};
+  for (int r = threadIdx.y; r < kTile; r += kRows) {
+    const int64_t pos = p0 + r, ch = c0 + threadIdx.x;
+    if (ch < c && pos < p) tile[threadIdx.x][r] = x[l.last(b, ch, pos)];
+  }
+  __syncthreads();
+  for (int r = threadIdx.y; r < kTile; r += kRows) {
+    const int64_t ch = c0 + r, pos = p0 + threadIdx.x;
+    if (ch < c && pos < p) y[l.planar(b, ch, pos)] = tile[r][threadIdx.x];
+  }
+}
+
 dim3 transpose_grid(int64_t b, int64_t c, int64_t p) {
   CAF_REQUIRE(b <= 65535 && (c + kTile - 1) / kTile <= 65535,
               "bf16 layout change: batch or channel count beyond the launch limits");
@@ -69,6 +90,16 @@ void cast_to_bf16_nhwc(const float* x, uint16_t* y, int64_t b, int64_t c, int64_
   if (b * c * p == 0) return;
   to_nhwc_kernel<<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, y, c, p);
   CAF_CHECK_LAUNCH("cast_to_bf16_nhwc");
+}
+void transpose_bf16_to_nhwc(const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p) {
+  if (b * c * p == 0) return;
+  to_nhwc_kernel<<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, y, c, p);
+  CAF_CHECK_LAUNCH("transpose_bf16_to_nhwc");
+}
+void transpose_bf16_from_nhwc(const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p) {
+  if (b * c * p == 0) return;
+  from_nhwc16_kernel<<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, y, c, p);
+  CAF_CHECK_LAUNCH("transpose_bf16_from_nhwc");
 }
 void cast_from_bf16_nhwc(const uint16_t* x, const float* bias, float* y, int64_t b, int64_t c, int64_t p) {
   if (b * c * p == 0) return;

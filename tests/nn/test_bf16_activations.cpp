@@ -1,0 +1,283 @@
+// bf16 activations (kernels/runtime.h bf16_activations_active()): every op that takes them is, bit
+// for bit, its fp32 twin on the widened input with the output rounded to bf16, and its gradients
+// are the fp32 twin's; chains of them are bf16 mixed precision with fp32 activations, bit for bit,
+// until an upsampling or a pooling tie; networks and training stay within bf16's precision. The
+// gpu suite runs the same comparisons on the GPU, and the GPU against the CPU.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+#include "kernels/cast.h"
+#include "kernels/error.h"
+#include "kernels/runtime.h"
+#include "nn/autograd.h"
+#include "nn/modules.h"
+#include "nn/networks.h"
+#include "nn/ops.h"
+#include "tests/test_util.h"
+
+using namespace caf;
+
+namespace {
+
+// The switches for one scope.
+struct Bf16Scope {
+  Precision old_precision = precision();
+  bool old_act = bf16_activations(), old_last = channels_last_convs(), old_recompute = recompute_activations();
+  Bf16Scope(bool activations, bool channels_last = false, bool recompute = true) {
+    set_precision(Precision::bf16);
+    set_bf16_activations(activations);
+    set_channels_last_convs(channels_last);
+    set_recompute_activations(recompute);
+  }
+  ~Bf16Scope() {
+    set_precision(old_precision);
+    set_bf16_activations(old_act);
+    set_channels_last_convs(old_last);
+    set_recompute_activations(old_recompute);
+  }
+};
+
+Tensor round16(const Tensor& f) {
+  Tensor h = Tensor::empty(f.shape(), DType::bf16, f.device());
+  cast_to_bf16(f.device(), f.data<float>(), h.data<uint16_t>(), f.numel());
+  return h;
+}
+// float(x16) + bias[c] (bias may be undefined): what a bf16 activation with a pending bias means.
+Tensor widened(const Tensor& x16, const Tensor& bias = Tensor()) {
+  const Shape4 s = x16.shape4();
+  Tensor f = Tensor::empty(x16.shape(), DType::f32, x16.device());
+  cast_from_bf16(x16.device(), x16.data<uint16_t>(), bias.defined() ? bias.data<float>() : nullptr, s.hw(), s.c,
+                 f.data<float>(), f.numel());
+  return f;
+}
+std::vector<uint16_t> bits(const Tensor& x16) {
+  const Tensor h = x16.to(Device::cpu);
+  const uint16_t* p = h.data<uint16_t>();
+  return {p, p + h.numel()};
+}
+std::vector<float> grad_of(const Tensor& t) { return t.grad().to_vector(); }
+
+// A bf16 tensor of random values (their fp32 draws rounded), as a leaf that may take a gradient.
+Tensor random16(const Dims& shape, uint64_t seed, Device d, float stddev = 1.f) {
+  return round16(Tensor::randn(shape, seed, 0.f, stddev, d));
+}
+
+// loss = sum(to_float32(y) * proj), so the gradient reaching y is proj in both precisions.
+void backward_through(const Tensor& y, uint64_t seed) {
+  const Tensor proj = Tensor::randn(y.shape(), seed, 0.f, 1.f, y.device());
+  sum(mul(to_float32(y), proj)).backward();
+}
+
+// The fused batch norm + ReLU in training mode on a bf16 x with a pending bias against the fp32
+// op on float(x) + bias: y rounded, every gradient, the statistics, bit for bit.
+void check_batchnorm_relu(Device d, const Dims& shape, bool with_bias) {
+  Bf16Scope scope(true);
+  const int64_t c = shape[1];
+  Tensor x16 = random16(shape, 11, d, 2.f).set_requires_grad(true);
+  const Tensor bias = with_bias ? Tensor::uniform({c}, 12, -0.5f, 0.5f, d) : Tensor();
+  Tensor x32 = widened(x16, bias).set_requires_grad(true);
+  Tensor g16 = Tensor::uniform({c}, 13, 0.5f, 1.5f, d).set_requires_grad(true);
+  Tensor b16 = Tensor::uniform({c}, 14, -0.5f, 0.5f, d).set_requires_grad(true);
+  Tensor g32 = g16.clone().set_requires_grad(true), b32 = b16.clone().set_requires_grad(true);
+  BatchNormState s16{Tensor::zeros({c}, DType::f32, d), Tensor::full({c}, 1.f, d)};
+  BatchNormState s32{Tensor::zeros({c}, DType::f32, d), Tensor::full({c}, 1.f, d)};
+  const Tensor y16 = batchnorm_relu2d(x16, g16, b16, s16, bias);
+  const Tensor y32 = batchnorm_relu2d(x32, g32, b32, s32);
+  REQUIRE(y16.dtype() == DType::bf16);
+  CHECK(bits(y16) == bits(round16(y32)));
+  CHECK(s16.running_mean.to_vector() == s32.running_mean.to_vector());
+  CHECK(s16.running_var.to_vector() == s32.running_var.to_vector());
+  backward_through(y16, 15);
+  backward_through(y32, 15);
+  CHECK(grad_of(x16) == grad_of(x32));
+  CHECK(grad_of(g16) == grad_of(g32));
+  CHECK(grad_of(b16) == grad_of(b32));
+  // Inference mode, nothing recorded: one pass, the rounding of the fp32 one.
+  NoGradGuard no_grad;
+  CHECK(bits(batchnorm_relu2d_eval(x16, g16, b16, s16, bias)) == bits(round16(batchnorm_relu2d_eval(x32, g32, b32, s32))));
+}
+
+// op(bf16 x) against op(float(x)): output rounded and input gradient, bit for bit.
+void check_moving_op(Device d, const Dims& shape, const std::function<Tensor(const Tensor&)>& op) {
+  Bf16Scope scope(true);
+  Tensor x16 = random16(shape, 21, d).set_requires_grad(true);
+  Tensor x32 = widened(x16).set_requires_grad(true);
+  const Tensor y16 = op(x16), y32 = op(x32);
+  REQUIRE(y16.dtype() == DType::bf16);
+  CHECK(bits(y16) == bits(round16(y32)));
+  backward_through(y16, 22);
+  backward_through(y32, 22);
+  CHECK(grad_of(x16) == grad_of(x32));
+  NoGradGuard no_grad;
+  CHECK(bits(op(x16)) == bits(y16));  // the unrecorded forward writes the same
+}
+
+struct ConvGrads {
+  std::vector<float> y, gx, gw, gb;
+};
+// conv2d on a bf16 x (or conv2d_prebias, whose raw output plus the bias is conv2d's y) against
+// conv2d on float(x): the same bf16 operands, so the same bits.
+ConvGrads run_conv(Device d, bool x_bf16, bool prebias, bool channels_last) {
+  Bf16Scope scope(true, channels_last);
+  Tensor x16 = random16({2, 8, 9, 7}, 31, d);
+  Tensor x = (x_bf16 ? x16 : widened(x16)).set_requires_grad(true);
+  Tensor w = Tensor::randn({8, 8, 3, 3}, 32, 0, 0.3f, d).set_requires_grad(true);
+  Tensor b = Tensor::uniform({8}, 33, -0.5f, 0.5f, d).set_requires_grad(true);
+  const Tensor y = prebias ? conv2d_prebias(x, w, b) : conv2d(x, w, b);
+  const Tensor yv = prebias ? widened(y, b) : y;
+  backward_through(y, 34);
+  return {yv.to_vector(), grad_of(x), grad_of(w), grad_of(b)};
+}
+void check_convs(Device d) {
+  for (bool last : {false, true}) {
+    CAPTURE(last);
+    const ConvGrads ref = run_conv(d, false, false, last);
+    for (auto [x_bf16, prebias] : {std::pair{true, false}, {false, true}, {true, true}}) {
+      CAPTURE(x_bf16);
+      CAPTURE(prebias);
+      const ConvGrads r = run_conv(d, x_bf16, prebias, last);
+      CHECK(r.y == ref.y);
+      CHECK(r.gx == ref.gx);
+      CHECK(r.gw == ref.gw);
+      CHECK(r.gb == ref.gb);
+    }
+  }
+}
+
+// A U-Net fragment without upsampling or pooling: two ConvBnRelu in a row, a skip concatenated,
+// an output convolution. With and without bf16 activations: the same output and gradients.
+struct ChainRun {
+  std::vector<float> out;
+  std::vector<float> grads;
+};
+ChainRun run_chain(Device d, bool activations, bool channels_last, bool recompute) {
+  Bf16Scope scope(activations, channels_last, recompute);
+  ParamStore store;
+  DoubleBlock block(store, "block", 3, 8, 8);
+  ConvBnRelu side(store, "side.0", "side.1", 8, 8);
+  Conv2d out(store, "out", 16, 3);
+  store.finalize(d, 41);
+  const Tensor x = Tensor::uniform({2, 3, 16, 12}, 42, 0.f, 1.f, d);
+  const Tensor h = block(store, x, true);
+  if (activations) REQUIRE(h.dtype() == DType::bf16);
+  const Tensor y = out(store, concat_channels(side(store, h, true), h));
+  REQUIRE(y.dtype() == DType::f32);
+  backward_through(y, 43);
+  return {y.to_vector(), store.grads_flat().to_vector()};
+}
+
+double nmse(const std::vector<float>& a, const std::vector<float>& b) { return test::nmse(a, b); }
+
+// Whole networks at random initialisation: DRAEM's deep BN stacks at N(0, 0.02) weights amplify
+// any rounding (bf16 convolutions alone move S's logits by an NMSE of 0.2-0.4 from fp32 at 32-128
+// px), so the measure is relative: bf16 activations must move the outputs less than bf16
+// precision itself does (measured at batch 4, 32 / 64 / 128 px: R's output 17 / 44 / 65x less, the
+// logits 2.4 / 5.6 / 5.0x less).
+struct NetRun {
+  std::vector<float> rec, logits;
+};
+NetRun run_networks(Device d, Precision p, bool activations) {
+  Bf16Scope scope(activations);
+  set_precision(p);
+  ReconstructiveNet r(3, 3, 8);
+  DiscriminativeNet s(6, 2, 8);
+  r.params().finalize(d, 51);
+  s.params().finalize(d, 52);
+  const Tensor x = Tensor::uniform({4, 3, 32, 32}, 53, 0.f, 1.f, d);
+  const Tensor rec = r.forward(x, true);
+  const Tensor logits = s.forward(concat_channels(x, rec), true);
+  sum(mul(logits, Tensor::randn(logits.shape(), 54, 0, 1, d))).backward();  // runs: finite, no error
+  for (const Tensor& g : {r.params().grads_flat(), s.params().grads_flat()}) {
+    const std::vector<float> v = g.to_vector();
+    CHECK(std::count_if(v.begin(), v.end(), [](float e) { return !std::isfinite(e); }) == 0);
+  }
+  return {rec.to_vector(), logits.to_vector()};
+}
+
+}  // namespace
+
+TEST_SUITE("nn") {
+TEST_CASE("bf16 activations: the fused batch norm + ReLU is the fp32 op on float(x) + bias, rounded") {
+  check_batchnorm_relu(Device::cpu, {2, 3, 5, 7}, true);
+  check_batchnorm_relu(Device::cpu, {2, 4, 8, 8}, false);
+}
+
+TEST_CASE("bf16 activations: max pooling, upsampling and concatenation are their fp32 twins, rounded") {
+  check_moving_op(Device::cpu, {2, 3, 6, 10}, [](const Tensor& x) { return maxpool2d(x); });
+  check_moving_op(Device::cpu, {2, 3, 5, 4}, [](const Tensor& x) { return upsample_bilinear2x(x); });
+  check_moving_op(Device::cpu, {2, 3, 4, 4}, [](const Tensor& x) { return concat_channels(x, upsample_bilinear2x(maxpool2d(x))); });
+}
+
+TEST_CASE("bf16 activations: convolutions read bf16 inputs and write raw bf16 outputs, bit for bit") {
+  check_convs(Device::cpu);
+}
+
+TEST_CASE("bf16 activations: a conv-BN-ReLU chain with a skip is bf16 with fp32 activations, bit for bit") {
+  const ChainRun ref = run_chain(Device::cpu, false, false, true);
+  for (bool last : {false, true})
+    for (bool recompute : {true, false}) {
+      CAPTURE(last);
+      CAPTURE(recompute);
+      const ChainRun r = run_chain(Device::cpu, true, last, recompute);
+      CHECK(r.out == ref.out);
+      CHECK(r.grads == ref.grads);
+    }
+}
+
+TEST_CASE("bf16 activations: both networks move less from bf16 with fp32 activations than bf16 moves from fp32") {
+  const NetRun f = run_networks(Device::cpu, Precision::fp32, false);
+  const NetRun a = run_networks(Device::cpu, Precision::bf16, false);
+  const NetRun b = run_networks(Device::cpu, Precision::bf16, true);
+  CHECK(b.rec != a.rec);  // the switch took effect (upsampling rounds)
+  CHECK(nmse(b.rec, a.rec) < 0.2 * nmse(a.rec, f.rec));
+  CHECK(nmse(b.logits, a.logits) < 0.7 * nmse(a.logits, f.logits));
+}
+
+TEST_CASE("bf16 activations: bad uses are clear errors") {
+  Bf16Scope scope(true);
+  const Tensor x16 = random16({1, 2, 4, 4}, 61, Device::cpu);
+  const Tensor f = Tensor::randn({1, 2, 4, 4}, 62);
+  const Tensor c2 = Tensor::full({2}, 1.f);
+  BatchNormState st{Tensor::zeros({2}), Tensor::full({2}, 1.f)};
+  CHECK_THROWS_WITH_AS(batchnorm_relu2d(f, c2, c2, st, c2), doctest::Contains("pending bias"), ShapeError);
+  CHECK_THROWS_WITH_AS(batchnorm_relu2d(x16, c2, c2, st, Tensor::full({3}, 0.f)), doctest::Contains("bias"), ShapeError);
+  CHECK_THROWS_WITH_AS(concat_channels(x16, f), doctest::Contains("differ in dtype"), ShapeError);
+  CHECK_THROWS_WITH_AS(batchnorm2d(x16, c2, c2, st, true), doctest::Contains("float32"), ShapeError);
+  set_precision(Precision::tf32);
+  CHECK_THROWS_WITH_AS(conv2d(x16, Tensor::randn({2, 2, 3, 3}, 63), Tensor()), doctest::Contains("bf16 mixed precision"),
+                       ShapeError);
+}
+}
+
+TEST_SUITE("gpu") {
+TEST_CASE("gpu: bf16 activations' ops are their fp32 twins on the GPU, bit for bit") {
+  CAF_NEED_GPU();
+  check_batchnorm_relu(Device::cuda, {2, 3, 5, 7}, true);    // H*W odd: scalar loads
+  check_batchnorm_relu(Device::cuda, {2, 4, 8, 8}, false);   // vector loads, no bias
+  check_batchnorm_relu(Device::cuda, {1, 3, 72, 72}, true);  // two chunks per plane
+  check_moving_op(Device::cuda, {2, 3, 6, 10}, [](const Tensor& x) { return maxpool2d(x); });
+  check_moving_op(Device::cuda, {2, 3, 5, 4}, [](const Tensor& x) { return upsample_bilinear2x(x); });
+  check_moving_op(Device::cuda, {2, 3, 4, 4}, [](const Tensor& x) { return concat_channels(x, upsample_bilinear2x(maxpool2d(x))); });
+}
+
+TEST_CASE("gpu: bf16 activations' convolutions and chains as on the CPU") {
+  CAF_NEED_GPU();
+  check_convs(Device::cuda);  // cuDNN against itself: the same operands, so the same bits
+  const ChainRun cpu = run_chain(Device::cpu, true, false, true);
+  const ChainRun ref = run_chain(Device::cuda, false, false, true);
+  for (bool last : {false, true}) {
+    CAPTURE(last);
+    const ChainRun r = run_chain(Device::cuda, true, last, true);
+    if (!last) {  // planar: the same cuDNN algorithms as bf16 with fp32 activations
+      CHECK(r.out == ref.out);
+      CHECK(r.grads == ref.grads);
+    }
+    // cuDNN's bf16 against the CPU's (fp32 accumulation in another order): bf16 convolution parity.
+    CHECK(nmse(r.out, cpu.out) < 1e-5);
+    CHECK(nmse(r.grads, cpu.grads) < 1e-4);
+  }
+}
+}
