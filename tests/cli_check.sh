@@ -47,6 +47,11 @@ grep -q '"track"' "$D/track.json"
 "$CAF" train --data "$D/data" --class toy --config "$D/micro.json" --out "$D/model_graph" --graph >"$D/train_graph.log"
 grep -q 'CUDA graph: the step is captured' "$D/train_graph.log"
 cmp "$D/model/model.safetensors" "$D/model_graph/model.safetensors"  # graph mode trains the same
+"$CAF" train --data "$D/data" --class toy --config "$D/micro.json" --out "$D/model_bf16act" --precision bf16 \
+  --activations bf16 >/dev/null
+grep -q '"activations": "bf16"' "$D/model_bf16act/config.json"
+"$CAF" eval --model "$D/model_bf16act" --data "$D/data" --class toy >"$D/eval_bf16act.log"
+grep -q 'image AUROC' "$D/eval_bf16act.log"
 if "$CAF" bench step --device cpu --precision fp16 2>"$D/err.log"; then exit 1; fi
 grep -q "unknown precision 'fp16'" "$D/err.log"
 # The A/B switches: run 8's configuration (unfused, nothing recomputed) and channels-last bf16.
@@ -61,6 +66,12 @@ grep -q 'fused batch norm + ReLU: off, recompute: off' "$D/env_off.log"
 grep -q 'layout: nhwc' "$D/nhwc.log"
 if "$CAF" bench step --device cpu --layout nhwc 2>"$D/err.log"; then exit 1; fi
 grep -q 'bf16 mixed precision only' "$D/err.log"
+# bf16 activations (with channels-last convolutions too), and the switch's preconditions.
+"$CAF" bench step --device cpu --size 32 --widths 8,8 --batch 2 --steps 1 --warmup 0 --precision bf16 \
+  --activations bf16 --layout nhwc --json "$D/bf16act.json" >"$D/bf16act.log"
+grep -q 'activations: bf16' "$D/bf16act.log" && grep -q '"activations": "bf16"' "$D/bf16act.json"
+if "$CAF" bench step --device cpu --activations bf16 2>"$D/err.log"; then exit 1; fi
+grep -q 'needs --precision bf16' "$D/err.log"
 # Errors name the problem and exit non-zero.
 if "$CAF" train --data "$D/nowhere" --class toy --out "$D/x" >/dev/null 2>"$D/err.log"; then exit 1; fi
 grep -q 'nowhere' "$D/err.log"

@@ -44,6 +44,7 @@ struct Args {
   std::string fuse = fused_bn_relu() ? "on" : "off";
   std::string recompute = recompute_activations() ? "on" : "off";
   std::string layout = "nchw";   // bf16 convolutions' layout (channels_last_convs())
+  std::string activations = "fp32";  // bf16: bf16 activations between convolutions (bf16_activations())
   std::string device = "auto", mode = "split", precision = "tf32", trace, json, init;
   int64_t size = 256, batch = 8, rw = 128, sw = 64, steps = 50, warmup = 5, track = 0;
 };
@@ -78,6 +79,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--fuse") a.fuse = val();
     else if (k == "--recompute") a.recompute = val();
     else if (k == "--layout") a.layout = val();
+    else if (k == "--activations") a.activations = val();
     else if (k == "--trace") a.trace = val();
     else if (k == "--json") a.json = val();
     else if (k == "--init") a.init = val();
@@ -97,7 +99,7 @@ Args parse(int argc, char** argv) {
                         "options: --device cpu|cuda|auto --size S --batch B --widths R,S --steps N "
                         "--warmup N --mode split|draem --precision tf32|bf16|fp32 --augment --trace FILE.json "
                         "--json FILE --track N --init CHECKPOINT --ops --algos deterministic|fastest --graph "
-                        "--fuse on|off --recompute on|off --layout nchw|nhwc");
+                        "--fuse on|off --recompute on|off --layout nchw|nhwc --activations fp32|bf16");
     }
   }
   if (a.size % 32 != 0) throw ConfigError("bench step: --size must be a multiple of 32");
@@ -116,6 +118,12 @@ Args parse(int argc, char** argv) {
                       "copies, cuDNN's NHWC kernels; --precision bf16 only)");
   if (a.layout == "nhwc" && a.precision != "bf16")
     throw ConfigError("bench step: --layout nhwc applies to bf16 mixed precision only (add --precision bf16)");
+  if (a.activations != "fp32" && a.activations != "bf16")
+    throw ConfigError("bench step: --activations is fp32 (the default) or bf16 (activations between the "
+                      "convolutions stored in bf16; --precision bf16 only)");
+  if (a.activations == "bf16" && (a.precision != "bf16" || a.fuse != "on"))
+    throw ConfigError("bench step: --activations bf16 needs --precision bf16 and the fused batch norm + ReLU "
+                      "(--fuse on)");
   if (a.recompute != "on" && a.recompute != "off")
     throw ConfigError("bench step: --recompute is on (convolutions recompute a fused batch norm + ReLU output "
                       "in their backward instead of keeping it; the default) or off");
@@ -195,6 +203,7 @@ int bench_step(int argc, char** argv) {
   set_fused_bn_relu(a.fuse == "on");
   set_recompute_activations(a.recompute == "on");
   set_channels_last_convs(a.layout == "nhwc");
+  set_bf16_activations(a.activations == "bf16");
   if (a.track > 0) return track_losses(a, d);
   ModelConfig cfg;
   cfg.recon_width = a.rw;
@@ -291,9 +300,9 @@ int bench_step(int argc, char** argv) {
               a.graph ? "memory held (graph pool, parameters, optimiser)" : "peak memory", st.peak_bytes / 1048576.0,
               (long long)(st.device_allocs - allocs_before));
   std::printf("  host round trips per step: %.2f copies, %.2f synchronisations (algorithms: %s, fused "
-              "batch norm + ReLU: %s, recompute: %s, layout: %s)\n",
+              "batch norm + ReLU: %s, recompute: %s, layout: %s, activations: %s)\n",
               copies_per_step, syncs_per_step, a.algos.c_str(), a.fuse.c_str(), a.recompute.c_str(),
-              a.layout.c_str());
+              a.layout.c_str(), a.activations.c_str());
   auto v = last.values();
   std::printf("  last losses: l2 %.5f ssim %.5f focal %.5f\n", v["l2"], v["ssim"], v["focal"]);
 
@@ -388,6 +397,7 @@ int bench_step(int argc, char** argv) {
                         {"fused_bn_relu", a.fuse == "on"},
                         {"recompute_activations", a.recompute == "on"},
                         {"layout", a.layout},
+                        {"activations", a.activations},
                         {"graph", a.graph},
                         {"graph_nodes", graph.nodes()},
                         {"host_copies_per_step", copies_per_step},

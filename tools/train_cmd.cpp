@@ -27,7 +27,8 @@ const char* kUsage =
     "usage: caf train --data DIR --class NAME [--textures DIR] [--preset tiny|paper] [--config FILE]\n"
     "                 [--out DIR] [--resume] [--mode split|draem] [--epochs N] [--seed N]\n"
     "                 [--device cpu|cuda|auto] [--classes FILE] [--precision tf32|bf16|fp32]\n"
-    "                 [--algorithms deterministic|fastest] [--layout nchw|nhwc] [--graph]\n"
+    "                 [--algorithms deterministic|fastest] [--layout nchw|nhwc] [--activations fp32|bf16]\n"
+    "                 [--graph]\n"
     "  --data DIR       the MVTec AD root (DIR/NAME/train/good) or the class folder itself\n"
     "  --textures DIR   anomaly-source images (DTD or any folder); default: a procedural bank\n"
     "  --preset         tiny: 64 px, widths 16/8 (a CPU); paper: 256 px, widths 128/64, 700 epochs\n"
@@ -39,6 +40,8 @@ const char* kUsage =
     "                   precision (bf16 convolutions, fp32 weights and everything else), exact fp32\n"
     "  --algorithms     cuDNN: deterministic (default; a resumed GPU run is bit-exact) or fastest\n"    "  --layout nhwc    with --precision bf16: convolutions on channels-last bf16 copies (cuDNN's\n"
     "                   NHWC kernels); the same results on the CPU\n"
+    "  --activations bf16  with --precision bf16: activations between the convolutions in bf16\n"
+    "                   (half the memory and traffic; statistics, weights, gradients stay fp32)\n"
     "  --graph          after one eager step, capture the whole step (sampling, simulation, both\n"
     "                   networks, Adam) as a CUDA graph and replay it: no launches, no host work\n";
 
@@ -98,6 +101,7 @@ int train_command(int argc, char** argv) {
     else if (k == "--precision") overrides["precision"] = v;
     else if (k == "--algorithms") overrides["algorithms"] = v;
     else if (k == "--layout") overrides["layout"] = v;
+    else if (k == "--activations") overrides["activations"] = v;
     else if (k == "--epochs") overrides["epochs"] = integer();
     else if (k == "--seed") overrides["seed"] = integer();
     else throw ConfigError("train: unknown option '" + k + "'", kUsage);

@@ -75,6 +75,7 @@ json TrainConfig::to_json() const {
           {"precision", precision},
           {"algorithms", algorithms},
           {"layout", layout},
+          {"activations", activations},
           {"graph", graph}};
 }
 
@@ -123,6 +124,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& where, Trai
     c.precision = j.value("precision", c.precision);
     c.algorithms = j.value("algorithms", c.algorithms);
     c.layout = j.value("layout", c.layout);
+    c.activations = j.value("activations", c.activations);
     if (j.contains("graph") && !j["graph"].is_boolean())
       throw ConfigError(where + ": 'graph' must be true or false, not " + j["graph"].dump());
     c.graph = j.value("graph", c.graph);
@@ -142,6 +144,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& where, Trai
   require(c.layout == "nchw" || c.layout == "nhwc", "layout must be \"nchw\" or \"nhwc\"");
   require(c.layout == "nchw" || c.precision == "bf16",
           "layout \"nhwc\" (channels-last convolutions) needs precision \"bf16\"");
+  require(c.activations == "fp32" || c.activations == "bf16", "activations must be \"fp32\" or \"bf16\"");
+  require(c.activations == "fp32" || c.precision == "bf16", "activations \"bf16\" needs precision \"bf16\"");
   require(c.mode == "split" || c.mode == "draem", "mode must be \"split\" or \"draem\"");
   require(c.simulation_kind == "caf" || c.simulation_kind == "draem",
           "simulation_kind must be \"caf\" or \"draem\"");
@@ -186,7 +190,9 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
     Precision precision_before = precision();
     bool deterministic_before = deterministic();
     bool channels_last_before = channels_last_convs();
+    bool bf16_activations_before = bf16_activations();
     ~ArithmeticScope() {
+      set_bf16_activations(bf16_activations_before);
       set_precision(precision_before);
       set_deterministic(deterministic_before);
       set_channels_last_convs(channels_last_before);
@@ -195,6 +201,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
   set_precision(parse_precision(cfg.precision));
   set_deterministic(cfg.algorithms == "deterministic");
   set_channels_last_convs(cfg.layout == "nhwc");
+  set_bf16_activations(cfg.activations == "bf16");
 
   std::vector<std::string> warnings;
   const std::string class_dir = resolve_class_dir(opt.data, opt.class_name);

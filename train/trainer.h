@@ -37,6 +37,7 @@ struct TrainConfig {
   std::string precision = "tf32"; // convolutions: "tf32", "bf16" (mixed precision) or "fp32" (exact)
   std::string algorithms = "deterministic";  // cuDNN: "deterministic" (exact resume) or "fastest"
   std::string layout = "nchw";    // bf16 convolutions: "nchw" or "nhwc" (channels-last copies; bf16 only)
+  std::string activations = "fp32";  // "bf16": bf16 activations between convolutions (bf16 only)
   bool graph = false;             // after one eager step, capture a step as a CUDA graph and replay it
 
   static TrainConfig preset_named(const std::string& name);  // "tiny" or "paper"

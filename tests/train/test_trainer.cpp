@@ -1,6 +1,7 @@
 // The trainer (train/trainer.h): configs, batch sampling, exact resume, divergence, outputs.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -148,6 +149,56 @@ static void check_recompute_training(Device d) {
   }
 }
 
+// bf16 activations: recomputing them (the default) or keeping them changes no bit; on the CPU the
+// channels-last convolutions change no bit either; against bf16 with fp32 activations the first
+// losses agree within bf16's precision (one more rounding per upsampling), and every loss is finite.
+static void check_bf16_activations_training(Device d) {
+  TempClass data(6, d == Device::cuda ? "bf16act_gpu" : "bf16act");
+  TrainConfig cfg = small_config();
+  cfg.precision = "bf16";
+  cfg.activations = "bf16";
+  cfg.model.recon_width = 8;  // channels-last needs multiples of 8: most convolutions qualify
+  cfg.model.discr_width = 8;
+  TrainOptions opt;
+  opt.data = data.root.string();
+  opt.class_name = "toy";
+  opt.device = d;
+  opt.print = [](const std::string&) {};
+  REQUIRE(recompute_activations());
+  opt.out_dir = (data.root / "recompute").string();
+  train(cfg, opt);
+  CHECK(!bf16_activations());  // train() restores the process-wide switch
+  set_recompute_activations(false);
+  opt.out_dir = (data.root / "keep").string();
+  try {
+    train(cfg, opt);
+  } catch (...) {
+    set_recompute_activations(true);
+    throw;
+  }
+  set_recompute_activations(true);
+  check_same_run(data.root / "recompute", data.root / "keep");
+  if (d == Device::cpu) {
+    cfg.layout = "nhwc";
+    opt.out_dir = (data.root / "nhwc").string();
+    train(cfg, opt);
+    check_same_run(data.root / "recompute", data.root / "nhwc");
+    cfg.layout = "nchw";
+  }
+  cfg.activations = "fp32";
+  opt.out_dir = (data.root / "fp32_activations").string();
+  train(cfg, opt);
+  const std::vector<nlohmann::json> a = read_log(data.root / "recompute" / "train_log.jsonl");
+  const std::vector<nlohmann::json> b = read_log(data.root / "fp32_activations" / "train_log.jsonl");
+  REQUIRE(a.size() == b.size());
+  for (const char* loss : {"l2", "ssim", "focal"}) {
+    CAPTURE(loss);
+    const double la = a[0][loss].get<double>(), lb = b[0][loss].get<double>();
+    CHECK(std::abs(la - lb) <= 0.05 * std::abs(lb));
+    for (const auto& line : a) CHECK(std::isfinite(line[loss].get<double>()));
+  }
+}
+
 TEST_SUITE("train") {
 TEST_CASE("trainer: presets and JSON configs") {
   const TrainConfig tiny = TrainConfig::preset_named("tiny"), paper = TrainConfig::preset_named("paper");
@@ -276,6 +327,16 @@ TEST_CASE("trainer: bf16 with channels-last convolutions trains exactly as plana
   CHECK_THROWS_AS(TrainConfig::from_json(cfg.to_json(), "config.json", cfg), ConfigError);  // nhwc needs bf16
 }
 
+TEST_CASE("trainer: bf16 activations train bit for bit with recompute on or off, either layout (CPU)") {
+  check_bf16_activations_training(Device::cpu);
+  TrainConfig cfg = small_config();
+  cfg.activations = "bf16";  // with precision tf32
+  CHECK_THROWS_AS(TrainConfig::from_json(cfg.to_json(), "config.json", cfg), ConfigError);
+  cfg.activations = "bf8";
+  cfg.precision = "bf16";
+  CHECK_THROWS_AS(TrainConfig::from_json(cfg.to_json(), "config.json", cfg), ConfigError);
+}
+
 TEST_CASE("trainer: a diverging run stops with the step and keeps the last good checkpoint") {
   TempClass data(6, "nan");
   TrainConfig cfg = small_config();
@@ -352,5 +413,9 @@ TEST_CASE("gpu: the trainer's graph mode trains exactly as eager steps (determin
 TEST_CASE("gpu: recomputing activations trains exactly as keeping them (TF32, bf16)") {
   CAF_NEED_GPU();
   check_recompute_training(Device::cuda);
+}
+TEST_CASE("gpu: bf16 activations train exactly with recompute on or off, and track fp32 activations") {
+  CAF_NEED_GPU();
+  check_bf16_activations_training(Device::cuda);
 }
 }
