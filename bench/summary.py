@@ -2,8 +2,8 @@
 
     python3 bench/summary.py DIR
 
-DIR holds what gpu_check.sh wrote: caf_*.json (caf bench step --json: tf32, augment, graph, bf16,
-bf16_graph, fastest, fp32), torch.json and torch_compile.json (bench/torch_reference.py --json),
+DIR holds what gpu_check.sh wrote: caf_*.json (caf bench step --json: tf32, tf32_unfused, augment,
+graph, bf16, bf16_graph, bf16_nhwc_graph, bf16act, bf16act_graph, bf16act_nhwc_graph, fastest, fp32), torch.json and torch_compile.json (bench/torch_reference.py --json),
 augment_8.txt (caf bench augment's output). A missing file leaves its cells "not run".
 """
 import json
@@ -23,7 +23,8 @@ def load(d, name):
 def main():
     d = sys.argv[1]
     caf = {k: load(d, f"caf_{k}.json") for k in ("tf32", "tf32_unfused", "augment", "graph", "bf16", "bf16_graph",
-                                                "bf16_nhwc_graph", "fastest", "fp32")}
+                                                "bf16_nhwc_graph", "bf16act", "bf16act_graph", "bf16act_nhwc_graph",
+                                                "fastest", "fp32")}
     torch = {r["mode"]: r for f in ("torch.json", "torch_compile.json") for r in (load(d, f) or [])}
     aug = None
     try:
@@ -38,14 +39,20 @@ def main():
     # The full step (with augmentation) at its fastest among what ran.
     full = [r for k, r in caf.items() if r and r.get("augment")]
     best = min(full, key=lambda r: r["median_ms"]) if full else None
-    label = (f"{best['precision']}{', NHWC convolutions' if best.get('layout') == 'nhwc' else ''}"
+    label = (f"{best['precision']}{', bf16 activations' if best.get('activations') == 'bf16' else ''}"
+             f"{', NHWC convolutions' if best.get('layout') == 'nhwc' else ''}"
              f"{', graph' if best.get('graph') else ''}"
              f"{', fastest algorithms' if best.get('algos') == 'fastest' else ''}") if best else ""
     rows = [
         ("step time, bf16 mixed precision (augmentation, CUDA graph)", "<= 20 ms", ms(caf["bf16_graph"])),
         ("step time, bf16 mixed precision, NHWC convolutions (augmentation, CUDA graph)", "<= 20 ms",
          ms(caf["bf16_nhwc_graph"])),
+        ("step time, bf16 mixed precision, bf16 activations (augmentation, CUDA graph)", "<= 20 ms",
+         ms(caf["bf16act_graph"])),
+        ("step time, bf16 mixed precision, bf16 activations, NHWC convolutions (augmentation, CUDA graph)",
+         "<= 20 ms", ms(caf["bf16act_nhwc_graph"])),
         ("step time, bf16 mixed precision (augmentation, eager)", "-", ms(caf["bf16"])),
+        ("step time, bf16 mixed precision, bf16 activations (augmentation, eager)", "-", ms(caf["bf16act"])),
         ("step time, TF32 (augmentation, CUDA graph)", "<= 38 ms", ms(caf["graph"])),
         ("step time, TF32 (augmentation, eager)", "-", ms(caf["augment"])),
         ("step time, TF32 (networks only, eager)", "-", ms(caf["tf32"])),
@@ -66,7 +73,8 @@ def main():
     rows.append(ratio("compile-bf16-cl", ">= 1.3x faster", "torch.compile + bf16 + channels_last"))
     rows.append(ratio("bf16-cl", "-", "eager bf16 + channels_last"))
     tp = torch.get("tf32", {}).get("peak_mib")
-    for key, name in (("augment", "TF32"), ("bf16", "bf16"), ("tf32_unfused", "TF32 as run 8 (networks only)")):
+    for key, name in (("augment", "TF32"), ("bf16", "bf16"), ("bf16act", "bf16 with bf16 activations"),
+                      ("tf32_unfused", "TF32 as run 8 (networks only)")):
         r = caf[key]
         if r:
             rel = f" ({r['peak_mib'] / tp:.2f}x PyTorch eager TF32's {tp / 1024:.2f} GiB)" if tp else ""
@@ -85,7 +93,7 @@ def main():
     print("|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} |")
-    for key in ("tf32", "tf32_unfused", "augment", "bf16"):
+    for key in ("tf32", "tf32_unfused", "augment", "bf16", "bf16act"):
         r = caf[key]
         if r and r.get("phases_ms"):
             print(f"\nphases, caf {key} (median ms): " +

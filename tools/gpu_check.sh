@@ -142,6 +142,14 @@ step bench-step-bf16-graph "$B/caf" bench step $PAPER --precision bf16 --augment
 # bf16 with channels-last convolutions (cuDNN's NHWC kernels; off by default until timed here).
 step bench-step-bf16-nhwc-graph "$B/caf" bench step $PAPER --precision bf16 --layout nhwc --augment --graph \
   --json "$RES/caf_bf16_nhwc_graph.json"
+# bf16 activations between the convolutions (opt-in until timed here): eager with the op breakdown
+# and the peak memory, then graphs with planar and with channels-last convolutions.
+step bench-step-bf16act "$B/caf" bench step $PAPER --precision bf16 --activations bf16 --augment --ops \
+  --json "$RES/caf_bf16act.json"
+step bench-step-bf16act-graph "$B/caf" bench step $PAPER --precision bf16 --activations bf16 --augment --graph \
+  --json "$RES/caf_bf16act_graph.json"
+step bench-step-bf16act-nhwc-graph "$B/caf" bench step $PAPER --precision bf16 --activations bf16 --layout nhwc \
+  --augment --graph --json "$RES/caf_bf16act_nhwc_graph.json"
 [ -z "${CAF_QUICK:-}" ] && step bench-step-fastest "$B/caf" bench step $PAPER --precision tf32 --augment --graph \
   --algos fastest --json "$RES/caf_fastest.json"
 [ -z "${CAF_QUICK:-}" ] && step bench-step-fp32 "$B/caf" bench step $PAPER --precision fp32 --steps 10 --warmup 3 \
@@ -168,6 +176,9 @@ if [ -n "$PY" ]; then
     step track-caf-bf16-nhwc "$B/caf" bench step $PAPER --precision bf16 --layout nhwc --track "${CAF_TRACK_STEPS:-50}" \
       --init /tmp/caf_init.safetensors --json "$RES/track_caf_bf16_nhwc.json"
     step gate-bf16-nhwc $PY bench/compare_losses.py "$RES/track_caf_bf16_nhwc.json" "$RES/track_torch_bf16.json"
+    step track-caf-bf16act "$B/caf" bench step $PAPER --precision bf16 --activations bf16 \
+      --track "${CAF_TRACK_STEPS:-50}" --init /tmp/caf_init.safetensors --json "$RES/track_caf_bf16act.json"
+    step gate-bf16act $PY bench/compare_losses.py "$RES/track_caf_bf16act.json" "$RES/track_torch_bf16.json"
   fi
 fi
 # compute-sanitizer over a few whole training steps (sampling, simulation, networks, Adam), eager
@@ -177,6 +188,11 @@ if command -v compute-sanitizer >/dev/null; then
     --size 64 --batch 2 --widths 16,8 --steps 2 --warmup 1 --augment
   step memcheck-graph-bf16 compute-sanitizer --tool memcheck --error-exitcode 9 "$B/caf" bench step --device cuda \
     --size 64 --batch 2 --widths 16,8 --steps 2 --warmup 1 --augment --graph --precision bf16
+  # bf16 activations with channels-last convolutions (the bf16 kernels, the bf16 transposes), eager
+  # and from a graph.
+  step memcheck-bf16act compute-sanitizer --tool memcheck --error-exitcode 9 "$B/caf" bench step --device cuda \
+    --size 64 --batch 2 --widths 16,8 --steps 2 --warmup 1 --augment --graph --precision bf16 --activations bf16 \
+    --layout nhwc
   # The fused batch norm + ReLU kernels (shared-memory reductions): races and bounds on their cases.
   step racecheck-bn-relu compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_ops" parity batchnorm_relu
   step memcheck-bn-relu compute-sanitizer --tool memcheck --error-exitcode 9 "$B/tests/caf_ops" parity batchnorm_relu
