@@ -73,8 +73,8 @@ def main():
     rows.append(ratio("compile-bf16-cl", ">= 1.3x faster", "torch.compile + bf16 + channels_last"))
     rows.append(ratio("bf16-cl", "-", "eager bf16 + channels_last"))
     tp = torch.get("tf32", {}).get("peak_mib")
-    for key, name in (("augment", "TF32"), ("bf16", "bf16"), ("bf16act", "bf16 with bf16 activations"),
-                      ("tf32_unfused", "TF32 as run 8 (networks only)")):
+    for key, name in (("augment", "TF32"), ("tf32", "TF32 (networks only)"), ("bf16", "bf16"),
+                      ("bf16act", "bf16 with bf16 activations"), ("tf32_unfused", "TF32 as run 8 (networks only)")):
         r = caf[key]
         if r:
             rel = f" ({r['peak_mib'] / tp:.2f}x PyTorch eager TF32's {tp / 1024:.2f} GiB)" if tp else ""
