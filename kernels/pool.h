@@ -68,14 +68,18 @@ struct MaxPoolForwardIndex {
     int64_t ho = s.h / 2, wo = s.w / 2;
     int64_t j = o % wo, i = (o / wo) % ho, nc = o / (wo * ho);
     const S* p = x + nc * s.hw() + 2 * i * s.w + 2 * j;
-    const int64_t at[4] = {0, 1, s.w, s.w + 1};
-    float m = widen(p[0]);
+    // The winner's stored value travels with its widened value (no indexed array: registers only).
+    S best = p[0];
+    float m = widen(best);
     uint8_t k = 0;
-    for (uint8_t q = 1; q < 4; ++q) {
-      const float v = widen(p[at[q]]);
-      if (v > m) { m = v; k = q; }
-    }
-    y[o] = p[at[k]];
+    const auto visit = [&](S v, uint8_t q) {
+      const float w = widen(v);
+      if (w > m) { m = w; best = v; k = q; }
+    };
+    visit(p[1], 1);
+    visit(p[s.w], 2);
+    visit(p[s.w + 1], 3);
+    y[o] = best;
     if (idx) idx[o] = k;
   }
 };

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "kernels/error.h"
 #include "kernels/runtime.h"
 #include "nn/autograd.h"
 
@@ -30,7 +31,10 @@ Tensor BatchNorm2d::operator()(const ParamStore& s, const Tensor& x, bool traini
 }
 
 Tensor BatchNorm2d::with_relu(const ParamStore& s, const Tensor& x, bool training, const Tensor& x_bias) const {
-  if (!fused_bn_relu()) return relu((*this)(s, x, training));
+  if (!fused_bn_relu()) {
+    CAF_REQUIRE(!x_bias.defined(), "batch norm + ReLU: a pending bias (bf16 activations) needs the fused op");
+    return relu((*this)(s, x, training));
+  }
   BatchNormState st{s.buffer(running_mean), s.buffer(running_var), 0.1f, 1e-5f};
   return training ? batchnorm_relu2d(x, s.param(weight), s.param(bias), st, x_bias)
                   : batchnorm_relu2d_eval(x, s.param(weight), s.param(bias), st, x_bias);

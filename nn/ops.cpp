@@ -484,8 +484,9 @@ Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta
 Tensor batchnorm_relu2d_eval(const Tensor& x, const Tensor& gamma, const Tensor& beta, BatchNormState& st,
                              const Tensor& x_bias) {
   const bool records = grad_enabled() && (x.requires_grad() || gamma.requires_grad() || beta.requires_grad());
-  CAF_REQUIRE(!(records && is_bf16(x)),
-              "batchnorm_relu2d_eval: bf16 activations in inference mode only where no gradient is recorded");
+  CAF_REQUIRE(!(records && (is_bf16(x) || x_bias.defined())),
+              "batchnorm_relu2d_eval: bf16 activations (and a pending bias) in inference mode only where no "
+              "gradient is recorded");
   if (records) return relu(batchnorm2d(x, gamma, beta, st, false));
   profile::OpScope op_range("batchnorm_relu2d_eval");
   const Shape4 s = check_batchnorm("batchnorm_relu2d_eval", x, gamma, beta, st, x_bias);

@@ -202,6 +202,8 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
   set_deterministic(cfg.algorithms == "deterministic");
   set_channels_last_convs(cfg.layout == "nhwc");
   set_bf16_activations(cfg.activations == "bf16");
+  if (cfg.activations == "bf16" && !bf16_activations_active())
+    throw ConfigError("activations \"bf16\" needs the fused batch norm + ReLU, which CAF_FUSE=0 turned off");
 
   std::vector<std::string> warnings;
   const std::string class_dir = resolve_class_dir(opt.data, opt.class_name);

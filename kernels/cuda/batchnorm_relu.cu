@@ -36,11 +36,12 @@ struct Plan {
   int64_t chunks;    // chunks per plane
   int64_t partials;  // per channel: N * chunks
   unsigned grid_y;   // blocks in y (partials, capped; blocks loop over the rest)
-  bool vec;          // float4 access: H*W % 4 == 0, so every chunk and plane starts 16-byte aligned
+  bool vec;          // 4 values per access (float4, or uint2 for bf16): H*W % 4 == 0, so every
+                     // chunk and plane starts on a multiple of 4 elements
 };
 
-// vec also needs every pointer the kernels access as float4 to be 16-byte aligned (fresh
-// allocations are; a view at an offset may not be).
+// vec also needs every pointer the kernels access 4 at a time to be 16-byte aligned (stricter than
+// the 8 bytes a uint2 needs; fresh allocations are; a view at an offset may not be).
 Plan plan_for(const Shape4& s, std::initializer_list<const void*> ptrs) {
   Plan p;
   p.chunks = (s.hw() + kChunk - 1) / kChunk;
@@ -102,7 +103,8 @@ __device__ __forceinline__ void for_chunk(const ChunkRange& r, bool vec, F f) {
   }
 }
 
-// Up to 4 values at p[i]: one float4 access when w == 4 (16-byte aligned by the plan).
+// Up to 4 floats at p[i]: one float4 access when w == 4 (16-byte aligned by the plan); bf16
+// activations go through Bf16In and the uint16_t store below (one uint2 access).
 struct Quad {
   float v[4];
 };
@@ -301,8 +303,8 @@ __global__ void eval_apply(In in, const float* gamma, const float* beta, const f
 
 unsigned channel_blocks(int64_t c) { return unsigned((c + kThreads - 1) / kThreads); }
 
-// The launchers, generic over the input reader and the output storage; xp, yp: the raw pointers,
-// for the float4 / uint2 alignment check.
+// The launchers, generic over the input reader and the output storage; xp: x's raw pointer, for
+// the vector-access alignment check (float4 for floats, uint2 for four bf16).
 template <class In, class Out>
 void apply(In x, const void* xp, const float* gamma, const float* beta, const float* save_mean,
            const float* save_invstd, Out* y, const BatchNormArgs& a) {

@@ -246,6 +246,9 @@ TEST_CASE("bf16 activations: bad uses are clear errors") {
   CHECK_THROWS_WITH_AS(batchnorm_relu2d(x16, c2, c2, st, Tensor::full({3}, 0.f)), doctest::Contains("bias"), ShapeError);
   CHECK_THROWS_WITH_AS(concat_channels(x16, f), doctest::Contains("differ in dtype"), ShapeError);
   CHECK_THROWS_WITH_AS(batchnorm2d(x16, c2, c2, st, true), doctest::Contains("float32"), ShapeError);
+  const Tensor g2 = Tensor::full({2}, 1.f).set_requires_grad(true);  // inference mode that records
+  CHECK_THROWS_WITH_AS(batchnorm_relu2d_eval(x16, g2, c2, st), doctest::Contains("no gradient is recorded"), Error);
+  CHECK_THROWS_WITH_AS(batchnorm_relu2d_eval(f, g2, c2, st, c2), doctest::Contains("pending bias"), Error);
   set_precision(Precision::tf32);
   CHECK_THROWS_WITH_AS(conv2d(x16, Tensor::randn({2, 2, 3, 3}, 63), Tensor()), doctest::Contains("bf16 mixed precision"),
                        ShapeError);

@@ -335,6 +335,19 @@ TEST_CASE("trainer: bf16 activations train bit for bit with recompute on or off,
   cfg.activations = "bf8";
   cfg.precision = "bf16";
   CHECK_THROWS_AS(TrainConfig::from_json(cfg.to_json(), "config.json", cfg), ConfigError);
+  // With the fused batch norm + ReLU off (CAF_FUSE=0) bf16 activations cannot run: an error, not
+  // a silent fp32 run under a config that says bf16.
+  TempClass data(6, "bf16act_unfused");
+  cfg.activations = "bf16";
+  TrainOptions opt;
+  opt.data = data.root.string();
+  opt.class_name = "toy";
+  opt.out_dir = (data.root / "run").string();
+  opt.print = [](const std::string&) {};
+  set_fused_bn_relu(false);
+  CHECK_THROWS_WITH_AS(train(cfg, opt), doctest::Contains("CAF_FUSE=0"), ConfigError);
+  set_fused_bn_relu(true);
+  CHECK(!bf16_activations());
 }
 
 TEST_CASE("trainer: a diverging run stops with the step and keeps the last good checkpoint") {
