@@ -44,6 +44,9 @@ struct BatchNormArgs {
   Shape4 s;
   double eps = 1e-5;
   double momentum = 0.1;
+  // batchnorm_relu_train_backward(_bf16) only: gx = instead of += (write-first gradients,
+  // nn/autograd.h); ggamma and gbeta still accumulate.
+  bool overwrite_gx = false;
 };
 
 // gx += gamma * invstd * gy for the inference-mode backward (statistics are constants).

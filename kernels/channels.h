@@ -4,7 +4,8 @@
 // starting at src_c0) into dst (dst_c channels, starting at dst_c0); it writes (=) or
 // accumulates (+=). Concat and slice, forward and backward, are four uses of it:
 //   concat_channels_forward   y = [a, b]                     (=)
-//   concat_channels_backward  ga += gy[:ca], gb += gy[ca:]   (+=; ga or gb may be null)
+//   concat_channels_backward  ga += gy[:ca], gb += gy[ca:]   (+=; ga or gb may be null; with
+//                             write_a / write_b: = for that one, write-first gradients)
 //   slice_channels_forward    y = x[:, c0:c1]                (=)
 //   slice_channels_backward   gx[:, c0:c1] += gy             (+=)
 //   concat_channels_forward_bf16  y = [a, b] on bf16 activations (=)
@@ -66,9 +67,9 @@ void concat_channels_forward(Device d, const T* a, int64_t ca, const T* b, int64
 }
 template <class T>
 void concat_channels_backward(Device d, const T* gy, int64_t ca, int64_t cb, int64_t n, int64_t hw,
-                              T* ga, T* gb) {
-  if (ga) channel_copy(d, gy, ga, {n, hw, ca + cb, 0, ca, 0, ca}, true);
-  if (gb) channel_copy(d, gy, gb, {n, hw, ca + cb, ca, cb, 0, cb}, true);
+                              T* ga, T* gb, bool write_a = false, bool write_b = false) {
+  if (ga) channel_copy(d, gy, ga, {n, hw, ca + cb, 0, ca, 0, ca}, !write_a);
+  if (gb) channel_copy(d, gy, gb, {n, hw, ca + cb, ca, cb, 0, cb}, !write_b);
 }
 template <class T>
 void slice_channels_forward(Device d, const T* x, Shape4 s, int64_t c0, int64_t c1, T* y) {

@@ -2,7 +2,8 @@
 // DRAEM uses k = 3 everywhere.
 //
 //   conv2d_forward          y = w * x + b        x (N,C,H,W), w (K,C,k,k), b (K) or null, y (N,K,H,W)  (=)
-//   conv2d_backward_data    gx += w^T * gy       (+=)
+//   conv2d_backward_data    gx += w^T * gy       (+=; with accumulate = false: gx = w^T * gy, for
+//                                                  write-first gradients, nn/autograd.h)
 //   conv2d_backward_filter  gw += gy * x^T       (+=)
 //   conv2d_backward_bias    gb += sum_{n,h,w} gy (+=)
 // CPU: im2col + the blocked GEMM. CUDA: cuDNN, algorithm found once per shape and cached,
@@ -29,13 +30,14 @@ struct Conv2dShape {
 namespace cpu {
 template <class T>
 void conv2d_forward(const T* x, const T* w, const T* b, T* y, const Conv2dShape& s);
-template <class T> void conv2d_backward_data(const T* w, const T* gy, T* gx, const Conv2dShape& s);
+template <class T>
+void conv2d_backward_data(const T* w, const T* gy, T* gx, const Conv2dShape& s, bool accumulate = true);
 template <class T> void conv2d_backward_filter(const T* x, const T* gy, T* gw, const Conv2dShape& s);
 template <class T> void conv2d_backward_bias(const T* gy, T* gb, const Conv2dShape& s);
 }  // namespace cpu
 namespace cuda {
 void conv2d_forward(const float* x, const float* w, const float* b, float* y, const Conv2dShape& s);
-void conv2d_backward_data(const float* w, const float* gy, float* gx, const Conv2dShape& s);
+void conv2d_backward_data(const float* w, const float* gy, float* gx, const Conv2dShape& s, bool accumulate = true);
 void conv2d_backward_filter(const float* x, const float* gy, float* gw, const Conv2dShape& s);
 void conv2d_backward_bias(const float* gy, float* gb, const Conv2dShape& s);
 }  // namespace cuda
@@ -73,8 +75,8 @@ void conv2d_forward(Device d, const T* x, const T* w, const T* b, T* y, const Co
   CAF_DISPATCH(T, d, conv2d_forward, x, w, b, y, s);
 }
 template <class T>
-void conv2d_backward_data(Device d, const T* w, const T* gy, T* gx, const Conv2dShape& s) {
-  CAF_DISPATCH(T, d, conv2d_backward_data, w, gy, gx, s);
+void conv2d_backward_data(Device d, const T* w, const T* gy, T* gx, const Conv2dShape& s, bool accumulate = true) {
+  CAF_DISPATCH(T, d, conv2d_backward_data, w, gy, gx, s, accumulate);
 }
 template <class T>
 void conv2d_backward_filter(Device d, const T* x, const T* gy, T* gw, const Conv2dShape& s) {

@@ -3,7 +3,8 @@
 //
 //   maxpool2d_forward    y[n,c,i,j] = max of x[n,c,2i..2i+1,2j..2j+1]   (=; H, W floor-halved)
 //   maxpool2d_backward   gx += gy routed to the first maximum in scan order (+=; reads x, y)
-//   maxpool2d_forward_index / _backward_index: the same, keeping the winner's position (uint8)
+//   maxpool2d_forward_index / _backward_index: the same, keeping the winner's position (uint8);
+//       the indexed backward can also write (=) the whole gx (write-first gradients)
 //   maxpool2d_forward_index_bf16: the indexed forward on bf16 activations (idx may be null); the
 //       winner is copied, so y is the bf16 of the fp32 forward on the widened input, bit for bit
 //   avg_pool2d_forward   y = (1/k^2) * sum of the k x k window, zeros outside  (=)
@@ -83,16 +84,30 @@ struct MaxPoolForwardIndex {
     if (idx) idx[o] = k;
   }
 };
+// overwrite (write-first gradients): the window's four gradients are written, gy to the winner
+// and 0 to the others (an odd H or W's last row or column, outside every window, is written 0 by
+// the thread of the window beside it).
 struct MaxPoolBackwardIndex {
   const uint8_t* idx;
   const float* gy;
   float* gx;
   Shape4 s;
+  bool overwrite = false;
   CAF_HD void operator()(int64_t o) const {
     int64_t ho = s.h / 2, wo = s.w / 2;
     int64_t j = o % wo, i = (o / wo) % ho, nc = o / (wo * ho);
     const int64_t base = nc * s.hw() + 2 * i * s.w + 2 * j, k = idx[o];
-    gx[base + (k & 1) + (k >> 1) * s.w] += gy[o];
+    const int64_t win = base + (k & 1) + (k >> 1) * s.w;
+    if (!overwrite) {
+      gx[win] += gy[o];
+      return;
+    }
+    // This window's four, plus the uncovered column right of the last window and the uncovered
+    // row below the last row of windows (and their corner).
+    const bool last_col = j == wo - 1 && s.w % 2 == 1, last_row = i == ho - 1 && s.h % 2 == 1;
+    for (int64_t r = 0; r < (last_row ? 3 : 2); ++r)
+      for (int64_t c = 0; c < (last_col ? 3 : 2); ++c) gx[base + r * s.w + c] = 0.f;
+    gx[win] = gy[o];
   }
 };
 
@@ -123,7 +138,7 @@ namespace cpu {
 template <class T> void maxpool2d_forward(const T* x, Shape4 s, T* y);
 void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx);
 void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx);
-void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx);
+void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite);
 template <class T> void maxpool2d_backward(const T* x, const T* gy, Shape4 s, T* gx);
 template <class T> void avg_pool2d_forward(const T* x, Shape4 s, int64_t k, T* y);
 template <class T> void avg_pool2d_backward(const T* gy, Shape4 s, int64_t k, T* gx);
@@ -132,7 +147,7 @@ namespace cuda {
 void maxpool2d_forward(const float* x, Shape4 s, float* y);
 void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx);
 void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx);
-void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx);
+void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite);
 void maxpool2d_backward(const float* x, const float* gy, Shape4 s, float* gx);
 void avg_pool2d_forward(const float* x, Shape4 s, int64_t k, float* y);
 void avg_pool2d_backward(const float* gy, Shape4 s, int64_t k, float* gx);
@@ -144,8 +159,9 @@ inline void maxpool2d_forward_index(Device d, const float* x, Shape4 s, float* y
 inline void maxpool2d_forward_index_bf16(Device d, const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx) {
   CAF_DISPATCH_PLAIN(d, maxpool2d_forward_index_bf16, x, s, y, idx);
 }
-inline void maxpool2d_backward_index(Device d, const uint8_t* idx, const float* gy, Shape4 s, float* gx) {
-  CAF_DISPATCH_PLAIN(d, maxpool2d_backward_index, idx, gy, s, gx);
+inline void maxpool2d_backward_index(Device d, const uint8_t* idx, const float* gy, Shape4 s, float* gx,
+                                     bool overwrite = false) {
+  CAF_DISPATCH_PLAIN(d, maxpool2d_backward_index, idx, gy, s, gx, overwrite);
 }
 template <class T>
 void maxpool2d_forward(Device d, const T* x, Shape4 s, T* y) {

@@ -106,7 +106,7 @@ Precision& precision_slot() {
 void set_precision(Precision p) { precision_slot() = p; }
 
 namespace {
-// CAF_FUSE=0 / CAF_RECOMPUTE=0 in the environment turn the defaults off (an escape hatch for any
+// CAF_FUSE=0 / CAF_RECOMPUTE=0 / CAF_WRITE_FIRST=0 in the environment turn the defaults off (an escape hatch for any
 // program, e.g. `caf train` on a GPU where the fused kernels misbehave).
 bool env_off(const char* name) {
   const char* v = std::getenv(name);
@@ -117,6 +117,7 @@ bool g_fused_bn_relu = !env_off("CAF_FUSE");
 bool g_recompute_activations = !env_off("CAF_RECOMPUTE");
 bool g_channels_last_convs = false;
 bool g_bf16_activations = false;
+bool g_write_first_gradients = !env_off("CAF_WRITE_FIRST");
 }  // namespace
 void set_deterministic(bool on) { g_deterministic = on; }
 bool deterministic() { return g_deterministic; }
@@ -126,6 +127,8 @@ void set_recompute_activations(bool on) { g_recompute_activations = on; }
 bool recompute_activations() { return g_recompute_activations; }
 void set_channels_last_convs(bool on) { g_channels_last_convs = on; }
 bool channels_last_convs() { return g_channels_last_convs; }
+void set_write_first_gradients(bool on) { g_write_first_gradients = on; }
+bool write_first_gradients() { return g_write_first_gradients; }
 void set_bf16_activations(bool on) { g_bf16_activations = on; }
 bool bf16_activations() { return g_bf16_activations; }
 bool bf16_activations_active() {

@@ -58,6 +58,14 @@ bool fused_bn_relu();
 void set_recompute_activations(bool on);
 bool recompute_activations();
 
+// Write-first gradients (nn/autograd.h): the first contribution to an activation's gradient is
+// written into a fresh buffer by the ops that can (convolution's input gradient, the fused batch
+// norm + ReLU, max pooling, upsampling, concatenation) instead of being added to a zero-filled one:
+// one fill and one read less per activation gradient. Same values (x + 0 = x); on by default
+// (CAF_WRITE_FIRST=0 in the environment: off).
+void set_write_first_gradients(bool on);
+bool write_first_gradients();
+
 // bf16 mixed precision's convolutions channels-last (NHWC): each bf16 copy is made in N,H,W,C
 // order (weights K,k,k,C) by the same casts fused with a transpose, so cuDNN can use its NHWC
 // tensor-core kernels; activations elsewhere stay fp32 NCHW. Same values, so the same results as

@@ -1,7 +1,7 @@
 // kernels/upsample.h: bilinear upsampling by 2 with align_corners=True (all of DRAEM's decoders).
 //
 //   upsample_bilinear2x_forward   y (N,C,2H,2W) from x (N,C,H,W)        (=)
-//   upsample_bilinear2x_backward  gx += the transpose of the forward    (+=)
+//   upsample_bilinear2x_backward  gx += the transpose of the forward    (+=; accumulate = false: =)
 //   upsample_bilinear2x_forward_bf16  the forward on bf16 activations: fp32 arithmetic on the
 //       widened values, the result rounded to bf16 (=)
 // With align_corners=True output row o reads input row o*(H-1)/(2H-1). The backward is a gather:
@@ -91,6 +91,7 @@ struct UpsampleBackward {
   const T* gy;
   T* gx;
   Shape4 s;  // input shape
+  bool accumulate = true;  // false: write (write-first gradients)
   CAF_HD void operator()(int64_t k) const {
     int64_t c = k % s.w, r = (k / s.w) % s.h, nc = k / s.hw();
     const int64_t wo = 2 * s.w;
@@ -102,19 +103,19 @@ struct UpsampleBackward {
       for (int b = 0; b < tx.n; ++b) row += tx.w[b] * g[ty.o[a] * wo + tx.o[b]];
       acc += ty.w[a] * row;
     }
-    gx[k] += acc;
+    gx[k] = accumulate ? gx[k] + acc : acc;
   }
 };
 
 namespace cpu {
 template <class T> void upsample_bilinear2x_forward(const T* x, Shape4 s, T* y);
-template <class T> void upsample_bilinear2x_backward(const T* gy, Shape4 s, T* gx);
+template <class T> void upsample_bilinear2x_backward(const T* gy, Shape4 s, T* gx, bool accumulate);
 void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y);
 }  // namespace cpu
 namespace cuda {
 void upsample_bilinear2x_forward(const float* x, Shape4 s, float* y);
 void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y);
-void upsample_bilinear2x_backward(const float* gy, Shape4 s, float* gx);
+void upsample_bilinear2x_backward(const float* gy, Shape4 s, float* gx, bool accumulate);
 }  // namespace cuda
 
 template <class T>
@@ -122,8 +123,8 @@ void upsample_bilinear2x_forward(Device d, const T* x, Shape4 s, T* y) {
   CAF_DISPATCH(T, d, upsample_bilinear2x_forward, x, s, y);
 }
 template <class T>
-void upsample_bilinear2x_backward(Device d, const T* gy, Shape4 s, T* gx) {
-  CAF_DISPATCH(T, d, upsample_bilinear2x_backward, gy, s, gx);
+void upsample_bilinear2x_backward(Device d, const T* gy, Shape4 s, T* gx, bool accumulate = true) {
+  CAF_DISPATCH(T, d, upsample_bilinear2x_backward, gy, s, gx, accumulate);
 }
 inline void upsample_bilinear2x_forward_bf16(Device d, const uint16_t* x, Shape4 s, uint16_t* y) {
   CAF_DISPATCH_PLAIN(d, upsample_bilinear2x_forward_bf16, x, s, y);

@@ -5,21 +5,33 @@
 #include <string>
 #include <unordered_set>
 
+#include <atomic>
+#include <limits>
+
 #include "kernels/error.h"
 #include "kernels/profile.h"
+#include "kernels/runtime.h"
 
 namespace caf {
 
 namespace {
 thread_local bool g_grad_enabled = true;
+thread_local const std::vector<bool>* g_fresh = nullptr;  // the running backward's fresh inputs
+bool g_poison_fresh = false;
+std::atomic<int64_t> g_fresh_given{0};
 }
+int64_t fresh_gradients_given() { return g_fresh_given.load(); }
+
+bool fresh_gradient(size_t i) { return g_fresh && i < g_fresh->size() && (*g_fresh)[i]; }
+void set_poison_fresh_gradients(bool on) { g_poison_fresh = on; }
 
 bool grad_enabled() { return g_grad_enabled; }
 
 NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
 
-Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, BackwardFn fn) {
+Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, BackwardFn fn,
+              std::vector<bool> write_first) {
   if (!g_grad_enabled) return out;
   bool any = false;
   for (const auto& t : inputs) any = any || (t.defined() && t.requires_grad());
@@ -30,6 +42,7 @@ Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, B
   node->backward = std::move(fn);
   node->out_shape = out.shape();
   node->device = out.device();
+  node->writes_first = std::move(write_first);
   for (const auto& t : inputs) {
     Edge e;
     if (t.defined() && t.requires_grad()) {
@@ -96,6 +109,7 @@ void run_backward(const Tensor& root) {
                                   "' a second time: its saved tensors were freed by the first");
   Tensor seed = gradient_buffer(r);
   seed.fill_(1.f);
+  const bool write_first = write_first_gradients();
   // One profile range per run of nodes with the same tag: "R backward", "S backward", ...
   std::optional<profile::Scope> range;
   const char* range_tag = "";
@@ -108,9 +122,31 @@ void run_backward(const Tensor& root) {
     }
     if (n->grad.defined()) {
       std::vector<Tensor> gin;
+      std::vector<bool> fresh(n->inputs.size(), false);
       profile::OpScope op_range(n->name, true);
-      for (const auto& in : n->inputs) gin.push_back(gradient_buffer(in));
-      n->backward(n->grad, gin);
+      for (size_t i = 0; i < n->inputs.size(); ++i) {
+        const Edge& in = n->inputs[i];
+        // A result's gradient not yet allocated, an op that can overwrite it, and no other input of
+        // this node the same tensor (its contributions must add): a fresh buffer, not zeros.
+        bool first = write_first && in.fn && !in.fn->grad.defined() && i < n->writes_first.size() &&
+                     n->writes_first[i];
+        for (size_t j = 0; first && j < n->inputs.size(); ++j) first = j == i || n->inputs[j].fn != in.fn;
+        if (first) {
+          in.fn->grad = Tensor::empty(in.fn->out_shape, DType::f32, in.fn->device);
+          if (g_poison_fresh) in.fn->grad.fill_(std::numeric_limits<float>::quiet_NaN());
+          fresh[i] = true;
+          ++g_fresh_given;
+        }
+        gin.push_back(gradient_buffer(in));
+      }
+      g_fresh = &fresh;
+      try {
+        n->backward(n->grad, gin);
+      } catch (...) {
+        g_fresh = nullptr;
+        throw;
+      }
+      g_fresh = nullptr;
     }
     // Free what the node saved, its inputs and its output gradient; the node stays behind as a
     // marker so that a second backward through it fails with a clear message.

@@ -17,7 +17,13 @@
 namespace caf {
 
 // gout: gradient of the node's output. gin[i]: buffer to accumulate input i's gradient into, or
-// undefined when input i needs none.
+// undefined when input i needs none. Write-first (write_first_gradients(), kernels/runtime.h): an
+// op that declared at record() time that its backward can overwrite input i's gradient may get,
+// as that gradient's first contribution, a fresh buffer with undefined contents instead of a
+// zero-filled one; fresh_gradient(i), asked inside the backward, says so, and the backward must
+// then write (=) every element of gin[i] instead of adding (+=). That saves the zero fill and the
+// read of the zeros for most activation gradients (those with one consumer, and the first-run
+// consumer of the others).
 using BackwardFn = std::function<void(const Tensor& gout, const std::vector<Tensor>& gin)>;
 
 struct Node;
@@ -40,7 +46,17 @@ struct Node {
   Device device = Device::cpu;
   Tensor grad;  // gradient of the output, allocated (zeroed) at the first contribution
   bool released = false;
+  std::vector<bool> writes_first;  // per input: the backward can overwrite (record()'s write_first)
 };
+
+// Inside a node's backward: whether gin[i] is a fresh buffer the backward must overwrite.
+bool fresh_gradient(size_t i);
+
+// Testing: fill every fresh buffer with NaN before the backward that must overwrite it, so an
+// element the backward forgot stays NaN and fails any comparison.
+void set_poison_fresh_gradients(bool on);
+// How many fresh buffers backward passes have handed out since the process started.
+int64_t fresh_gradients_given();
 
 bool grad_enabled();
 
@@ -57,7 +73,10 @@ class NoGradGuard {
 };
 
 // Attaches a node to `out` when gradients are enabled and any input requires them; returns out.
-Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, BackwardFn fn);
+// write_first[i] (may be shorter than inputs): the backward overwrites input i's gradient when
+// fresh_gradient(i) says so (see BackwardFn).
+Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, BackwardFn fn,
+              std::vector<bool> write_first = {});
 
 // Backward from a one-element tensor (called by Tensor::backward).
 void run_backward(const Tensor& root);

@@ -235,9 +235,13 @@ Tensor concat_channels(const Tensor& a, const Tensor& b) {
     else concat_channels_forward<float>(d, F(ta), sa.c, F(tb), sb.c, sa.n, sa.hw(), static_cast<float*>(out));
   };
   forward(a, b, bf16 ? static_cast<void*>(H(y)) : static_cast<void*>(F(y)));
-  record(y, "concat_channels", {a, b}, [sa, sb](const Tensor& gy, const std::vector<Tensor>& g) {
-    concat_channels_backward<float>(gy.device(), F(gy), sa.c, sb.c, sa.n, sa.hw(), F(g[0]), F(g[1]));
-  });
+  record(
+      y, "concat_channels", {a, b},
+      [sa, sb](const Tensor& gy, const std::vector<Tensor>& g) {
+        concat_channels_backward<float>(gy.device(), F(gy), sa.c, sb.c, sa.n, sa.hw(), F(g[0]), F(g[1]),
+                                        fresh_gradient(0), fresh_gradient(1));
+      },
+      {true, true});
   attach_recipe(y, {&a, &b}, [forward](const std::vector<Tensor>& in, void* out) { forward(in[0], in[1], out); });
   return y;
 }
@@ -326,24 +330,30 @@ Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShap
                                                                               const std::vector<Tensor>& g) {
     const Device dev = gy.device();
     const Tensor gy16 = (g[0].defined() || g[1].defined()) ? to_bf16_conv(gy) : Tensor();
-    // A bf16 gradient in the convolution's layout, added into its fp32 (planar) gradient.
-    const auto accumulate = [&](const Tensor& g16, const Tensor& gf, const Shape4& s) {
-      if (cs.nhwc) accumulate_bf16_nhwc(dev, H(g16), F(gf), s.n, s.c, s.hw());
-      else accumulate_bf16(dev, H(g16), F(gf), gf.numel());
+    // A bf16 gradient in the convolution's layout, added into its fp32 (planar) gradient, or
+    // written there (a fresh buffer: write-first gradients).
+    const auto accumulate = [&](const Tensor& g16, const Tensor& gf, const Shape4& s, bool write) {
+      if (cs.nhwc) {
+        if (write) cast_from_bf16_nhwc(dev, H(g16), nullptr, F(gf), s.n, s.c, s.hw());
+        else accumulate_bf16_nhwc(dev, H(g16), F(gf), s.n, s.c, s.hw());
+      } else {
+        if (write) cast_from_bf16(dev, H(g16), nullptr, 1, 1, F(gf), gf.numel());
+        else accumulate_bf16(dev, H(g16), F(gf), gf.numel());
+      }
     };
     if (g[0].defined()) {
       const Tensor gx16 = Tensor::empty({g[0].numel()}, DType::bf16, dev);
       conv2d_backward_data_bf16(dev, H(ws), H(gy16), H(gx16), cs);
-      accumulate(gx16, g[0], cs.x);
+      accumulate(gx16, g[0], cs.x, fresh_gradient(0));
     }
     if (g[1].defined()) {
       const Tensor gw16 = Tensor::empty({g[1].numel()}, DType::bf16, dev);
       const Tensor xin16 = xs.defined() ? xs : to_bf16_conv(x_saved.get());
       conv2d_backward_filter_bf16(dev, H(xin16), H(gy16), H(gw16), cs);
-      accumulate(gw16, g[1], sw);
+      accumulate(gw16, g[1], sw, false);
     }
     if (g[2].defined()) conv2d_backward_bias<float>(dev, F(gy), F(g[2]), cs);
-  });
+  }, {true});
 }
 
 Conv2dShape check_conv2d(const char* op, const Tensor& x, const Tensor& w, const Tensor& b) {
@@ -374,10 +384,10 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b) {
   return record(y, "conv2d", {x, w, b}, [cs, xs = SavedInput(x, w.requires_grad()), ws = w.detach()](
                                             const Tensor& gy, const std::vector<Tensor>& g) {
     Device d = gy.device();
-    if (g[0].defined()) conv2d_backward_data<float>(d, F(ws), F(gy), F(g[0]), cs);
+    if (g[0].defined()) conv2d_backward_data<float>(d, F(ws), F(gy), F(g[0]), cs, !fresh_gradient(0));
     if (g[1].defined()) conv2d_backward_filter<float>(d, F(xs.get()), F(gy), F(g[1]), cs);
     if (g[2].defined()) conv2d_backward_bias<float>(d, F(gy), F(g[2]), cs);
-  });
+  }, {true});
 }
 
 Tensor conv2d_prebias(const Tensor& x, const Tensor& w, const Tensor& b) {
@@ -461,13 +471,16 @@ Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta
                bs = beta.detach();
   record(y, "batchnorm_relu2d_train", {x, gamma, beta},
          [a, bf16, xs, xb, gs, bs, mean, invstd](const Tensor& gy, const std::vector<Tensor>& g) {
+           BatchNormArgs ab = a;
+           ab.overwrite_gx = fresh_gradient(0);
            if (bf16)
              batchnorm_relu_train_backward_bf16(gy.device(), H(xs), F(xb), F(gs), F(bs), F(gy), F(mean), F(invstd),
-                                                F(g[0]), F(g[1]), F(g[2]), a);
+                                                F(g[0]), F(g[1]), F(g[2]), ab);
            else
              batchnorm_relu_train_backward<float>(gy.device(), F(xs), F(gs), F(bs), F(gy), F(mean), F(invstd),
-                                                  F(g[0]), F(g[1]), F(g[2]), a);
-         });
+                                                  F(g[0]), F(g[1]), F(g[2]), ab);
+         },
+         {true});
   // y's recipe holds only what the node above holds anyway (parameters do not change before the
   // backward: the optimiser steps after it). Attached only when a graph is recorded.
   if (y.impl()->grad_fn && recompute_activations())
@@ -520,9 +533,12 @@ Tensor maxpool2d(const Tensor& x) {
     // long as its other users (bf16 mixed precision, or recompute_activations()).
     Tensor idx = Tensor::empty(y.shape(), DType::u8, x.device());
     forward(x, out, idx.data<uint8_t>());
-    record(y, "maxpool2d", {x}, [s, idx](const Tensor& gy, const std::vector<Tensor>& g) {
-      maxpool2d_backward_index(gy.device(), idx.data<uint8_t>(), F(gy), s, F(g[0]));
-    });
+    record(
+        y, "maxpool2d", {x},
+        [s, idx](const Tensor& gy, const std::vector<Tensor>& g) {
+          maxpool2d_backward_index(gy.device(), idx.data<uint8_t>(), F(gy), s, F(g[0]), fresh_gradient(0));
+        },
+        {true});
     attach_recipe(y, {&x}, [forward](const std::vector<Tensor>& in, void* o) {
       forward(in[0], o, nullptr);  // the same maxima the indexed forward wrote
     });
@@ -550,9 +566,12 @@ Tensor upsample_bilinear2x(const Tensor& x) {
     else upsample_bilinear2x_forward<float>(d, F(in), s, static_cast<float*>(out));
   };
   forward(x, bf16 ? static_cast<void*>(H(y)) : static_cast<void*>(F(y)));
-  record(y, "upsample_bilinear2x", {x}, [s](const Tensor& gy, const std::vector<Tensor>& g) {
-    upsample_bilinear2x_backward<float>(gy.device(), F(gy), s, F(g[0]));
-  });
+  record(
+      y, "upsample_bilinear2x", {x},
+      [s](const Tensor& gy, const std::vector<Tensor>& g) {
+        upsample_bilinear2x_backward<float>(gy.device(), F(gy), s, F(g[0]), !fresh_gradient(0));
+      },
+      {true});
   attach_recipe(y, {&x}, [forward](const std::vector<Tensor>& in, void* out) { forward(in[0], out); });
   return y;
 }

@@ -56,11 +56,12 @@ if "$CAF" bench step --device cpu --precision fp16 2>"$D/err.log"; then exit 1; 
 grep -q "unknown precision 'fp16'" "$D/err.log"
 # The A/B switches: run 8's configuration (unfused, nothing recomputed) and channels-last bf16.
 "$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 1 --warmup 0 --fuse off --recompute off \
-  --json "$D/unfused.json" >/dev/null
+  --write-first off --json "$D/unfused.json" >/dev/null
 grep -q '"fused_bn_relu": false' "$D/unfused.json" && grep -q '"recompute_activations": false' "$D/unfused.json"
-CAF_FUSE=0 CAF_RECOMPUTE=0 "$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 1 --warmup 0 \
-  >"$D/env_off.log"
-grep -q 'fused batch norm + ReLU: off, recompute: off' "$D/env_off.log"
+grep -q '"write_first_gradients": false' "$D/unfused.json"
+CAF_FUSE=0 CAF_RECOMPUTE=0 CAF_WRITE_FIRST=0 "$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 \
+  --steps 1 --warmup 0 >"$D/env_off.log"
+grep -q 'fused batch norm + ReLU: off, recompute: off, write-first: off' "$D/env_off.log"
 "$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 1 --warmup 0 --precision bf16 --layout nhwc \
   >"$D/nhwc.log"
 grep -q 'layout: nhwc' "$D/nhwc.log"

@@ -43,6 +43,7 @@ struct Args {
   // follow the process's (CAF_FUSE=0, CAF_RECOMPUTE=0 turn them off)
   std::string fuse = fused_bn_relu() ? "on" : "off";
   std::string recompute = recompute_activations() ? "on" : "off";
+  std::string write_first = write_first_gradients() ? "on" : "off";  // CAF_WRITE_FIRST=0: off
   std::string layout = "nchw";   // bf16 convolutions' layout (channels_last_convs())
   std::string activations = "fp32";  // bf16: bf16 activations between convolutions (bf16_activations())
   std::string device = "auto", mode = "split", precision = "tf32", trace, json, init;
@@ -78,6 +79,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--algos") a.algos = val();
     else if (k == "--fuse") a.fuse = val();
     else if (k == "--recompute") a.recompute = val();
+    else if (k == "--write-first") a.write_first = val();
     else if (k == "--layout") a.layout = val();
     else if (k == "--activations") a.activations = val();
     else if (k == "--trace") a.trace = val();
@@ -99,7 +101,8 @@ Args parse(int argc, char** argv) {
                         "options: --device cpu|cuda|auto --size S --batch B --widths R,S --steps N "
                         "--warmup N --mode split|draem --precision tf32|bf16|fp32 --augment --trace FILE.json "
                         "--json FILE --track N --init CHECKPOINT --ops --algos deterministic|fastest --graph "
-                        "--fuse on|off --recompute on|off --layout nchw|nhwc --activations fp32|bf16");
+                        "--fuse on|off --recompute on|off --write-first on|off --layout nchw|nhwc "
+                        "--activations fp32|bf16");
     }
   }
   if (a.size % 32 != 0) throw ConfigError("bench step: --size must be a multiple of 32");
@@ -118,6 +121,9 @@ Args parse(int argc, char** argv) {
                       "copies, cuDNN's NHWC kernels; --precision bf16 only)");
   if (a.layout == "nhwc" && a.precision != "bf16")
     throw ConfigError("bench step: --layout nhwc applies to bf16 mixed precision only (add --precision bf16)");
+  if (a.write_first != "on" && a.write_first != "off")
+    throw ConfigError("bench step: --write-first is on (an activation gradient's first contribution is written "
+                      "into a fresh buffer; the default) or off (zero-filled buffers, every contribution added)");
   if (a.activations != "fp32" && a.activations != "bf16")
     throw ConfigError("bench step: --activations is fp32 (the default) or bf16 (activations between the "
                       "convolutions stored in bf16; --precision bf16 only)");
@@ -202,6 +208,7 @@ int bench_step(int argc, char** argv) {
   set_deterministic(a.algos == "deterministic");
   set_fused_bn_relu(a.fuse == "on");
   set_recompute_activations(a.recompute == "on");
+  set_write_first_gradients(a.write_first == "on");
   set_channels_last_convs(a.layout == "nhwc");
   set_bf16_activations(a.activations == "bf16");
   if (a.track > 0) return track_losses(a, d);
@@ -300,9 +307,9 @@ int bench_step(int argc, char** argv) {
               a.graph ? "memory held (graph pool, parameters, optimiser)" : "peak memory", st.peak_bytes / 1048576.0,
               (long long)(st.device_allocs - allocs_before));
   std::printf("  host round trips per step: %.2f copies, %.2f synchronisations (algorithms: %s, fused "
-              "batch norm + ReLU: %s, recompute: %s, layout: %s, activations: %s)\n",
+              "batch norm + ReLU: %s, recompute: %s, write-first: %s, layout: %s, activations: %s)\n",
               copies_per_step, syncs_per_step, a.algos.c_str(), a.fuse.c_str(), a.recompute.c_str(),
-              a.layout.c_str(), a.activations.c_str());
+              a.write_first.c_str(), a.layout.c_str(), a.activations.c_str());
   auto v = last.values();
   std::printf("  last losses: l2 %.5f ssim %.5f focal %.5f\n", v["l2"], v["ssim"], v["focal"]);
 
@@ -396,6 +403,7 @@ int bench_step(int argc, char** argv) {
                         {"algos", a.algos},
                         {"fused_bn_relu", a.fuse == "on"},
                         {"recompute_activations", a.recompute == "on"},
+                        {"write_first_gradients", a.write_first == "on"},
                         {"layout", a.layout},
                         {"activations", a.activations},
                         {"graph", a.graph},

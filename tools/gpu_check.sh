@@ -130,8 +130,9 @@ fi
 # result as JSON in $RES for bench/summary.py; most important first, so a time limit cuts the rest.
 step bench-step-tf32 "$B/caf" bench step $PAPER --precision tf32 --ops --json "$RES/caf_tf32.json"
 # The same networks-only step as run 8 made it: batch norm and ReLU as two ops (cuDNN's, caf's),
-# every convolution input kept: the gain in time and memory of the fused op and the recompute.
-step bench-step-unfused "$B/caf" bench step $PAPER --precision tf32 --fuse off --recompute off --ops \
+# every convolution input kept, gradients zero-filled then added: the gain in time and memory of the
+# fused op, the recompute and write-first gradients.
+step bench-step-unfused "$B/caf" bench step $PAPER --precision tf32 --fuse off --recompute off --write-first off --ops \
   --json "$RES/caf_tf32_unfused.json"
 # (TF32 eager with augmentation and a Chrome trace: run 8 recorded one; the full set only, for time.)
 [ -z "${CAF_QUICK:-}" ] && step bench-step-augment "$B/caf" bench step $PAPER --precision tf32 --augment \

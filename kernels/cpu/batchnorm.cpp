@@ -120,7 +120,8 @@ void batchnorm_relu_train_backward(const T* x, const T* gamma, const T* beta, co
         T* gxp = gx + base;
         for (int64_t i = 0; i < hw; ++i) {
           const T gz = bn_relu_gate(bn_relu_pre(xp[i], mean, invstd, g, b), gp[i]);
-          gxp[i] += bn_relu_grad_input(gz, (xp[i] - mean) * invstd, gi, ca, cb);
+          const T d = bn_relu_grad_input(gz, (xp[i] - mean) * invstd, gi, ca, cb);
+          gxp[i] = a.overwrite_gx ? d : gxp[i] + d;
         }
       }
     }

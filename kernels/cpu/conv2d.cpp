@@ -169,14 +169,14 @@ void conv2d_forward(const T* x, const T* w, const T* b, T* y, const Conv2dShape&
 }
 
 template <class T>
-void conv2d_backward_data(const T* w, const T* gy, T* gx, const Conv2dShape& s) {
+void conv2d_backward_data(const T* w, const T* gy, T* gx, const Conv2dShape& s, bool accumulate) {
   const int64_t C = s.x.c, K = s.k_out, kk = s.k * s.k;
   // gx = "same" conv of gy with wf[c][o][t] = w[o][c][kk-1-t]; wft = wf^T is (K*kk) x C.
   std::vector<T> wft(K * kk * C);
   for (int64_t o = 0; o < K; ++o)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t t = 0; t < kk; ++t) wft[(o * kk + t) * C + c] = w[(o * C + c) * kk + kk - 1 - t];
-  conv_im2col(gy, s.x.n, K, s.x.h, s.x.w, s.k, wft.data(), C, static_cast<const T*>(nullptr), true,
+  conv_im2col(gy, s.x.n, K, s.x.h, s.x.w, s.k, wft.data(), C, static_cast<const T*>(nullptr), accumulate,
               gx);
 }
 
@@ -249,7 +249,7 @@ void conv2d_backward_bias(const T* gy, T* gb, const Conv2dShape& s) {
 
 #define CAF_INSTANTIATE(T)                                                               \
   template void conv2d_forward<T>(const T*, const T*, const T*, T*, const Conv2dShape&); \
-  template void conv2d_backward_data<T>(const T*, const T*, T*, const Conv2dShape&);     \
+  template void conv2d_backward_data<T>(const T*, const T*, T*, const Conv2dShape&, bool); \
   template void conv2d_backward_filter<T>(const T*, const T*, T*, const Conv2dShape&);   \
   template void conv2d_backward_bias<T>(const T*, T*, const Conv2dShape&);
 CAF_INSTANTIATE(float)

@@ -264,7 +264,7 @@ __global__ void grad_finalise(const double2* parts, int64_t partials, Shape4 s,
 template <class In>
 __global__ void apply_backward(In in, const float* gy, const float* gamma,
                                const float* beta, const float* mean, const float* invstd,
-                               const float2* coef, Shape4 s, Plan p, float* gx) {
+                               const float2* coef, Shape4 s, Plan p, bool overwrite, float* gx) {
   const int64_t c = blockIdx.x;
   const In x = in.at(c);
   const float mu = mean[c], is = invstd[c], g = gamma[c], b = beta[c], gi = g * is;
@@ -272,10 +272,12 @@ __global__ void apply_backward(In in, const float* gy, const float* gamma,
   for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y)
     for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
       const Quad xv = x(i, w), gv = load(gy, i, w);
-      Quad out = load(gx, i, w);
+      Quad out;
+      if (!overwrite) out = load(gx, i, w);  // write-first: gx is never read
       for (int j = 0; j < w; ++j) {
         const float gz = bn_relu_gate(bn_relu_pre(xv.v[j], mu, is, g, b), gv.v[j]);
-        out.v[j] += bn_relu_grad_input(gz, (xv.v[j] - mu) * is, gi, ab.x, ab.y);
+        const float d = bn_relu_grad_input(gz, (xv.v[j] - mu) * is, gi, ab.x, ab.y);
+        out.v[j] = overwrite ? d : out.v[j] + d;
       }
       store(gx, i, w, out);
     });
@@ -361,7 +363,7 @@ void train_backward(In x, const void* xp, const float* gamma, const float* beta,
   CAF_CHECK_LAUNCH("batchnorm_relu_train_backward/finalise");
   if (gx) {
     apply_backward<<<grid, kThreads, 0, stream()>>>(x, gy, gamma, beta, save_mean, save_invstd, cp,
-                                                    s, p, gx);
+                                                    s, p, a.overwrite_gx, gx);
     CAF_CHECK_LAUNCH("batchnorm_relu_train_backward/apply");
   }
 }

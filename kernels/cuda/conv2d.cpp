@@ -172,10 +172,11 @@ void conv2d_forward(const float* x, const float* w, const float* b, float* y, co
   if (b) CAF_CHECK_CUDNN(cudnnAddTensor(cudnn(), &kOne, p.bias, b, &kOne, p.y, y));
 }
 
-void conv2d_backward_data(const float* w, const float* gy, float* gx, const Conv2dShape& s) {
+void conv2d_backward_data(const float* w, const float* gy, float* gx, const Conv2dShape& s, bool accumulate) {
   const ConvPlan& p = plan(s);
+  const float* beta = accumulate ? &kOne : &kZero;  // beta = 0: cuDNN writes and never reads gx
   run_with(p.bwd_data, p.conv, "conv2d backward data", p.shape, [&](cudnnConvolutionBwdDataAlgo_t algo, void* ws, size_t bytes) {
-    return cudnnConvolutionBackwardData(cudnn(), &kOne, p.w, w, p.y, gy, p.conv, algo, ws, bytes, &kOne, p.x, gx);
+    return cudnnConvolutionBackwardData(cudnn(), &kOne, p.w, w, p.y, gy, p.conv, algo, ws, bytes, beta, p.x, gx);
   });
 }
 

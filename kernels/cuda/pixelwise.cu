@@ -26,8 +26,9 @@ void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint
   for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForwardIndex<uint16_t>{x, y, idx, s},
            "maxpool2d_forward_index_bf16");
 }
-void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx) {
-  for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackwardIndex{idx, gy, gx, s}, "maxpool2d_backward_index");
+void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite) {
+  for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackwardIndex{idx, gy, gx, s, overwrite},
+           "maxpool2d_backward_index");
 }
 void maxpool2d_forward(const float* x, Shape4 s, float* y) {
   for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForward<float>{x, y, s}, "maxpool2d_forward");
@@ -51,8 +52,8 @@ void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y) 
 void channel_copy_bf16(const uint16_t* src, uint16_t* dst, ChannelCopyArgs a) {
   for_each(a.n * a.count * a.hw, ChannelCopy<uint16_t>{src, dst, a, false}, "channel_copy_bf16");
 }
-void upsample_bilinear2x_backward(const float* gy, Shape4 s, float* gx) {
-  for_each(s.numel(), UpsampleBackward<float>{gy, gx, s}, "upsample_bilinear2x_backward");
+void upsample_bilinear2x_backward(const float* gy, Shape4 s, float* gx, bool accumulate) {
+  for_each(s.numel(), UpsampleBackward<float>{gy, gx, s, accumulate}, "upsample_bilinear2x_backward");
 }
 void gaussian_blur_forward(const float* x, Shape4 s, int k, double sigma, float* y) {
   const GaussianWindow<float> w = gaussian_window<float>(k, sigma);

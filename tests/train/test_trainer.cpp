@@ -120,12 +120,13 @@ static void check_graph_training(Device d) {
   check_same_run(data.root / "eager", data.root / "graph");
 }
 
-// Recomputing the fused batch norm + ReLU outputs in the backward (the default) instead of keeping
-// them changes no bit of training, in TF32 and in bf16 mixed precision.
-static void check_recompute_training(Device d) {
+// A process-wide switch that must change no bit of training (on, its default, against off), in
+// TF32 and in bf16 mixed precision: the recompute of activations in the backward, write-first
+// gradients.
+static void check_switch_is_exact(Device d, const std::string& name, void (*set)(bool), bool (*get)()) {
   for (const char* precision : {"tf32", "bf16"}) {
     CAPTURE(precision);
-    TempClass data(6, std::string(d == Device::cuda ? "recompute_gpu_" : "recompute_") + precision);
+    TempClass data(6, name + (d == Device::cuda ? "_gpu_" : "_") + precision);
     TrainConfig cfg = small_config();
     cfg.precision = precision;
     TrainOptions opt;
@@ -133,20 +134,26 @@ static void check_recompute_training(Device d) {
     opt.class_name = "toy";
     opt.device = d;
     opt.print = [](const std::string&) {};
-    REQUIRE(recompute_activations());
-    opt.out_dir = (data.root / "recompute").string();
+    REQUIRE(get());
+    opt.out_dir = (data.root / "on").string();
     train(cfg, opt);
-    set_recompute_activations(false);
-    opt.out_dir = (data.root / "keep").string();
+    set(false);
+    opt.out_dir = (data.root / "off").string();
     try {
       train(cfg, opt);
     } catch (...) {
-      set_recompute_activations(true);
+      set(true);
       throw;
     }
-    set_recompute_activations(true);
-    check_same_run(data.root / "recompute", data.root / "keep");
+    set(true);
+    check_same_run(data.root / "on", data.root / "off");
   }
+}
+static void check_recompute_training(Device d) {
+  check_switch_is_exact(d, "recompute", set_recompute_activations, recompute_activations);
+}
+static void check_write_first_training(Device d) {
+  check_switch_is_exact(d, "write_first", set_write_first_gradients, write_first_gradients);
 }
 
 // bf16 activations: recomputing them (the default) or keeping them changes no bit; on the CPU the
@@ -306,6 +313,10 @@ TEST_CASE("trainer: recomputing activations in the backward trains exactly as ke
   check_recompute_training(Device::cpu);
 }
 
+TEST_CASE("trainer: write-first gradients train exactly as zero-filled ones") {
+  check_write_first_training(Device::cpu);
+}
+
 TEST_CASE("trainer: bf16 with channels-last convolutions trains exactly as planar ones (CPU)") {
   TempClass data(6, "channels_last");
   TrainConfig cfg = small_config();
@@ -426,6 +437,10 @@ TEST_CASE("gpu: the trainer's graph mode trains exactly as eager steps (determin
 TEST_CASE("gpu: recomputing activations trains exactly as keeping them (TF32, bf16)") {
   CAF_NEED_GPU();
   check_recompute_training(Device::cuda);
+}
+TEST_CASE("gpu: write-first gradients train exactly as zero-filled ones (TF32, bf16)") {
+  CAF_NEED_GPU();
+  check_write_first_training(Device::cuda);
 }
 TEST_CASE("gpu: bf16 activations train exactly with recompute on or off, and track fp32 activations") {
   CAF_NEED_GPU();
