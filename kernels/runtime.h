@@ -61,8 +61,9 @@ bool recompute_activations();
 // Write-first gradients (nn/autograd.h): the first contribution to an activation's gradient is
 // written into a fresh buffer by the ops that can (convolution's input gradient, the fused batch
 // norm + ReLU, max pooling, upsampling, concatenation) instead of being added to a zero-filled one:
-// one fill and one read less per activation gradient. Same values (x + 0 = x); on by default
-// (CAF_WRITE_FIRST=0 in the environment: off).
+// one fill and one read less per activation gradient. Same values (x + 0 = x; only the sign of a
+// zero in an activation gradient may differ, -0 written where +0 + -0 gave +0, which no parameter
+// gradient or update can see); on by default (CAF_WRITE_FIRST=0 in the environment: off).
 void set_write_first_gradients(bool on);
 bool write_first_gradients();
 

@@ -143,7 +143,11 @@ void run_backward(const Tensor& root) {
       try {
         n->backward(n->grad, gin);
       } catch (...) {
+        // A fresh buffer the backward may not have written must not look like a gradient to a
+        // later backward through the same producers.
         g_fresh = nullptr;
+        for (size_t i = 0; i < fresh.size(); ++i)
+          if (fresh[i]) n->inputs[i].fn->grad = Tensor();
         throw;
       }
       g_fresh = nullptr;

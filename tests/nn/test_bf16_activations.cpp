@@ -135,7 +135,8 @@ void check_convs(Device d) {
   for (bool last : {false, true}) {
     CAPTURE(last);
     const ConvGrads ref = run_conv(d, false, false, last);
-    for (auto [x_bf16, prebias] : {std::pair{true, false}, {false, true}, {true, true}}) {
+    for (const auto& mode : {std::pair{true, false}, {false, true}, {true, true}}) {
+      const bool x_bf16 = mode.first, prebias = mode.second;  // (named: lambdas cannot capture bindings)
       CAPTURE(x_bf16);
       CAPTURE(prebias);
       const ConvGrads r = run_conv(d, x_bf16, prebias, last);

@@ -6,7 +6,16 @@
 #include <cmath>
 #include <vector>
 
+#include <functional>
+#include <limits>
+
+#include "kernels/batchnorm.h"
+#include "kernels/cast.h"
+#include "kernels/channels.h"
+#include "kernels/conv2d.h"
+#include "kernels/pool.h"
 #include "kernels/runtime.h"
+#include "kernels/upsample.h"
 #include "nn/autograd.h"
 #include "nn/networks.h"
 #include "nn/ops.h"
@@ -16,23 +25,41 @@ using namespace caf;
 
 namespace {
 
-// The switches for one scope; fresh buffers NaN-poisoned while write-first is on.
+// The switches for one scope (the others pinned to their defaults, whatever the environment says);
+// fresh buffers NaN-poisoned while write-first is on.
 struct WriteFirstScope {
-  bool old_write = write_first_gradients(), old_act = bf16_activations();
+  bool old_write = write_first_gradients(), old_act = bf16_activations(), old_last = channels_last_convs(),
+       old_fuse = fused_bn_relu(), old_recompute = recompute_activations();
   Precision old_precision = precision();
-  WriteFirstScope(bool write_first, Precision p, bool bf16_act) {
+  WriteFirstScope(bool write_first, Precision p, bool bf16_act, bool channels_last = false) {
     set_write_first_gradients(write_first);
     set_poison_fresh_gradients(write_first);
     set_precision(p);
     set_bf16_activations(bf16_act);
+    set_channels_last_convs(channels_last);
+    set_fused_bn_relu(true);
+    set_recompute_activations(true);
   }
   ~WriteFirstScope() {
     set_write_first_gradients(old_write);
     set_poison_fresh_gradients(false);
     set_precision(old_precision);
     set_bf16_activations(old_act);
+    set_channels_last_convs(old_last);
+    set_fused_bn_relu(old_fuse);
+    set_recompute_activations(old_recompute);
   }
 };
+
+// One configuration of the arithmetic: precision, bf16 activations, channels-last convolutions.
+struct Mode {
+  Precision p;
+  bool act, last;
+};
+const Mode kModes[] = {{Precision::fp32, false, false},
+                       {Precision::bf16, false, false},
+                       {Precision::bf16, true, false},
+                       {Precision::bf16, true, true}};
 
 std::vector<float> cat(std::vector<float> a, const std::vector<float>& b) {
   a.insert(a.end(), b.begin(), b.end());
@@ -43,8 +70,8 @@ std::vector<float> cat(std::vector<float> a, const std::vector<float>& b) {
 // and concatenation: the first to run writes, the second adds), max pooling of odd sizes (its
 // uncovered last row and column must be written 0), upsampling, convolutions' input gradients,
 // the fused batch norm + ReLU's; the gradients of the input and of every parameter.
-std::vector<float> run_ops(Device d, bool write_first, Precision p, bool bf16_act) {
-  WriteFirstScope scope(write_first, p, bf16_act);
+std::vector<float> run_ops(Device d, bool write_first, const Mode& m) {
+  WriteFirstScope scope(write_first, m.p, m.act, m.last);
   ParamStore store;
   ConvBnRelu a(store, "a.0", "a.1", 3, 8), b(store, "b.0", "b.1", 8, 8), c(store, "c.0", "c.1", 16, 8);
   Conv2d out(store, "out", 8, 2);
@@ -67,12 +94,13 @@ bool finite(const std::vector<float>& v) {
 }
 
 void check_ops(Device d) {
-  for (auto [p, act] : {std::pair{Precision::fp32, false}, {Precision::bf16, false}, {Precision::bf16, true}}) {
-    CAPTURE(precision_name(p));
-    CAPTURE(act);
-    const std::vector<float> add = run_ops(d, false, p, act);
+  for (const Mode& m : kModes) {
+    CAPTURE(precision_name(m.p));
+    CAPTURE(m.act);
+    CAPTURE(m.last);
+    const std::vector<float> add = run_ops(d, false, m);
     const int64_t before = fresh_gradients_given();
-    const std::vector<float> write = run_ops(d, true, p, act);
+    const std::vector<float> write = run_ops(d, true, m);
     // Fresh: the inputs of out, c's convolution (the concatenation), the three batch norms, the
     // concatenation's up, the upsampling's, b's convolution's (a pooling), the odd pooling's (b's
     // output), and s once for its three consumers: 10. (The square, mul and to_float32 add.)
@@ -83,8 +111,8 @@ void check_ops(Device d) {
 }
 
 // Both networks, forward and backward, every parameter's gradient.
-std::vector<float> run_networks(Device d, bool write_first, Precision p, bool bf16_act) {
-  WriteFirstScope scope(write_first, p, bf16_act);
+std::vector<float> run_networks(Device d, bool write_first, const Mode& m) {
+  WriteFirstScope scope(write_first, m.p, m.act, m.last);
   ReconstructiveNet r(3, 3, 8);
   DiscriminativeNet s(6, 2, 8);
   r.params().finalize(d, 81);
@@ -97,21 +125,107 @@ std::vector<float> run_networks(Device d, bool write_first, Precision p, bool bf
 }
 
 void check_networks(Device d) {
-  for (auto [p, act] : {std::pair{Precision::fp32, false}, {Precision::bf16, true}}) {
-    CAPTURE(precision_name(p));
-    CAPTURE(act);
-    const std::vector<float> add = run_networks(d, false, p, act);
+  for (const Mode& m : {kModes[0], kModes[3]}) {
+    CAPTURE(precision_name(m.p));
+    CAPTURE(m.act);
+    CAPTURE(m.last);
+    const std::vector<float> add = run_networks(d, false, m);
     const int64_t before = fresh_gradients_given();
-    const std::vector<float> write = run_networks(d, true, p, act);
+    const std::vector<float> write = run_networks(d, true, m);
     CHECK(fresh_gradients_given() - before >= 100);  // 123 of R's and S's activation gradients (CPU)
     CHECK(finite(write));
     CHECK(write == add);
   }
 }
 
+// One kernel's overwrite mode: into a NaN-filled buffer it must write every element, and the same
+// values as its accumulate mode into zeros.
+void check_writes_all(Device d, const Dims& shape, const std::function<void(float* g, bool write)>& run) {
+  const Tensor poisoned = Tensor::full(shape, std::numeric_limits<float>::quiet_NaN(), d);
+  const Tensor zeroed = Tensor::zeros(shape, DType::f32, d);
+  run(poisoned.data<float>(), true);
+  run(zeroed.data<float>(), false);
+  const std::vector<float> w = poisoned.to_vector(), a = zeroed.to_vector();
+  CHECK(finite(w));
+  CHECK(w == a);
+}
+
+void check_kernels(Device d) {
+  // Max pooling, every parity of H and W (odd sizes leave a row or a column outside every window).
+  for (const Dims& xs : {Dims{2, 3, 6, 8}, Dims{2, 3, 7, 8}, Dims{2, 3, 6, 9}, Dims{2, 3, 7, 9}}) {
+    CAPTURE(dims_str(xs));
+    const Shape4 s{xs[0], xs[1], xs[2], xs[3]};
+    const Tensor x = Tensor::randn(xs, 101, 0, 1, d), y = Tensor::empty({s.n, s.c, s.h / 2, s.w / 2}, DType::f32, d);
+    const Tensor idx = Tensor::empty(y.shape(), DType::u8, d), gy = Tensor::randn(y.shape(), 102, 0, 1, d);
+    maxpool2d_forward_index(d, x.data<float>(), s, y.data<float>(), idx.data<uint8_t>());
+    check_writes_all(d, xs, [&](float* g, bool write) {
+      maxpool2d_backward_index(d, idx.data<uint8_t>(), gy.data<float>(), s, g, write);
+    });
+  }
+  {  // Upsampling.
+    const Shape4 s{2, 3, 5, 4};
+    const Tensor gy = Tensor::randn({2, 3, 10, 8}, 103, 0, 1, d);
+    check_writes_all(d, {2, 3, 5, 4}, [&](float* g, bool write) {
+      upsample_bilinear2x_backward<float>(d, gy.data<float>(), s, g, !write);
+    });
+  }
+  {  // Concatenation: either part alone (the other null), each written.
+    const Tensor gy = Tensor::randn({2, 5, 3, 4}, 104, 0, 1, d);
+    check_writes_all(d, {2, 3, 3, 4}, [&](float* g, bool write) {
+      concat_channels_backward<float>(d, gy.data<float>(), 3, 2, 2, 12, g, nullptr, write, false);
+    });
+    check_writes_all(d, {2, 2, 3, 4}, [&](float* g, bool write) {
+      concat_channels_backward<float>(d, gy.data<float>(), 3, 2, 2, 12, nullptr, g, false, write);
+    });
+  }
+  {  // The fused batch norm + ReLU's input gradient, fp32 and bf16 activations (H*W odd: scalar loads).
+    for (const Dims& xs : {Dims{2, 3, 5, 7}, Dims{2, 4, 8, 8}}) {
+      CAPTURE(dims_str(xs));
+      const Shape4 s{xs[0], xs[1], xs[2], xs[3]};
+      const Tensor x = Tensor::randn(xs, 105, 0, 2, d), gy = Tensor::randn(xs, 106, 0, 1, d);
+      const Tensor gamma = Tensor::uniform({s.c}, 107, 0.5f, 1.5f, d), beta = Tensor::uniform({s.c}, 108, -0.5f, 0.5f, d);
+      const Tensor y = Tensor::empty(xs, DType::f32, d), mean = Tensor::empty({s.c}, DType::f32, d),
+                   invstd = Tensor::empty({s.c}, DType::f32, d);
+      BatchNormArgs a{s, 1e-5, 0.1};
+      batchnorm_relu_train_forward<float>(d, x.data<float>(), gamma.data<float>(), beta.data<float>(), y.data<float>(),
+                                          mean.data<float>(), invstd.data<float>(), nullptr, nullptr, a);
+      const Tensor x16 = Tensor::empty(xs, DType::bf16, d), pending_bias = Tensor::uniform({s.c}, 111, -1.f, 1.f, d);
+      cast_to_bf16(d, x.data<float>(), x16.data<uint16_t>(), x.numel());
+      check_writes_all(d, xs, [&](float* g, bool write) {
+        BatchNormArgs aw = a;
+        aw.overwrite_gx = write;
+        batchnorm_relu_train_backward<float>(d, x.data<float>(), gamma.data<float>(), beta.data<float>(),
+                                             gy.data<float>(), mean.data<float>(), invstd.data<float>(), g, nullptr,
+                                             nullptr, aw);
+      });
+      check_writes_all(d, xs, [&](float* g, bool write) {
+        BatchNormArgs aw = a;
+        aw.overwrite_gx = write;
+        batchnorm_relu_train_backward_bf16(d, x16.data<uint16_t>(), pending_bias.data<float>(), gamma.data<float>(),
+                                           beta.data<float>(), gy.data<float>(), mean.data<float>(),
+                                           invstd.data<float>(), g, nullptr, nullptr, aw);
+      });
+    }
+  }
+  {  // A convolution's input gradient (exact fp32: cuDNN with beta 0 against beta 1 over zeros).
+    const Precision old = precision();
+    set_precision(Precision::fp32);
+    const Conv2dShape cs{{2, 5, 6, 7}, 4, 3};
+    const Tensor w = Tensor::randn({4, 5, 3, 3}, 109, 0, 0.3f, d), gy = Tensor::randn({2, 4, 6, 7}, 110, 0, 1, d);
+    check_writes_all(d, {2, 5, 6, 7}, [&](float* g, bool write) {
+      conv2d_backward_data<float>(d, w.data<float>(), gy.data<float>(), g, cs, !write);
+    });
+    set_precision(old);
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("nn") {
+TEST_CASE("write-first gradients: each kernel's overwrite mode writes every element, as accumulating into zeros") {
+  check_kernels(Device::cpu);
+}
+
 TEST_CASE("write-first gradients: every overwriting op writes every element; the same gradients") {
   check_ops(Device::cpu);
 }
@@ -140,6 +254,7 @@ TEST_CASE("write-first gradients: only a result's first contribution is fresh, o
 TEST_SUITE("gpu") {
 TEST_CASE("gpu: write-first gradients write every element and equal zero-fill-and-add's") {
   CAF_NEED_GPU();
+  check_kernels(Device::cuda);
   check_ops(Device::cuda);
   check_networks(Device::cuda);
 }
