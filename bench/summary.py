@@ -56,7 +56,7 @@ def main():
         ("step time, TF32 (augmentation, CUDA graph)", "<= 38 ms", ms(caf["graph"])),
         ("step time, TF32 (augmentation, eager)", "-", ms(caf["augment"])),
         ("step time, TF32 (networks only, eager)", "-", ms(caf["tf32"])),
-        ("step time, TF32 (networks only, eager), as run 8: batch norm and ReLU unfused, no recompute", "-",
+        ("step time, TF32 (networks only, eager), as run 8: batch norm and ReLU unfused, no recompute, zero-filled gradients", "-",
          ms(caf["tf32_unfused"])),
         ("step time, TF32, graph, fastest (non-deterministic) algorithms", "-", ms(caf["fastest"])),
         ("step time, exact fp32 (networks only)", "-", ms(caf["fp32"])),
