@@ -61,31 +61,33 @@ CAF_HD T upsample_weight(int64_t o, int64_t i, int64_t in) {
   return w;
 }
 
-// Output coordinates (at most 5) that read input coordinate i along one axis, with their weights.
-// They lie within about one input step of i: o in [2i - 3, 2i + 3] covers every in >= 1.
+// The weights with which output coordinates 2i - 3 .. 2i + 3 read input coordinate i along one
+// axis (every output that can read it: at most 5 do; 0 for the others and outside the output).
+// Fixed slots rather than a list, so that once the loops below unroll the arrays live in
+// registers (a list filled at a running index put them in local memory: a 288-byte stack frame).
 template <class T>
-struct AxisTaps {
-  int n = 0;
-  int64_t o[7];
+struct AxisWindow {
+  int64_t o0;  // the output coordinate of slot 0
   T w[7];
 };
 
 template <class T>
-CAF_HD AxisTaps<T> upsample_taps_of(int64_t i, int64_t in) {
-  AxisTaps<T> t;
+CAF_HD AxisWindow<T> upsample_window(int64_t i, int64_t in) {
+  AxisWindow<T> t;
+  t.o0 = 2 * i - 3;
   const int64_t out = 2 * in;
-  const int64_t o0 = 2 * i - 3 < 0 ? 0 : 2 * i - 3, o1 = 2 * i + 3 >= out ? out - 1 : 2 * i + 3;
-  for (int64_t o = o0; o <= o1; ++o) {
-    T w = upsample_weight<T>(o, i, in);
-    if (w != T(0)) {
-      t.o[t.n] = o;
-      t.w[t.n] = w;
-      ++t.n;
-    }
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+  for (int q = 0; q < 7; ++q) {
+    const int64_t o = t.o0 + q;
+    t.w[q] = o >= 0 && o < out ? upsample_weight<T>(o, i, in) : T(0);
   }
   return t;
 }
 
+// Each input pixel gathers from the outputs that read it, in increasing output order, skipping
+// zero weights (so the sums are the same, term for term, wherever they are computed).
 template <class T>
 struct UpsampleBackward {
   const T* gy;
@@ -95,12 +97,21 @@ struct UpsampleBackward {
   CAF_HD void operator()(int64_t k) const {
     int64_t c = k % s.w, r = (k / s.w) % s.h, nc = k / s.hw();
     const int64_t wo = 2 * s.w;
-    const AxisTaps<T> ty = upsample_taps_of<T>(r, s.h), tx = upsample_taps_of<T>(c, s.w);
+    const AxisWindow<T> ty = upsample_window<T>(r, s.h), tx = upsample_window<T>(c, s.w);
     const T* g = gy + nc * 4 * s.hw();
     T acc = 0;
-    for (int a = 0; a < ty.n; ++a) {
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+    for (int a = 0; a < 7; ++a) {
+      if (ty.w[a] == T(0)) continue;
+      const int64_t base = (ty.o0 + a) * wo + tx.o0;  // only slots with a weight are read
       T row = 0;
-      for (int b = 0; b < tx.n; ++b) row += tx.w[b] * g[ty.o[a] * wo + tx.o[b]];
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+      for (int b = 0; b < 7; ++b)
+        if (tx.w[b] != T(0)) row += tx.w[b] * g[base + b];
       acc += ty.w[a] * row;
     }
     gx[k] = accumulate ? gx[k] + acc : acc;
