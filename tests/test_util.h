@@ -19,6 +19,25 @@
 
 namespace caf::test {
 
+// Every process-wide arithmetic switch of kernels/runtime.h, restored when the scope ends however
+// it ends; a test sets what it needs after constructing one.
+struct RuntimeSwitches {
+  Precision precision_ = precision();
+  bool act_ = bf16_activations(), last_ = channels_last_convs(), fuse_ = fused_bn_relu(),
+       recompute_ = recompute_activations(), write_first_ = write_first_gradients();
+  RuntimeSwitches() = default;
+  RuntimeSwitches(const RuntimeSwitches&) = delete;
+  RuntimeSwitches& operator=(const RuntimeSwitches&) = delete;
+  ~RuntimeSwitches() {
+    set_precision(precision_);
+    set_bf16_activations(act_);
+    set_channels_last_convs(last_);
+    set_fused_bn_relu(fuse_);
+    set_recompute_activations(recompute_);
+    set_write_first_gradients(write_first_);
+  }
+};
+
 inline double nmse(const std::vector<float>& a, const std::vector<float>& ref) {
   double num = 0, den = 0;
   for (size_t i = 0; i < a.size(); ++i) {

@@ -22,21 +22,14 @@ using namespace caf;
 
 namespace {
 
-// The switches for one scope.
-struct Bf16Scope {
-  Precision old_precision = precision();
-  bool old_act = bf16_activations(), old_last = channels_last_convs(), old_recompute = recompute_activations();
-  Bf16Scope(bool activations, bool channels_last = false, bool recompute = true) {
+// bf16 mixed precision for one scope, with or without bf16 activations (the fused op on).
+struct Bf16Scope : test::RuntimeSwitches {
+  explicit Bf16Scope(bool activations, bool channels_last = false, bool recompute = true) {
     set_precision(Precision::bf16);
     set_bf16_activations(activations);
     set_channels_last_convs(channels_last);
     set_recompute_activations(recompute);
-  }
-  ~Bf16Scope() {
-    set_precision(old_precision);
-    set_bf16_activations(old_act);
-    set_channels_last_convs(old_last);
-    set_recompute_activations(old_recompute);
+    set_fused_bn_relu(true);
   }
 };
 

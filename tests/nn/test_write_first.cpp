@@ -27,10 +27,7 @@ namespace {
 
 // The switches for one scope (the others pinned to their defaults, whatever the environment says);
 // fresh buffers NaN-poisoned while write-first is on.
-struct WriteFirstScope {
-  bool old_write = write_first_gradients(), old_act = bf16_activations(), old_last = channels_last_convs(),
-       old_fuse = fused_bn_relu(), old_recompute = recompute_activations();
-  Precision old_precision = precision();
+struct WriteFirstScope : test::RuntimeSwitches {
   WriteFirstScope(bool write_first, Precision p, bool bf16_act, bool channels_last = false) {
     set_write_first_gradients(write_first);
     set_poison_fresh_gradients(write_first);
@@ -40,15 +37,7 @@ struct WriteFirstScope {
     set_fused_bn_relu(true);
     set_recompute_activations(true);
   }
-  ~WriteFirstScope() {
-    set_write_first_gradients(old_write);
-    set_poison_fresh_gradients(false);
-    set_precision(old_precision);
-    set_bf16_activations(old_act);
-    set_channels_last_convs(old_last);
-    set_fused_bn_relu(old_fuse);
-    set_recompute_activations(old_recompute);
-  }
+  ~WriteFirstScope() { set_poison_fresh_gradients(false); }
 };
 
 // One configuration of the arithmetic: precision, bf16 activations, channels-last convolutions.

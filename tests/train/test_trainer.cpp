@@ -71,6 +71,17 @@ std::vector<nlohmann::json> read_log(const fs::path& p) {
   return out;
 }
 
+// Options for a silent run on the toy class in `data`, writing to data.root / out.
+TrainOptions quiet_options(const TempClass& data, const std::string& out, Device d = Device::cpu) {
+  TrainOptions opt;
+  opt.data = data.root.string();
+  opt.class_name = "toy";
+  opt.device = d;
+  opt.print = [](const std::string&) {};
+  opt.out_dir = (data.root / out).string();
+  return opt;
+}
+
 }  // namespace
 
 // Graph mode against eager training: one eager run; one graph-mode run interrupted after 6 steps
@@ -102,12 +113,7 @@ static void check_same_run(const fs::path& dir_a, const fs::path& dir_b) {
 static void check_graph_training(Device d) {
   TempClass data(6, d == Device::cuda ? "graph_gpu" : "graph");
   TrainConfig cfg = small_config();
-  TrainOptions opt;
-  opt.data = data.root.string();
-  opt.class_name = "toy";
-  opt.device = d;
-  opt.print = [](const std::string&) {};
-  opt.out_dir = (data.root / "eager").string();
+  TrainOptions opt = quiet_options(data, "eager", d);
   train(cfg, opt);
   cfg.graph = true;
   opt.out_dir = (data.root / "graph").string();
@@ -129,13 +135,8 @@ static void check_switch_is_exact(Device d, const std::string& name, void (*set)
     TempClass data(6, name + (d == Device::cuda ? "_gpu_" : "_") + precision);
     TrainConfig cfg = small_config();
     cfg.precision = precision;
-    TrainOptions opt;
-    opt.data = data.root.string();
-    opt.class_name = "toy";
-    opt.device = d;
-    opt.print = [](const std::string&) {};
+    TrainOptions opt = quiet_options(data, "on", d);
     REQUIRE(get());
-    opt.out_dir = (data.root / "on").string();
     train(cfg, opt);
     set(false);
     opt.out_dir = (data.root / "off").string();
@@ -166,13 +167,8 @@ static void check_bf16_activations_training(Device d) {
   cfg.activations = "bf16";
   cfg.model.recon_width = 8;  // channels-last needs multiples of 8: most convolutions qualify
   cfg.model.discr_width = 8;
-  TrainOptions opt;
-  opt.data = data.root.string();
-  opt.class_name = "toy";
-  opt.device = d;
-  opt.print = [](const std::string&) {};
+  TrainOptions opt = quiet_options(data, "recompute", d);
   REQUIRE(recompute_activations());
-  opt.out_dir = (data.root / "recompute").string();
   train(cfg, opt);
   CHECK(!bf16_activations());  // train() restores the process-wide switch
   set_recompute_activations(false);
@@ -260,11 +256,7 @@ TEST_CASE("trainer: the split halves draw only their own images, statelessly") {
 TEST_CASE("trainer: an interrupted run resumes exactly; outputs are written") {
   TempClass data(6, "resume");
   const TrainConfig cfg = small_config();
-  TrainOptions opt;
-  opt.data = data.root.string();
-  opt.class_name = "toy";
-  opt.print = [](const std::string&) {};
-  opt.out_dir = (data.root / "full").string();
+  TrainOptions opt = quiet_options(data, "full");
   const TrainResult full = train(cfg, opt);
   CHECK(full.steps == 9);
   CHECK(!full.interrupted);
@@ -323,11 +315,7 @@ TEST_CASE("trainer: bf16 with channels-last convolutions trains exactly as plana
   cfg.precision = "bf16";
   cfg.model.recon_width = 8;  // channels-last needs multiples of 8: most convolutions qualify
   cfg.model.discr_width = 8;
-  TrainOptions opt;
-  opt.data = data.root.string();
-  opt.class_name = "toy";
-  opt.print = [](const std::string&) {};
-  opt.out_dir = (data.root / "planar").string();
+  TrainOptions opt = quiet_options(data, "planar");
   train(cfg, opt);
   cfg.layout = "nhwc";
   opt.out_dir = (data.root / "nhwc").string();
@@ -350,11 +338,7 @@ TEST_CASE("trainer: bf16 activations train bit for bit with recompute on or off,
   // a silent fp32 run under a config that says bf16.
   TempClass data(6, "bf16act_unfused");
   cfg.activations = "bf16";
-  TrainOptions opt;
-  opt.data = data.root.string();
-  opt.class_name = "toy";
-  opt.out_dir = (data.root / "run").string();
-  opt.print = [](const std::string&) {};
+  TrainOptions opt = quiet_options(data, "run");
   set_fused_bn_relu(false);
   CHECK_THROWS_WITH_AS(train(cfg, opt), doctest::Contains("CAF_FUSE=0"), ConfigError);
   set_fused_bn_relu(true);
@@ -366,11 +350,7 @@ TEST_CASE("trainer: a diverging run stops with the step and keeps the last good 
   TrainConfig cfg = small_config();
   cfg.model.adam.lr = 1e36;  // the first update throws the weights out of float range
   cfg.checkpoint_every = 1;
-  TrainOptions opt;
-  opt.data = data.root.string();
-  opt.class_name = "toy";
-  opt.out_dir = (data.root / "run").string();
-  opt.print = [](const std::string&) {};
+  TrainOptions opt = quiet_options(data, "run");
   std::string what;
   try {
     train(cfg, opt);
@@ -385,11 +365,8 @@ TEST_CASE("trainer: a diverging run stops with the step and keeps the last good 
 
 TEST_CASE("trainer: clear errors for a missing class folder and a resume without checkpoint") {
   TempClass data(6, "errors");
-  TrainOptions opt;
-  opt.data = data.root.string();
+  TrainOptions opt = quiet_options(data, "run");
   opt.class_name = "nothing";
-  opt.out_dir = (data.root / "run").string();
-  opt.print = [](const std::string&) {};
   CHECK_THROWS_AS(train(small_config(), opt), IoError);
   opt.class_name = "toy";
   opt.resume = true;
