@@ -110,9 +110,12 @@ static void check_same_run(const fs::path& dir_a, const fs::path& dir_b) {
   CHECK(fb.metadata.at("adam_steps_recon") == "9");
 }
 
-static void check_graph_training(Device d) {
-  TempClass data(6, d == Device::cuda ? "graph_gpu" : "graph");
+static void check_graph_training(Device d, const std::string& precision = "tf32",
+                                 const std::string& activations = "fp32") {
+  TempClass data(6, std::string(d == Device::cuda ? "graph_gpu_" : "graph_") + precision + "_" + activations);
   TrainConfig cfg = small_config();
+  cfg.precision = precision;
+  cfg.activations = activations;
   TrainOptions opt = quiet_options(data, "eager", d);
   train(cfg, opt);
   cfg.graph = true;
@@ -299,6 +302,7 @@ TEST_CASE("trainer: an interrupted run resumes exactly; outputs are written") {
 
 TEST_CASE("trainer: graph mode (one eager step, then a captured step replayed) trains the same") {
   check_graph_training(Device::cpu);
+  check_graph_training(Device::cpu, "bf16", "bf16");  // bf16 activations, write-first, recompute
 }
 
 TEST_CASE("trainer: recomputing activations in the backward trains exactly as keeping them") {
@@ -410,6 +414,7 @@ TEST_SUITE("gpu") {
 TEST_CASE("gpu: the trainer's graph mode trains exactly as eager steps (deterministic algorithms)") {
   CAF_NEED_GPU();
   check_graph_training(Device::cuda);
+  check_graph_training(Device::cuda, "bf16", "bf16");
 }
 TEST_CASE("gpu: recomputing activations trains exactly as keeping them (TF32, bf16)") {
   CAF_NEED_GPU();
