@@ -10,8 +10,8 @@ namespace caf {
 
 Conv2d::Conv2d(ParamStore& s, const std::string& name, int64_t cin, int64_t cout, int64_t k) {
   const float bound = 1.f / std::sqrt(float(cin * k * k));
-  weight = s.add_param(name + ".weight", {cout, cin, k, k}, {Init::normal, 0.f, 0.02f});
-  bias = s.add_param(name + ".bias", {cout}, {Init::uniform, -bound, bound});
+  weight = s.add_param(name + ".weight", {cout, cin, k, k}, {Init::Kind::normal, 0.f, 0.02f});
+  bias = s.add_param(name + ".bias", {cout}, {Init::Kind::uniform, -bound, bound});
 }
 
 Tensor Conv2d::operator()(const ParamStore& s, const Tensor& x) const {
@@ -19,8 +19,8 @@ Tensor Conv2d::operator()(const ParamStore& s, const Tensor& x) const {
 }
 
 BatchNorm2d::BatchNorm2d(ParamStore& s, const std::string& name, int64_t c) {
-  weight = s.add_param(name + ".weight", {c}, {Init::normal, 1.f, 0.02f});
-  bias = s.add_param(name + ".bias", {c}, {Init::constant, 0.f, 0.f});
+  weight = s.add_param(name + ".weight", {c}, {Init::Kind::normal, 1.f, 0.02f});
+  bias = s.add_param(name + ".bias", {c}, {Init::Kind::constant, 0.f, 0.f});
   running_mean = s.add_buffer(name + ".running_mean", {c}, 0.f);
   running_var = s.add_buffer(name + ".running_var", {c}, 1.f);
 }

@@ -14,7 +14,7 @@ int ParamStore::add_param(const std::string& name, const Dims& shape, Init init)
 
 int ParamStore::add_buffer(const std::string& name, const Dims& shape, float value) {
   CAF_REQUIRE(!finalized(), "add_buffer('" + name + "') after finalize()");
-  buffer_specs_.push_back({name, shape, {Init::constant, value, 0}});
+  buffer_specs_.push_back({name, shape, {Init::Kind::constant, value, 0}});
   return int(buffer_specs_.size()) - 1;
 }
 
@@ -36,9 +36,9 @@ namespace {
 std::vector<float> initial_values(const Dims& shape, const Init& init, uint64_t seed) {
   std::vector<float> v(static_cast<size_t>(dims_numel(shape)), init.a);
   HostRng rng(seed);
-  if (init.kind == Init::normal)
+  if (init.kind == Init::Kind::normal)
     for (auto& x : v) x = float(init.a + init.b * rng.normal());
-  else if (init.kind == Init::uniform)
+  else if (init.kind == Init::Kind::uniform)
     for (auto& x : v) x = float(rng.uniform(init.a, init.b));
   return v;
 }

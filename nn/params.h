@@ -14,7 +14,7 @@
 namespace caf {
 
 struct Init {
-  enum Kind { normal, uniform, constant } kind = constant;
+  enum class Kind { normal, uniform, constant } kind = Kind::constant;  // scoped: caf::uniform is a function
   float a = 0, b = 0;  // normal: mean, std; uniform: lo, hi; constant: value
 };
 
