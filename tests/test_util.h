@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "kernels/runtime.h"
+#include "nn/networks.h"
+#include "nn/ops.h"
 
 // GPU tests call this first: on a machine without a usable GPU they pass with a message.
 #define CAF_NEED_GPU()                                            \
@@ -18,6 +20,28 @@
   } while (0)
 
 namespace caf::test {
+
+inline bool all_finite(const std::vector<float>& v) {
+  for (float e : v)
+    if (!std::isfinite(e)) return false;
+  return true;
+}
+
+// Both networks at width 8 (R: 3 -> 3, S: 6 -> 2), initialised from seed and seed + 1, run forward
+// in training mode on batch x 3 x 32 x 32 random images (seed + 2), S on the image and R's output:
+// what tests compare across the arithmetic switches.
+struct SmallNets {
+  ReconstructiveNet r{3, 3, 8};
+  DiscriminativeNet s{6, 2, 8};
+  Tensor x, rec, logits;
+  SmallNets(Device d, int64_t batch, uint64_t seed) {
+    r.params().finalize(d, seed);
+    s.params().finalize(d, seed + 1);
+    x = Tensor::uniform({batch, 3, 32, 32}, seed + 2, 0.f, 1.f, d);
+    rec = r.forward(x, true);
+    logits = s.forward(concat_channels(x, rec), true);
+  }
+};
 
 // Every process-wide arithmetic switch of kernels/runtime.h, restored when the scope ends however
 // it ends; a test sets what it needs after constructing one.

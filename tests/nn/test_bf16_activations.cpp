@@ -5,7 +5,6 @@
 // gpu suite runs the same comparisons on the GPU, and the GPU against the CPU.
 #include <doctest/doctest.h>
 
-#include <algorithm>
 #include <cmath>
 #include <functional>
 
@@ -176,19 +175,11 @@ struct NetRun {
 NetRun run_networks(Device d, Precision p, bool activations) {
   Bf16Scope scope(activations);
   set_precision(p);
-  ReconstructiveNet r(3, 3, 8);
-  DiscriminativeNet s(6, 2, 8);
-  r.params().finalize(d, 51);
-  s.params().finalize(d, 52);
-  const Tensor x = Tensor::uniform({4, 3, 32, 32}, 53, 0.f, 1.f, d);
-  const Tensor rec = r.forward(x, true);
-  const Tensor logits = s.forward(concat_channels(x, rec), true);
-  sum(mul(logits, Tensor::randn(logits.shape(), 54, 0, 1, d))).backward();  // runs: finite, no error
-  for (const Tensor& g : {r.params().grads_flat(), s.params().grads_flat()}) {
-    const std::vector<float> v = g.to_vector();
-    CHECK(std::count_if(v.begin(), v.end(), [](float e) { return !std::isfinite(e); }) == 0);
-  }
-  return {rec.to_vector(), logits.to_vector()};
+  const test::SmallNets n(d, 4, 51);
+  sum(mul(n.logits, Tensor::randn(n.logits.shape(), 54, 0, 1, d))).backward();  // runs: finite, no error
+  CHECK(test::all_finite(n.r.params().grads_flat().to_vector()));
+  CHECK(test::all_finite(n.s.params().grads_flat().to_vector()));
+  return {n.rec.to_vector(), n.logits.to_vector()};
 }
 
 }  // namespace

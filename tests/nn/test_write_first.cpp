@@ -76,10 +76,15 @@ std::vector<float> run_ops(Device d, bool write_first, const Mode& m) {
   return cat(x.grad().to_vector(), store.grads_flat().to_vector());
 }
 
-bool finite(const std::vector<float>& v) {
-  for (float e : v)
-    if (!std::isfinite(e)) return false;
-  return true;
+// run(write_first) with write-first on (fresh buffers NaN-poisoned) against off: the same
+// gradients, all finite. Returns how many fresh buffers the run with it on was handed.
+int64_t check_against_zero_fill(const std::function<std::vector<float>(bool)>& run) {
+  const std::vector<float> add = run(false);
+  const int64_t before = fresh_gradients_given();
+  const std::vector<float> write = run(true);
+  CHECK(test::all_finite(write));
+  CHECK(write == add);
+  return fresh_gradients_given() - before;
 }
 
 void check_ops(Device d) {
@@ -87,30 +92,19 @@ void check_ops(Device d) {
     CAPTURE(precision_name(m.p));
     CAPTURE(m.act);
     CAPTURE(m.last);
-    const std::vector<float> add = run_ops(d, false, m);
-    const int64_t before = fresh_gradients_given();
-    const std::vector<float> write = run_ops(d, true, m);
     // Fresh: the inputs of out, c's convolution (the concatenation), the three batch norms, the
     // concatenation's up, the upsampling's, b's convolution's (a pooling), the odd pooling's (b's
     // output), and s once for its three consumers: 10. (The square, mul and to_float32 add.)
-    CHECK(fresh_gradients_given() - before == 10);
-    CHECK(finite(write));
-    CHECK(write == add);
+    CHECK(check_against_zero_fill([&](bool write_first) { return run_ops(d, write_first, m); }) == 10);
   }
 }
 
 // Both networks, forward and backward, every parameter's gradient.
 std::vector<float> run_networks(Device d, bool write_first, const Mode& m) {
   WriteFirstScope scope(write_first, m.p, m.act, m.last);
-  ReconstructiveNet r(3, 3, 8);
-  DiscriminativeNet s(6, 2, 8);
-  r.params().finalize(d, 81);
-  s.params().finalize(d, 82);
-  const Tensor x = Tensor::uniform({2, 3, 32, 32}, 83, 0.f, 1.f, d);
-  const Tensor rec = r.forward(x, true);
-  const Tensor logits = s.forward(concat_channels(x, rec), true);
-  add(mean(square(sub(rec, x))), mean(mul(logits, Tensor::randn(logits.shape(), 84, 0, 1, d)))).backward();
-  return cat(r.params().grads_flat().to_vector(), s.params().grads_flat().to_vector());
+  const test::SmallNets n(d, 2, 81);
+  add(mean(square(sub(n.rec, n.x))), mean(mul(n.logits, Tensor::randn(n.logits.shape(), 84, 0, 1, d)))).backward();
+  return cat(n.r.params().grads_flat().to_vector(), n.s.params().grads_flat().to_vector());
 }
 
 void check_networks(Device d) {
@@ -118,12 +112,8 @@ void check_networks(Device d) {
     CAPTURE(precision_name(m.p));
     CAPTURE(m.act);
     CAPTURE(m.last);
-    const std::vector<float> add = run_networks(d, false, m);
-    const int64_t before = fresh_gradients_given();
-    const std::vector<float> write = run_networks(d, true, m);
-    CHECK(fresh_gradients_given() - before >= 100);  // 123 of R's and S's activation gradients (CPU)
-    CHECK(finite(write));
-    CHECK(write == add);
+    // 123 of R's and S's activation gradients (CPU)
+    CHECK(check_against_zero_fill([&](bool write_first) { return run_networks(d, write_first, m); }) >= 100);
   }
 }
 
@@ -135,7 +125,7 @@ void check_writes_all(Device d, const Dims& shape, const std::function<void(floa
   run(poisoned.data<float>(), true);
   run(zeroed.data<float>(), false);
   const std::vector<float> w = poisoned.to_vector(), a = zeroed.to_vector();
-  CHECK(finite(w));
+  CHECK(test::all_finite(w));
   CHECK(w == a);
 }
 
