@@ -188,6 +188,26 @@ TEST_CASE("image_io: a top-down BMP claiming 3x16777214 pixels in 78 bytes is re
   CHECK(what.find("3x16777214 is larger than 1048576 pixels") != std::string::npos);
 }
 
+TEST_CASE("image_io: formats caf does not read are refused by name, before any parser runs") {
+  // Found by fuzz_image in CI: a PNM header with a 33-digit width overflowed an int inside stb's
+  // PNM reader (undefined behaviour, reported by UBSan). stb is now built with PNG, JPEG, BMP and
+  // TGA only, so these bytes, like a GIF's or a PSD's, are an unknown image type.
+  const std::string pnm = "P6666666666666666666666666666666#5\x82" "4\n\n000";
+  const std::string gif = "GIF89a\x01\x00\x01\x00\x00\x00\x00;";
+  const std::string psd = std::string("8BPS\x00\x01", 6) + std::string(20, '\0');
+  for (const std::string& bytes : {pnm, gif, psd}) {
+    std::string what;
+    try {
+      image_decode(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "odd.ppm", int64_t(1) << 20);
+    } catch (const IoError& e) {
+      what = e.what();
+    }
+    CAPTURE(bytes.substr(0, 4));
+    CHECK(what.find("odd.ppm") != std::string::npos);
+    CHECK(what.find("not of any known type") != std::string::npos);
+  }
+}
+
 TEST_CASE("image_io: gray to RGB replicates; planar conversions invert each other") {
   const Image gray = pattern(3, 4, 1);
   const Image rgb = image_to_rgb(gray);
