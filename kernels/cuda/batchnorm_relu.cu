@@ -36,19 +36,23 @@ struct Plan {
   int64_t chunks;    // chunks per plane
   int64_t partials;  // per channel: N * chunks
   unsigned grid_y;   // blocks in y (partials, capped; blocks loop over the rest)
-  bool vec;          // 4 values per access (float4, or uint2 for bf16): H*W % 4 == 0, so every
+  bool vec;          // each thread takes 4 consecutive values at a time: H*W % 4 == 0, so every
                      // chunk and plane starts on a multiple of 4 elements
+  bool wide;         // and reads/writes them in one access (float4, or uint2 for 4 bf16)
 };
 
-// vec also needs every pointer the kernels access 4 at a time to be 16-byte aligned (stricter than
-// the 8 bytes a uint2 needs; fresh allocations are; a view at an offset may not be).
+// vec depends on the shape alone, so the order in which the statistics are summed does too (a
+// tensor at an unaligned offset sums as a fresh one does). wide also needs every pointer the
+// kernels access 4 at a time to be 16-byte aligned (stricter than the 8 bytes a uint2 needs; fresh
+// allocations are; a view at an offset may not be); without it the 4 values are 4 accesses.
 Plan plan_for(const Shape4& s, std::initializer_list<const void*> ptrs) {
   Plan p;
   p.chunks = (s.hw() + kChunk - 1) / kChunk;
   p.partials = s.n * p.chunks;
   p.grid_y = unsigned(std::min<int64_t>(p.partials, 65535));
   p.vec = s.hw() % 4 == 0;
-  for (const void* q : ptrs) p.vec = p.vec && reinterpret_cast<uintptr_t>(q) % 16 == 0;
+  p.wide = p.vec;
+  for (const void* q : ptrs) p.wide = p.wide && reinterpret_cast<uintptr_t>(q) % 16 == 0;
   return p;
 }
 
@@ -92,44 +96,55 @@ __device__ __forceinline__ ChunkRange chunk_of(const Shape4& s, int64_t c, int64
   return r;
 }
 
-// Calls f(i, w) for this thread's elements of the chunk: groups of w = 4 consecutive elements
-// starting at i (vec) or single ones (w = 1).
+// A thread's group of consecutive elements: n = 4 (vec) or 1; wide: one access for the 4.
+struct Group {
+  int n;
+  bool wide;
+};
+
+// Calls f(i, g) for this thread's elements of the chunk: groups of 4 consecutive elements starting
+// at i (vec) or single ones.
 template <class F>
-__device__ __forceinline__ void for_chunk(const ChunkRange& r, bool vec, F f) {
-  if (vec) {
-    for (int64_t k = r.k0 + 4 * int64_t(threadIdx.x); k < r.k1; k += 4 * kThreads) f(r.base + k, 4);
+__device__ __forceinline__ void for_chunk(const ChunkRange& r, const Plan& p, F f) {
+  if (p.vec) {
+    const Group g{4, p.wide};
+    for (int64_t k = r.k0 + 4 * int64_t(threadIdx.x); k < r.k1; k += 4 * kThreads) f(r.base + k, g);
   } else {
-    for (int64_t k = r.k0 + threadIdx.x; k < r.k1; k += kThreads) f(r.base + k, 1);
+    const Group g{1, false};
+    for (int64_t k = r.k0 + threadIdx.x; k < r.k1; k += kThreads) f(r.base + k, g);
   }
 }
 
-// Up to 4 floats at p[i]: one float4 access when w == 4 (16-byte aligned by the plan); bf16
-// activations go through Bf16In and the uint16_t store below (one uint2 access).
+// Up to 4 floats at p[i]: one float4 access when the group is wide (16-byte aligned by the plan);
+// bf16 activations go through Bf16In and the uint16_t store below (one uint2 access).
 struct Quad {
   float v[4];
 };
-__device__ __forceinline__ Quad load(const float* p, int64_t i, int w) {
+__device__ __forceinline__ Quad load(const float* p, int64_t i, Group g) {
   Quad q;
-  if (w == 4) {
+  if (g.wide) {
     const float4 t = *reinterpret_cast<const float4*>(p + i);
     q.v[0] = t.x, q.v[1] = t.y, q.v[2] = t.z, q.v[3] = t.w;
   } else {
-    q.v[0] = p[i];
+    for (int j = 0; j < g.n; ++j) q.v[j] = p[i + j];
   }
   return q;
 }
-__device__ __forceinline__ void store(float* p, int64_t i, int w, const Quad& q) {
-  if (w == 4) *reinterpret_cast<float4*>(p + i) = make_float4(q.v[0], q.v[1], q.v[2], q.v[3]);
-  else p[i] = q.v[0];
+__device__ __forceinline__ void store(float* p, int64_t i, Group g, const Quad& q) {
+  if (g.wide) {
+    *reinterpret_cast<float4*>(p + i) = make_float4(q.v[0], q.v[1], q.v[2], q.v[3]);
+  } else {
+    for (int j = 0; j < g.n; ++j) p[i + j] = q.v[j];
+  }
 }
 // bf16: 4 values are 8 bytes (one uint2), element i in the low half of the first word.
-__device__ __forceinline__ void store(uint16_t* p, int64_t i, int w, const Quad& q) {
-  if (w == 4) {
+__device__ __forceinline__ void store(uint16_t* p, int64_t i, Group g, const Quad& q) {
+  if (g.wide) {
     const uint32_t lo = uint32_t(f32_to_bf16(q.v[0])) | (uint32_t(f32_to_bf16(q.v[1])) << 16);
     const uint32_t hi = uint32_t(f32_to_bf16(q.v[2])) | (uint32_t(f32_to_bf16(q.v[3])) << 16);
     *reinterpret_cast<uint2*>(p + i) = make_uint2(lo, hi);
   } else {
-    p[i] = f32_to_bf16(q.v[0]);
+    for (int j = 0; j < g.n; ++j) p[i + j] = f32_to_bf16(q.v[j]);
   }
 }
 
@@ -137,7 +152,7 @@ __device__ __forceinline__ void store(uint16_t* p, int64_t i, int w, const Quad&
 struct F32In {
   const float* p;
   __device__ __forceinline__ F32In at(int64_t) const { return *this; }
-  __device__ __forceinline__ Quad operator()(int64_t i, int w) const { return load(p, i, w); }
+  __device__ __forceinline__ Quad operator()(int64_t i, Group g) const { return load(p, i, g); }
 };
 struct Bf16In {
   const uint16_t* p;
@@ -148,17 +163,17 @@ struct Bf16In {
     if (bias) r.b = bias[c];
     return r;
   }
-  __device__ __forceinline__ Quad operator()(int64_t i, int w) const {
+  __device__ __forceinline__ Quad operator()(int64_t i, Group g) const {
     Quad q;
-    if (w == 4) {
+    if (g.wide) {
       const uint2 t = *reinterpret_cast<const uint2*>(p + i);
       q.v[0] = bf16_to_f32(uint16_t(t.x & 0xffffu)), q.v[1] = bf16_to_f32(uint16_t(t.x >> 16));
       q.v[2] = bf16_to_f32(uint16_t(t.y & 0xffffu)), q.v[3] = bf16_to_f32(uint16_t(t.y >> 16));
     } else {
-      q.v[0] = bf16_to_f32(p[i]);
+      for (int j = 0; j < g.n; ++j) q.v[j] = bf16_to_f32(p[i + j]);
     }
     if (bias)
-      for (int j = 0; j < w; ++j) q.v[j] = __fadd_rn(q.v[j], b);  // cast_from_bf16's v + bias[c]
+      for (int j = 0; j < g.n; ++j) q.v[j] = __fadd_rn(q.v[j], b);  // cast_from_bf16's v + bias[c]
     return q;
   }
 };
@@ -169,9 +184,9 @@ __global__ void stats_partials(In in, Shape4 s, Plan p, double2* out) {
   const In x = in.at(c);
   for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y) {
     double sum = 0, sq = 0;
-    for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
-      const Quad q = x(i, w);
-      for (int j = 0; j < w; ++j) {
+    for_chunk(chunk_of(s, c, part, p.chunks), p, [&](int64_t i, Group grp) {
+      const Quad q = x(i, grp);
+      for (int j = 0; j < grp.n; ++j) {
         const double v = q.v[j];
         sum += v;
         sq += v * v;
@@ -212,13 +227,13 @@ __global__ void apply_forward(In in, const float* gamma, const float* beta,
   const In x = in.at(c);
   const float mu = mean[c], is = invstd[c], g = gamma[c], b = beta[c];
   for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y)
-    for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
-      Quad q = x(i, w);
-      for (int j = 0; j < w; ++j) {
+    for_chunk(chunk_of(s, c, part, p.chunks), p, [&](int64_t i, Group grp) {
+      Quad q = x(i, grp);
+      for (int j = 0; j < grp.n; ++j) {
         const float z = bn_relu_pre(q.v[j], mu, is, g, b);
         q.v[j] = z > 0.f ? z : 0.f;
       }
-      store(y, i, w, q);
+      store(y, i, grp, q);
     });
 }
 
@@ -231,9 +246,9 @@ __global__ void grad_partials(In in, const float* gy, const float* gamma,
   const float mu = mean[c], is = invstd[c], g = gamma[c], b = beta[c];
   for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y) {
     double sum = 0, sum_xc = 0;
-    for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
-      const Quad xv = x(i, w), gv = load(gy, i, w);
-      for (int j = 0; j < w; ++j) {
+    for_chunk(chunk_of(s, c, part, p.chunks), p, [&](int64_t i, Group grp) {
+      const Quad xv = x(i, grp), gv = load(gy, i, grp);
+      for (int j = 0; j < grp.n; ++j) {
         const double gz = bn_relu_gate(bn_relu_pre(xv.v[j], mu, is, g, b), gv.v[j]);
         sum += gz;
         sum_xc += gz * (double(xv.v[j]) - double(mu));
@@ -270,16 +285,16 @@ __global__ void apply_backward(In in, const float* gy, const float* gamma,
   const float mu = mean[c], is = invstd[c], g = gamma[c], b = beta[c], gi = g * is;
   const float2 ab = coef[c];
   for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y)
-    for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
-      const Quad xv = x(i, w), gv = load(gy, i, w);
+    for_chunk(chunk_of(s, c, part, p.chunks), p, [&](int64_t i, Group grp) {
+      const Quad xv = x(i, grp), gv = load(gy, i, grp);
       Quad out;
-      if (!overwrite) out = load(gx, i, w);  // write-first: gx is never read
-      for (int j = 0; j < w; ++j) {
+      if (!overwrite) out = load(gx, i, grp);  // write-first: gx is never read
+      for (int j = 0; j < grp.n; ++j) {
         const float gz = bn_relu_gate(bn_relu_pre(xv.v[j], mu, is, g, b), gv.v[j]);
         const float d = bn_relu_grad_input(gz, (xv.v[j] - mu) * is, gi, ab.x, ab.y);
         out.v[j] = overwrite ? d : out.v[j] + d;
       }
-      store(gx, i, w, out);
+      store(gx, i, grp, out);
     });
 }
 
@@ -293,13 +308,13 @@ __global__ void eval_apply(In in, const float* gamma, const float* beta, const f
   const float scale = gamma[c] / sqrtf(__fadd_rn(running_var[c], eps));
   const float shift = __fsub_rn(beta[c], __fmul_rn(running_mean[c], scale));  // no FMA: the CPU's bits
   for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y)
-    for_chunk(chunk_of(s, c, part, p.chunks), p.vec, [&](int64_t i, int w) {
-      Quad q = x(i, w);
-      for (int j = 0; j < w; ++j) {
+    for_chunk(chunk_of(s, c, part, p.chunks), p, [&](int64_t i, Group grp) {
+      Quad q = x(i, grp);
+      for (int j = 0; j < grp.n; ++j) {
         const float v = __fadd_rn(__fmul_rn(q.v[j], scale), shift);
         q.v[j] = v > 0.f ? v : 0.f;
       }
-      store(y, i, w, q);
+      store(y, i, grp, q);
     });
 }
 
