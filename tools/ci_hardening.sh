@@ -3,15 +3,18 @@
 #
 # One extra CPU build, build-asan, with clang: every library under AddressSanitizer and UBSan, plus
 # the libFuzzer targets of tests/fuzz. It runs the CPU unit tests and the gradient checks under the
-# sanitizers, then each fuzz target on its seed corpus for CAF_FUZZ_SECONDS (default 20). Any
-# sanitizer report, uncaught exception or crash fails CI; a fuzzer's crashing input is kept in
-# build-asan/fuzz-artifacts/ for the log. Sized for about 12 minutes on 2 cores.
+# sanitizers, then each fuzz target on its seed corpus. Any sanitizer report, uncaught exception or
+# crash fails CI; a fuzzer's crashing input is kept in build-asan/fuzz-artifacts/ for the log.
+# Sized for about 12-15 minutes on 2 cores.
 #
-# The fuzzers' mutations follow a fixed seed, CAF_FUZZ_SEED (default 1), so CI's verdict depends on
-# the code and not on the draw: a failure reproduces with the same seed, and a slower machine runs a
-# shorter prefix of the same sequence. Longer campaigns with fresh draws (CAF_FUZZ_SEED=0: libFuzzer
-# picks one and prints it) are how new inputs are found, e.g.
-#   CAF_FUZZ_SEED=0 CAF_FUZZ_SECONDS=600 bash tools/ci_hardening.sh
+# CI's fuzzing is a fixed sequence, so its verdict depends on the code and not on the draw: each
+# target replays the mutations of seed CAF_FUZZ_SEED (default 1) for a fixed number of inputs
+# (CAF_FUZZ_RUNS, default per target below: about a minute each on a 2-core machine), stopping
+# earlier after CAF_FUZZ_SECONDS (default 60) on a slow machine, which then runs a prefix of the
+# same sequence. Running this script here therefore shows what CI's fuzzing will say about a change.
+# New inputs come from longer campaigns with fresh draws (CAF_FUZZ_SEED=0: libFuzzer picks one and
+# prints it; CAF_FUZZ_RUNS=-1: no limit), e.g.
+#   CAF_FUZZ_SEED=0 CAF_FUZZ_RUNS=-1 CAF_FUZZ_SECONDS=600 bash tools/ci_hardening.sh
 # and what they find goes into tests/fuzz/corpus/<target>/regress_* with a unit test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +26,16 @@ if ! command -v clang++ >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq clang >/dev/null
 fi
 BUILD=${BUILD_ASAN:-build-asan}
-SECONDS_EACH=${CAF_FUZZ_SECONDS:-20}
+SECONDS_EACH=${CAF_FUZZ_SECONDS:-60}
 SEED=${CAF_FUZZ_SEED:-1}
+default_runs() {  # inputs per target: what seed 1 ran in 60 s here (2-core EPYC, two at a time), clean
+  case $1 in
+    fuzz_image) echo 45000 ;;
+    fuzz_safetensors) echo 1000000 ;;
+    fuzz_config) echo 320000 ;;
+    fuzz_dataset) echo 34000 ;;
+  esac
+}
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja \
   -DCAF_CUDA=OFF -DCAF_FUZZ=ON -DCAF_SANITIZE=ON >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target caf_tests caf_ops \
@@ -43,12 +54,15 @@ echo "ci_hardening: gradient checks under ASan + UBSan"
 export OMP_NUM_THREADS=1
 mkdir -p "$BUILD/fuzz-artifacts"
 for target in fuzz_image fuzz_safetensors fuzz_config fuzz_dataset; do
-  echo "ci_hardening: $target for ${SECONDS_EACH}s (seed $SEED)"
-  # The corpus is copied so that what the fuzzer adds stays out of the source tree.
+  runs=${CAF_FUZZ_RUNS:-$(default_runs $target)}
+  echo "ci_hardening: $target, seed $SEED, $runs inputs or ${SECONDS_EACH}s"
+  # The corpus is copied so that what the fuzzer adds stays out of the source tree, into a fresh
+  # folder each time, as on CI's clean clone (the sequence depends on the starting corpus).
   work="$BUILD/fuzz-corpus/$target"
+  rm -rf "$work"
   mkdir -p "$work"
   cp tests/fuzz/corpus/$target/* "$work/"
-  "$BUILD/tests/fuzz/$target" -seed="$SEED" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 \
+  "$BUILD/tests/fuzz/$target" -seed="$SEED" -runs="$runs" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -timeout=10 \
     -print_final_stats=1 -artifact_prefix="$BUILD/fuzz-artifacts/$target-" "$work"
 done
 echo "ci_hardening: clean"
