@@ -4,7 +4,8 @@
 
 DIR holds what gpu_check.sh wrote: caf_*.json (caf bench step --json: tf32, tf32_unfused, augment,
 graph, bf16, bf16_graph, bf16_nhwc_graph, bf16act, bf16act_graph, bf16act_nhwc_graph, fastest, fp32), torch.json and torch_compile.json (bench/torch_reference.py --json),
-augment_8.txt (caf bench augment's output). A missing file leaves its cells "not run".
+augment_8.txt (caf bench augment's output), quickstart_gpu.json (the README's main job on the GPU:
+eval metrics). A missing file leaves its cells "not run".
 """
 import json
 import os
@@ -89,6 +90,11 @@ def main():
     if best:
         rows.append(("one bottle class, 18,900 steps (steps alone, from the best full step)", "<= 7 minutes",
                      f"{18900 * best['median_ms'] / 60000:.1f} minutes"))
+    q = load(d, "quickstart_gpu.json")
+    rows.append(("README main job on the GPU (toy class, tiny preset, quickstart_gpu.json)",
+                 "image AUROC > 0.80, pixel AUROC > 0.95",
+                 f"image AUROC {q['image_auroc']:.3f}, pixel AUROC {q['pixel_auroc']:.3f}, "
+                 f"pixel AP {q['pixel_ap']:.3f}, AU-PRO {q['pixel_aupro_0.3']:.3f}" if q else "not run"))
     print("| | target | measured |")
     print("|---|---|---|")
     for r in rows:

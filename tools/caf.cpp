@@ -90,9 +90,10 @@ int usage(int code) {
       "environment: CAF_DEVICE=cpu forces the CPU; CAF_SYNC_DEBUG=1 synchronises after every\n"
       "kernel so asynchronous GPU faults are reported where they happen; CAF_TF32=1 makes TF32\n"
       "convolutions the library default (train and bench step use --precision, tf32 unless told);\n"
-      "CAF_FUSE=0 runs batch norm and ReLU as two ops and CAF_RECOMPUTE=0 keeps every activation\n"
-      "instead of recomputing it in the backward (both on by default; the GPU kernels behind them\n"
-      "have not yet run on a GPU).\n");
+      "CAF_FUSE=0 runs batch norm and ReLU as two ops, CAF_RECOMPUTE=0 keeps every activation\n"
+      "instead of recomputing it in the backward, CAF_WRITE_FIRST=0 zero-fills every gradient\n"
+      "buffer instead of letting its first contribution write it (all three on by default; the\n"
+      "GPU kernels behind them have not yet run on a GPU).\n");
   return code;
 }
 
