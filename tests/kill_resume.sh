@@ -4,14 +4,17 @@
 # with SIGINT from the checkpoint its handler saves; both end exactly where an uninterrupted run
 # ends: the same losses at every step, bit for bit, and a byte-identical
 # model.safetensors (its metadata holds only the format, step counts and config, nothing
-# run-specific). CPU training is bit-deterministic, which is what makes "exactly" testable.
+# run-specific). CPU training is bit-deterministic, which is what makes "exactly" testable; on a
+# GPU each process times cuDNN's algorithms afresh, so there it measures whether they agreed.
 # Run by ctest (kill_resume); sh, grep, sed, awk and cmp only.
 set -eu
 CAF=$1
 D=$2
 rm -rf "$D"
 mkdir -p "$D"
-export CAF_DEVICE=cpu
+# CAF_KILL_RESUME_DEVICE=auto lets caf use a GPU (tools/gpu_check.sh's kill-resume-gpu step);
+# ctest runs it on the CPU.
+if [ "${CAF_KILL_RESUME_DEVICE:-cpu}" = cpu ]; then export CAF_DEVICE=cpu; else unset CAF_DEVICE; fi
 fail() {
   echo "kill_resume: $*" >&2
   exit 1

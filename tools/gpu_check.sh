@@ -239,6 +239,10 @@ s = {k: v for k, v in m.items() if not isinstance(v, (list, dict))}
 json.dump(s, open(sys.argv[2], \"w\"), indent=1)
 print(\"quickstart on the GPU:\", s)
 sys.exit(0 if m[\"image_auroc\"] > 0.80 and m[\"pixel_auroc\"] > 0.95 else 1)' \$Q/model/eval/metrics.json '$RES/quickstart_gpu.json'"
+# A run killed (SIGKILL, SIGINT) and resumed, against an uninterrupted one, on the GPU: each
+# process times cuDNN's algorithms afresh, so this measures whether "exactly" holds there (ctest's
+# kill_resume runs on the CPU, where it does).
+step kill-resume-gpu env CAF_KILL_RESUME_DEVICE=auto sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu
 compile_timing wait
 
 # A real training run on MVTec bottle at the paper's shapes, as many epochs as fit (data carried

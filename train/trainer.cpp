@@ -140,7 +140,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& where, Trai
   require(c.precision == "tf32" || c.precision == "fp32" || c.precision == "bf16",
           "precision must be \"tf32\", \"bf16\" or \"fp32\"");
   require(c.algorithms == "deterministic" || c.algorithms == "fastest",
-          "algorithms must be \"deterministic\" (exact resume) or \"fastest\"");
+          "algorithms must be \"deterministic\" or \"fastest\"");
   require(c.layout == "nchw" || c.layout == "nhwc", "layout must be \"nchw\" or \"nhwc\"");
   require(c.layout == "nchw" || c.precision == "bf16",
           "layout \"nhwc\" (channels-last convolutions) needs precision \"bf16\"");

@@ -35,7 +35,7 @@ struct TrainConfig {
   int64_t max_textures = 0;       // 0: every image of the folder
   std::string classes;            // class table file; empty: the built-in one
   std::string precision = "tf32"; // convolutions: "tf32", "bf16" (mixed precision) or "fp32" (exact)
-  std::string algorithms = "deterministic";  // cuDNN: "deterministic" (exact resume) or "fastest"
+  std::string algorithms = "deterministic";  // cuDNN: "deterministic" (no atomics) or "fastest"
   std::string layout = "nchw";    // bf16 convolutions: "nchw" or "nhwc" (channels-last copies; bf16 only)
   std::string activations = "fp32";  // "bf16": bf16 activations between convolutions (bf16 only)
   bool graph = false;             // after one eager step, capture a step as a CUDA graph and replay it

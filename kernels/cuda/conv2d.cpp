@@ -2,8 +2,10 @@
 //
 // Key decisions: one plan per shape (descriptors and, per direction, the algorithms Find timed),
 // found once with cudnnFind* and cached; deterministic algorithms first, the others only when
-// caf::deterministic() is off (kernels/runtime.h) or cuDNN refuses every deterministic one, so two
-// runs give identical gradients; fp32 FMA math, TF32 tensor cores (Precision::tf32) or bf16
+// caf::deterministic() is off (kernels/runtime.h) or cuDNN refuses every deterministic one, so a
+// process repeats its gradients bit for bit (Find times the algorithms afresh in each process,
+// so two processes, e.g. a run and its resumption, may order close ones differently and differ
+// in the last bits: tools/gpu_check.sh's kill-resume-gpu measures it); fp32 FMA math, TF32 tensor cores (Precision::tf32) or bf16
 // tensors with fp32 accumulation (the *_bf16 functions); plans are cached per (shape, precision,
 // determinism, dtype); one shared workspace (context.cpp). fp32 backward passes accumulate through
 // cuDNN's beta = 1; bf16 ones write (beta = 0) and the caller widens and adds.
