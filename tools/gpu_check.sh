@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # tools/gpu_check.sh: everything that needs a GPU, in one go, with a summary at the end.
-#   build (CUDA on, sm_90) -> parity suite -> gpu test suite -> full ctest -> sync-debug run ->
+#   build (CUDA on, sm_90) -> parity suite -> gpu test suite -> the README's main job on the GPU
+#   (toy class, tiny preset, evaluation, thresholds) and a killed-and-resumed run -> full ctest ->
+#   sync-debug run ->
 #   compute-sanitizer (memcheck, racecheck) on the gpu suite and on training steps -> op timings ->
 #   the whole training step at the paper's shapes (caf TF32 / +augmentation / fp32, PyTorch four
 #   ways) -> the loss-tracking gate (50 steps, caf against PyTorch) -> augmentation throughput ->
-#   the README's main job on the GPU (toy class, tiny preset, evaluation, thresholds) ->
 #   a short paper-preset training run on MVTec bottle and its evaluation (when the data is
 #   carried) -> the summary and issue 7's table (bench/summary.py).
 # Knobs: CAF_FULL=1 runs everything (without it the quick set runs: no full ctest, sync-debug,
@@ -128,6 +129,25 @@ compile_timing() {
 step info "$B/caf" info
 step parity "$B/tests/caf_ops" parity
 step gpu-suite "$B/tests/caf_tests" --test-suite=gpu
+# The README's main job on the GPU: the toy class, the tiny preset (CAF_QUICK_EPOCHS, default 50,
+# as ctest quickstart_short; the README trains 150), evaluation, and quickstart_short's thresholds
+# (image AUROC > 0.80, pixel AUROC > 0.95). ctest's quickstart_short and cli_end_to_end pin
+# CAF_DEVICE=cpu (CI's machines have no GPU), so they never ran the trainer on the GPU (runs 7-8
+# ran them here all the same: on the CPU).
+step quickstart-gpu bash -c "set -e; Q=/tmp/caf_quickstart; rm -rf \$Q
+  '$B/caf' make-toy --out \$Q/data --kind object --seed 0 --size 64 --name toy >/dev/null
+  '$B/caf' train --data \$Q/data --class toy --preset tiny --epochs ${CAF_QUICK_EPOCHS:-50} --out \$Q/model --device cuda
+  '$B/caf' eval --model \$Q/model --data \$Q/data --class toy --device cuda
+  ${PY:-python3} -c 'import json, sys
+m = json.load(open(sys.argv[1]))
+s = {k: v for k, v in m.items() if not isinstance(v, (list, dict))}
+json.dump(s, open(sys.argv[2], \"w\"), indent=1)
+print(\"quickstart on the GPU:\", s)
+sys.exit(0 if m[\"image_auroc\"] > 0.80 and m[\"pixel_auroc\"] > 0.95 else 1)' \$Q/model/eval/metrics.json '$RES/quickstart_gpu.json'"
+# A run killed (SIGKILL, SIGINT) and resumed, against an uninterrupted one, on the GPU: each
+# process times cuDNN's algorithms afresh, so this measures whether "exactly" holds there (ctest's
+# kill_resume runs on the CPU, where it does).
+step kill-resume-gpu env CAF_KILL_RESUME_DEVICE=auto sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu
 if [ -z "${CAF_QUICK:-}" ]; then
   step ctest-all ctest --test-dir "$B" --output-on-failure -j 4
   step sync-debug env CAF_SYNC_DEBUG=1 "$B/tests/caf_tests" --test-suite=gpu
@@ -223,26 +243,6 @@ if command -v compute-sanitizer >/dev/null; then
   step racecheck-augment compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_tests" \
     --test-suite=gpu --test-case='*simulation*'
 fi
-compile_timing
-# The README's main job on the GPU: the toy class, the tiny preset (CAF_QUICK_EPOCHS, default 50,
-# as ctest quickstart_short; the README trains 150), evaluation, and quickstart_short's thresholds
-# (image AUROC > 0.80, pixel AUROC > 0.95). ctest's quickstart_short and cli_end_to_end pin
-# CAF_DEVICE=cpu (CI's machines have no GPU), so they never ran the trainer on the GPU (runs 7-8
-# ran them here all the same: on the CPU).
-step quickstart-gpu bash -c "set -e; Q=/tmp/caf_quickstart; rm -rf \$Q
-  '$B/caf' make-toy --out \$Q/data --kind object --seed 0 --size 64 --name toy >/dev/null
-  '$B/caf' train --data \$Q/data --class toy --preset tiny --epochs ${CAF_QUICK_EPOCHS:-50} --out \$Q/model --device cuda
-  '$B/caf' eval --model \$Q/model --data \$Q/data --class toy --device cuda
-  ${PY:-python3} -c 'import json, sys
-m = json.load(open(sys.argv[1]))
-s = {k: v for k, v in m.items() if not isinstance(v, (list, dict))}
-json.dump(s, open(sys.argv[2], \"w\"), indent=1)
-print(\"quickstart on the GPU:\", s)
-sys.exit(0 if m[\"image_auroc\"] > 0.80 and m[\"pixel_auroc\"] > 0.95 else 1)' \$Q/model/eval/metrics.json '$RES/quickstart_gpu.json'"
-# A run killed (SIGKILL, SIGINT) and resumed, against an uninterrupted one, on the GPU: each
-# process times cuDNN's algorithms afresh, so this measures whether "exactly" holds there (ctest's
-# kill_resume runs on the CPU, where it does).
-step kill-resume-gpu env CAF_KILL_RESUME_DEVICE=auto sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu
 compile_timing wait
 
 # A real training run on MVTec bottle at the paper's shapes, as many epochs as fit (data carried
