@@ -113,6 +113,7 @@ bool env_off(const char* name) {
   return v && std::strcmp(v, "0") == 0;
 }
 bool g_deterministic = true;
+bool g_timed_algorithms = true;
 bool g_fused_bn_relu = !env_off("CAF_FUSE");
 bool g_recompute_activations = !env_off("CAF_RECOMPUTE");
 bool g_channels_last_convs = false;
@@ -121,6 +122,8 @@ bool g_write_first_gradients = !env_off("CAF_WRITE_FIRST");
 }  // namespace
 void set_deterministic(bool on) { g_deterministic = on; }
 bool deterministic() { return g_deterministic; }
+void set_timed_algorithms(bool on) { g_timed_algorithms = on; }
+bool timed_algorithms() { return g_timed_algorithms; }
 void set_fused_bn_relu(bool on) { g_fused_bn_relu = on; }
 bool fused_bn_relu() { return g_fused_bn_relu; }
 void set_recompute_activations(bool on) { g_recompute_activations = on; }

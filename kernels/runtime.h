@@ -36,11 +36,19 @@ Precision precision();
 const char* precision_name(Precision p);
 Precision parse_precision(const std::string& name);  // "fp32" | "tf32" | "bf16"; ConfigError otherwise
 
-// cuDNN algorithm choice: deterministic only (the default: two runs give bit-identical gradients,
-// so GPU training resumes exactly) or the fastest of all (as PyTorch's cudnn.benchmark; some
-// backward algorithms accumulate with atomics in a varying order). Plans are cached per setting.
+// cuDNN algorithm choice: deterministic only (the default: no atomics, so a process repeats its
+// gradients bit for bit) or the fastest of all (as PyTorch's cudnn.benchmark; some backward
+// algorithms accumulate with atomics in a varying order). Plans are cached per setting.
 void set_deterministic(bool on);
 bool deterministic();
+// Timed (the default): cuDNN's Find runs every algorithm once per shape and the fastest is used;
+// timings are noisy, so another process (a second run, a resumed one) may pick another algorithm
+// and round differently. Untimed: cuDNN's heuristics choose, the same in every process on the same
+// GPU, cuDNN and shapes, so with deterministic() runs repeat and resume bit for bit across
+// processes (PyTorch's cudnn.deterministic without cudnn.benchmark); maybe slower. `caf train
+// --algorithms reproducible`, `caf bench step --algos reproducible`.
+void set_timed_algorithms(bool on);
+bool timed_algorithms();
 
 // Batch norm + ReLU as one op (nn/modules.h ConvBnRelu; kernels/batchnorm.h), in training and in
 // inference when nothing is recorded: on by default (CAF_FUSE=0 in the environment: off); off runs cuDNN's batch norm then ReLU, for

@@ -12,8 +12,9 @@ CAF=$1
 D=$2
 rm -rf "$D"
 mkdir -p "$D"
-# CAF_KILL_RESUME_DEVICE=auto lets caf use a GPU (tools/gpu_check.sh's kill-resume-gpu step);
-# ctest runs it on the CPU.
+# CAF_KILL_RESUME_DEVICE=auto lets caf use a GPU (tools/gpu_check.sh's kill-resume-gpu steps), and
+# CAF_KILL_RESUME_ALGORITHMS sets the config's "algorithms" (default deterministic); ctest runs it
+# on the CPU.
 if [ "${CAF_KILL_RESUME_DEVICE:-cpu}" = cpu ]; then export CAF_DEVICE=cpu; else unset CAF_DEVICE; fi
 fail() {
   echo "kill_resume: $*" >&2
@@ -23,7 +24,8 @@ fail() {
 "$CAF" make-toy --out "$D/data" --kind texture --size 64 --train 6 --test-good 2 --test-per-defect 1 --name toy >/dev/null
 # 6 images, batch 2: 3 steps per epoch, 36 steps; a checkpoint every 4 steps.
 echo '{"size": 32, "recon_width": 4, "discr_width": 2, "batch": 2, "epochs": 12, "log_every": 1,
- "checkpoint_every": 4, "procedural_textures": 4}' >"$D/micro.json"
+ "checkpoint_every": 4, "procedural_textures": 4,
+ "algorithms": "'"${CAF_KILL_RESUME_ALGORITHMS:-deterministic}"'"}' >"$D/micro.json"
 train() {
   "$CAF" train --data "$D/data" --class toy --config "$D/micro.json" --out "$1"
 }

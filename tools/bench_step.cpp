@@ -100,7 +100,7 @@ Args parse(int argc, char** argv) {
       throw ConfigError("bench step: unknown option '" + k + "'",
                         "options: --device cpu|cuda|auto --size S --batch B --widths R,S --steps N "
                         "--warmup N --mode split|draem --precision tf32|bf16|fp32 --augment --trace FILE.json "
-                        "--json FILE --track N --init CHECKPOINT --ops --algos deterministic|fastest --graph "
+                        "--json FILE --track N --init CHECKPOINT --ops --algos deterministic|fastest|reproducible --graph "
                         "--fuse on|off --recompute on|off --write-first on|off --layout nchw|nhwc "
                         "--activations fp32|bf16");
     }
@@ -110,9 +110,11 @@ Args parse(int argc, char** argv) {
   if (a.graph && a.warmup < 1)
     throw ConfigError("bench step: --graph needs --warmup 1 or more (the eager steps make the cuDNN plans "
                       "and workspaces a capture cannot create)");
-  if (a.algos != "deterministic" && a.algos != "fastest")
+  if (a.algos != "deterministic" && a.algos != "fastest" && a.algos != "reproducible")
     throw ConfigError("bench step: --algos is deterministic (cuDNN's deterministic algorithms only, the "
-                      "default) or fastest (any algorithm, as PyTorch's cudnn.benchmark picks)");
+                      "fastest of them as timed, the default), fastest (any algorithm, as PyTorch's "
+                      "cudnn.benchmark picks) or reproducible (deterministic ones ranked by cuDNN's "
+                      "heuristics, untimed: the same in every process)");
   if (a.fuse != "on" && a.fuse != "off")
     throw ConfigError("bench step: --fuse is on (batch norm + ReLU as one op, the default) or off (cuDNN's "
                       "batch norm, then ReLU)");
@@ -205,7 +207,8 @@ int bench_step(int argc, char** argv) {
   Args a = parse(argc, argv);
   Device d = parse_device(a.device.c_str());
   set_precision(parse_precision(a.precision));
-  set_deterministic(a.algos == "deterministic");
+  set_deterministic(a.algos != "fastest");
+  set_timed_algorithms(a.algos != "reproducible");
   set_fused_bn_relu(a.fuse == "on");
   set_recompute_activations(a.recompute == "on");
   set_write_first_gradients(a.write_first == "on");

@@ -62,8 +62,8 @@ const CommandHelp kCommands[] = {
     {"bench",
      "  bench step [--device cpu|cuda|auto] [--size S] [--batch B] [--widths R,S] [--steps N]\n"
      "          [--warmup N] [--mode split|draem] [--precision tf32|bf16|fp32] [--augment]\n"
-     "          [--graph] [--algos deterministic|fastest] [--ops] [--trace FILE.json] [--json FILE]\n"
-     "          [--track N --init CHECKPOINT] [--fuse on|off] [--recompute on|off]\n"
+     "          [--graph] [--algos deterministic|fastest|reproducible] [--ops] [--trace FILE.json]\n"
+     "          [--json FILE] [--track N --init CHECKPOINT] [--fuse on|off] [--recompute on|off]\n"
      "          [--write-first on|off] [--layout nchw|nhwc] [--activations fp32|bf16]\n"
      "          time the whole training step (forward, backward, Adam of both networks), then a\n"
      "          phase breakdown (augment, R/S forward, losses, R/S backward, optimizer); --graph\n"

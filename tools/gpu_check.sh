@@ -145,9 +145,12 @@ json.dump(s, open(sys.argv[2], \"w\"), indent=1)
 print(\"quickstart on the GPU:\", s)
 sys.exit(0 if m[\"image_auroc\"] > 0.80 and m[\"pixel_auroc\"] > 0.95 else 1)' \$Q/model/eval/metrics.json '$RES/quickstart_gpu.json'"
 # A run killed (SIGKILL, SIGINT) and resumed, against an uninterrupted one, on the GPU: each
-# process times cuDNN's algorithms afresh, so this measures whether "exactly" holds there (ctest's
-# kill_resume runs on the CPU, where it does).
+# process times cuDNN's algorithms afresh, so this measures whether "exactly" holds there with the
+# default (ctest's kill_resume runs on the CPU, where it does); with --algorithms reproducible
+# (cuDNN's heuristics, untimed) it must.
 step kill-resume-gpu env CAF_KILL_RESUME_DEVICE=auto sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu
+step kill-resume-gpu-reproducible env CAF_KILL_RESUME_DEVICE=auto CAF_KILL_RESUME_ALGORITHMS=reproducible \
+  sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu_repro
 if [ -z "${CAF_QUICK:-}" ]; then
   step ctest-all ctest --test-dir "$B" --output-on-failure -j 4
   step sync-debug env CAF_SYNC_DEBUG=1 "$B/tests/caf_tests" --test-suite=gpu

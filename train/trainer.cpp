@@ -139,8 +139,8 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& where, Trai
   require(c.batch >= 1 && c.epochs >= 1, "batch and epochs must be at least 1");
   require(c.precision == "tf32" || c.precision == "fp32" || c.precision == "bf16",
           "precision must be \"tf32\", \"bf16\" or \"fp32\"");
-  require(c.algorithms == "deterministic" || c.algorithms == "fastest",
-          "algorithms must be \"deterministic\" or \"fastest\"");
+  require(c.algorithms == "deterministic" || c.algorithms == "fastest" || c.algorithms == "reproducible",
+          "algorithms must be \"deterministic\", \"fastest\" or \"reproducible\"");
   require(c.layout == "nchw" || c.layout == "nhwc", "layout must be \"nchw\" or \"nhwc\"");
   require(c.layout == "nchw" || c.precision == "bf16",
           "layout \"nhwc\" (channels-last convolutions) needs precision \"bf16\"");
@@ -189,17 +189,20 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
   struct ArithmeticScope {
     Precision precision_before = precision();
     bool deterministic_before = deterministic();
+    bool timed_before = timed_algorithms();
     bool channels_last_before = channels_last_convs();
     bool bf16_activations_before = bf16_activations();
     ~ArithmeticScope() {
       set_bf16_activations(bf16_activations_before);
       set_precision(precision_before);
       set_deterministic(deterministic_before);
+      set_timed_algorithms(timed_before);
       set_channels_last_convs(channels_last_before);
     }
   } arithmetic_scope;
   set_precision(parse_precision(cfg.precision));
-  set_deterministic(cfg.algorithms == "deterministic");
+  set_deterministic(cfg.algorithms != "fastest");
+  set_timed_algorithms(cfg.algorithms != "reproducible");
   set_channels_last_convs(cfg.layout == "nhwc");
   set_bf16_activations(cfg.activations == "bf16");
   if (cfg.activations == "bf16" && !bf16_activations_active())

@@ -5,7 +5,8 @@
 // caf::deterministic() is off (kernels/runtime.h) or cuDNN refuses every deterministic one, so a
 // process repeats its gradients bit for bit (Find times the algorithms afresh in each process,
 // so two processes, e.g. a run and its resumption, may order close ones differently and differ
-// in the last bits: tools/gpu_check.sh's kill-resume-gpu measures it); fp32 FMA math, TF32 tensor cores (Precision::tf32) or bf16
+// in the last bits: tools/gpu_check.sh's kill-resume-gpu measures it; with timed_algorithms()
+// off cuDNN's heuristics rank them instead, the same in every process); fp32 FMA math, TF32 tensor cores (Precision::tf32) or bf16
 // tensors with fp32 accumulation (the *_bf16 functions); plans are cached per (shape, precision,
 // determinism, dtype); one shared workspace (context.cpp). fp32 backward passes accumulate through
 // cuDNN's beta = 1; bf16 ones write (beta = 0) and the caller widens and adds.
@@ -109,7 +110,9 @@ void run_with(const Candidates<Algo>& c, cudnnConvolutionDescriptor_t conv, cons
                    "try another --precision (tf32 or fp32)");
 }
 
-ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16, bool nhwc) {
+// The candidates of one direction: timed by cuDNN's Find (fastest first), or ranked by its
+// heuristics without running anything (timed_algorithms() off: the same order in every process).
+ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16, bool nhwc, bool timed) {
   ConvPlan p;
   const int n = int(s.x.n), c = int(s.x.c), h = int(s.x.h), w = int(s.x.w), k = int(s.k_out);
   const int ks = int(s.k), pad = int(s.k / 2);
@@ -139,26 +142,30 @@ ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16, bool nh
   constexpr int kMax = 16;
   int got = 0;
   cudnnConvolutionFwdAlgoPerf_t fwd[kMax];
-  CAF_CHECK_CUDNN(cudnnFindConvolutionForwardAlgorithm(h_, p.x, p.w, p.conv, p.y, kMax, &got, fwd));
+  if (timed) CAF_CHECK_CUDNN(cudnnFindConvolutionForwardAlgorithm(h_, p.x, p.w, p.conv, p.y, kMax, &got, fwd));
+  else CAF_CHECK_CUDNN(cudnnGetConvolutionForwardAlgorithm_v7(h_, p.x, p.w, p.conv, p.y, kMax, &got, fwd));
   p.fwd = candidates<cudnnConvolutionFwdAlgo_t>(fwd, got, "conv2d forward", det, p.shape, exact);
   cudnnConvolutionBwdDataAlgoPerf_t bd[kMax];
-  CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardDataAlgorithm(h_, p.w, p.y, p.conv, p.x, kMax, &got, bd));
+  if (timed) CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardDataAlgorithm(h_, p.w, p.y, p.conv, p.x, kMax, &got, bd));
+  else CAF_CHECK_CUDNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(h_, p.w, p.y, p.conv, p.x, kMax, &got, bd));
   p.bwd_data = candidates<cudnnConvolutionBwdDataAlgo_t>(bd, got, "conv2d backward data", det, p.shape, exact);
   cudnnConvolutionBwdFilterAlgoPerf_t bf[kMax];
-  CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardFilterAlgorithm(h_, p.x, p.y, p.conv, p.w, kMax, &got, bf));
+  if (timed) CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardFilterAlgorithm(h_, p.x, p.y, p.conv, p.w, kMax, &got, bf));
+  else CAF_CHECK_CUDNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h_, p.x, p.y, p.conv, p.w, kMax, &got, bf));
   p.bwd_filter = candidates<cudnnConvolutionBwdFilterAlgo_t>(bf, got, "conv2d backward filter", det, p.shape, exact);
   return p;
 }
 
 const ConvPlan& plan(const Conv2dShape& s, bool bf16 = false) {
   static std::mutex m;
-  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, bool>;
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, bool, bool>;
   static std::map<Key, ConvPlan>* cache = new std::map<Key, ConvPlan>();
-  const bool tf32 = !bf16 && precision() != Precision::fp32, det = deterministic(), nhwc = bf16 && s.nhwc;
-  Key key = std::make_tuple(s.x.n, s.x.c, s.x.h, s.x.w, s.k_out, s.k, tf32, det, bf16, nhwc);
+  const bool tf32 = !bf16 && precision() != Precision::fp32, det = deterministic(), nhwc = bf16 && s.nhwc,
+             timed = timed_algorithms();
+  Key key = std::make_tuple(s.x.n, s.x.c, s.x.h, s.x.w, s.k_out, s.k, tf32, det, bf16, nhwc, timed);
   std::lock_guard<std::mutex> lock(m);
   auto it = cache->find(key);
-  if (it == cache->end()) it = cache->emplace(key, make_plan(s, tf32, det, bf16, nhwc)).first;
+  if (it == cache->end()) it = cache->emplace(key, make_plan(s, tf32, det, bf16, nhwc, timed)).first;
   return it->second;
 }
 

@@ -232,6 +232,11 @@ TEST_CASE("trainer: presets and JSON configs") {
   CHECK(message({{"size", 100}}).find("multiple of 32") != std::string::npos);
   CHECK(message({{"mode", "joint"}}).find("mode") != std::string::npos);
   CHECK(message({{"simulation", {{"beta", {0.9, 0.1}}}}}).find("beta") != std::string::npos);
+  // cuDNN's algorithm choice: three settings, anything else named with the three.
+  for (const char* algorithms : {"deterministic", "fastest", "reproducible"})
+    CHECK(TrainConfig::from_json(nlohmann::json{{"algorithms", algorithms}}, "test", tiny).algorithms == algorithms);
+  CHECK(message({{"algorithms", "benchmark"}}).find("\"deterministic\", \"fastest\" or \"reproducible\"") !=
+        std::string::npos);
 }
 
 TEST_CASE("trainer: the split halves draw only their own images, statelessly") {
@@ -254,6 +259,33 @@ TEST_CASE("trainer: the split halves draw only their own images, statelessly") {
   for (int64_t b = 0; b < 2; ++b)
     for (int64_t e = 0; e < 12; ++e)
       CHECK(out[size_t(b * 12 + e)] == float(imgs[size_t(s.image(b) * 12 + e)]) / 255.f);
+}
+
+TEST_CASE("trainer: --algorithms sets cuDNN's choice for the run and restores it; the CPU has none to make") {
+  TempClass data(6, "algorithms");
+  TrainConfig cfg = small_config();
+  struct Seen {
+    bool deterministic, timed;
+  };
+  const auto run = [&](const std::string& algorithms) {
+    cfg.algorithms = algorithms;
+    TrainOptions opt = quiet_options(data, algorithms);
+    Seen seen{};
+    opt.stop_requested = [&] {  // asked once per step, inside the run
+      seen = {deterministic(), timed_algorithms()};
+      return false;
+    };
+    train(cfg, opt);
+    CHECK((deterministic() && timed_algorithms()));  // the defaults again
+    return seen;
+  };
+  const Seen det = run("deterministic"), fast = run("fastest"), repro = run("reproducible");
+  CHECK((det.deterministic && det.timed));
+  CHECK((!fast.deterministic && fast.timed));
+  CHECK((repro.deterministic && !repro.timed));
+  // The CPU's convolutions have one algorithm: the same run, bit for bit, whatever the setting.
+  check_same_run(data.root / "deterministic", data.root / "reproducible");
+  check_same_run(data.root / "deterministic", data.root / "fastest");
 }
 
 TEST_CASE("trainer: an interrupted run resumes exactly; outputs are written") {
