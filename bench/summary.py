@@ -3,7 +3,8 @@
     python3 bench/summary.py DIR
 
 DIR holds what gpu_check.sh wrote: caf_*.json (caf bench step --json: tf32, tf32_unfused, augment,
-graph, bf16, bf16_graph, bf16_nhwc_graph, bf16act, bf16act_graph, bf16act_nhwc_graph, fastest, fp32), torch.json and torch_compile.json (bench/torch_reference.py --json),
+graph, bf16, bf16_graph, bf16_nhwc_graph, bf16act, bf16act_graph, bf16act_nhwc_graph, fastest,
+reproducible, fp32), torch.json and torch_compile.json (bench/torch_reference.py --json),
 augment_8.txt (caf bench augment's output), quickstart_gpu.json (the README's main job on the GPU:
 eval metrics). A missing file leaves its cells "not run".
 """
@@ -25,7 +26,7 @@ def main():
     d = sys.argv[1]
     caf = {k: load(d, f"caf_{k}.json") for k in ("tf32", "tf32_unfused", "augment", "graph", "bf16", "bf16_graph",
                                                 "bf16_nhwc_graph", "bf16act", "bf16act_graph", "bf16act_nhwc_graph",
-                                                "fastest", "fp32")}
+                                                "fastest", "reproducible", "fp32")}
     torch = {r["mode"]: r for f in ("torch.json", "torch_compile.json") for r in (load(d, f) or [])}
     aug = None
     try:
@@ -43,7 +44,8 @@ def main():
     label = (f"{best['precision']}{', bf16 activations' if best.get('activations') == 'bf16' else ''}"
              f"{', NHWC convolutions' if best.get('layout') == 'nhwc' else ''}"
              f"{', graph' if best.get('graph') else ''}"
-             f"{', fastest algorithms' if best.get('algos') == 'fastest' else ''}") if best else ""
+             f"{', ' + best['algos'] + ' algorithms' if best.get('algos') in ('fastest', 'reproducible') else ''}"
+             ) if best else ""
     rows = [
         ("step time, bf16 mixed precision (augmentation, CUDA graph)", "<= 20 ms", ms(caf["bf16_graph"])),
         ("step time, bf16 mixed precision, NHWC convolutions (augmentation, CUDA graph)", "<= 20 ms",
@@ -60,6 +62,8 @@ def main():
         ("step time, TF32 (networks only, eager), as run 8: batch norm and ReLU unfused, no recompute, zero-filled gradients", "-",
          ms(caf["tf32_unfused"])),
         ("step time, TF32, graph, fastest (non-deterministic) algorithms", "-", ms(caf["fastest"])),
+        ("step time, TF32, graph, reproducible algorithms (cuDNN's heuristics, untimed)", "-",
+         ms(caf["reproducible"])),
         ("step time, exact fp32 (networks only)", "-", ms(caf["fp32"])),
     ]
 

@@ -45,8 +45,9 @@ bool deterministic();
 // timings are noisy, so another process (a second run, a resumed one) may pick another algorithm
 // and round differently. Untimed: cuDNN's heuristics choose, the same in every process on the same
 // GPU, cuDNN and shapes, so with deterministic() runs repeat and resume bit for bit across
-// processes (PyTorch's cudnn.deterministic without cudnn.benchmark); maybe slower. `caf train
-// --algorithms reproducible`, `caf bench step --algos reproducible`.
+// processes (PyTorch's cudnn.deterministic without cudnn.benchmark); maybe slower. Algorithms that
+// need over 1 GiB of workspace are skipped (the heuristics, unlike Find, do not check that it can
+// be allocated). `caf train --algorithms reproducible`, `caf bench step --algos reproducible`.
 void set_timed_algorithms(bool on);
 bool timed_algorithms();
 

@@ -12,18 +12,22 @@ CAF=$1
 D=$2
 rm -rf "$D"
 mkdir -p "$D"
-# CAF_KILL_RESUME_DEVICE=auto lets caf use a GPU (tools/gpu_check.sh's kill-resume-gpu steps), and
-# CAF_KILL_RESUME_ALGORITHMS sets the config's "algorithms" (default deterministic); ctest runs it
-# on the CPU.
-if [ "${CAF_KILL_RESUME_DEVICE:-cpu}" = cpu ]; then export CAF_DEVICE=cpu; else unset CAF_DEVICE; fi
+# CAF_KILL_RESUME_DEVICE=cuda runs it on the GPU (tools/gpu_check.sh's kill-resume-gpu steps; the
+# runs must say so), CAF_KILL_RESUME_ALGORITHMS sets the config's "algorithms" (default
+# deterministic), CAF_KILL_RESUME_EPOCHS the length (default 12 epochs of 3 steps; a GPU runs them
+# so fast that the signals need a longer run); ctest runs it on the CPU.
+DEVICE=${CAF_KILL_RESUME_DEVICE:-cpu}
+if [ "$DEVICE" = cpu ]; then export CAF_DEVICE=cpu; else unset CAF_DEVICE; fi
+EPOCHS=${CAF_KILL_RESUME_EPOCHS:-12}
+STEPS=$((3 * EPOCHS))
 fail() {
   echo "kill_resume: $*" >&2
   exit 1
 }
 
 "$CAF" make-toy --out "$D/data" --kind texture --size 64 --train 6 --test-good 2 --test-per-defect 1 --name toy >/dev/null
-# 6 images, batch 2: 3 steps per epoch, 36 steps; a checkpoint every 4 steps.
-echo '{"size": 32, "recon_width": 4, "discr_width": 2, "batch": 2, "epochs": 12, "log_every": 1,
+# 6 images, batch 2: 3 steps per epoch, 36 steps (by default); a checkpoint every 4 steps.
+echo '{"size": 32, "recon_width": 4, "discr_width": 2, "batch": 2, "epochs": '"$EPOCHS"', "log_every": 1,
  "checkpoint_every": 4, "procedural_textures": 4,
  "algorithms": "'"${CAF_KILL_RESUME_ALGORITHMS:-deterministic}"'"}' >"$D/micro.json"
 train() {
@@ -31,7 +35,8 @@ train() {
 }
 
 train "$D/a" >"$D/a.out"
-test "$(wc -l <"$D/a/train_log.jsonl")" -eq 36 || fail "run A logged $(wc -l <"$D/a/train_log.jsonl") steps, not 36"
+test "$(wc -l <"$D/a/train_log.jsonl")" -eq "$STEPS" || fail "run A logged $(wc -l <"$D/a/train_log.jsonl") steps, not $STEPS"
+if [ "$DEVICE" != cpu ]; then grep -q ", on $DEVICE" "$D/a.out" || fail "run A did not train on $DEVICE: $(cat "$D/a.out")"; fi
 
 # start_and_stop RUN SIGNAL: train RUN in the background and send SIGNAL once it has logged 10
 # steps (so at least two checkpoints were written); fails if the run ended before that.
@@ -53,7 +58,7 @@ start_and_stop() {
   { wait "$pid" || status=$?; } 2>/dev/null  # no "Killed" from the shell
   test "$status" -ne 0 || fail "run $1 ended normally despite SIG$2"
   test ! -f "$D/$1/model.safetensors" || fail "run $1 finished before SIG$2; the test proved nothing"
-  test "$(wc -l <"$D/$1/train_log.jsonl")" -lt 36 || fail "run $1 logged every step before SIG$2"
+  test "$(wc -l <"$D/$1/train_log.jsonl")" -lt "$STEPS" || fail "run $1 logged every step before SIG$2"
   test -f "$D/$1/checkpoint.safetensors" || fail "no checkpoint after SIG$2"
 }
 resume() {
@@ -79,12 +84,12 @@ losses() {
     awk '{ last[$1] = $0 } END { for (s in last) print last[s] }' | sort -n
 }
 losses "$D/a/train_log.jsonl" >"$D/a.losses"
-test "$(wc -l <"$D/a.losses")" -eq 36 || fail "could not read the losses of run A (is the log format changed?)"
-grep -q '^36 [0-9]' "$D/a.losses" || fail "run A's log has no step 36 with losses"
+test "$(wc -l <"$D/a.losses")" -eq "$STEPS" || fail "could not read the losses of run A (is the log format changed?)"
+grep -q "^$STEPS [0-9]" "$D/a.losses" || fail "run A's log has no step $STEPS with losses"
 for run in b c; do
   losses "$D/$run/train_log.jsonl" >"$D/$run.losses"
   cmp "$D/a.losses" "$D/$run.losses" || fail "run $run's losses after the resume differ from run A's"
   cmp "$D/a/model.safetensors" "$D/$run/model.safetensors" || fail "run $run's model differs from run A's"
 done
-echo "kill_resume: SIGKILL after $killed_at logged steps and SIGINT, resumed: every loss and the model identical"
+echo "kill_resume ($DEVICE, $STEPS steps): SIGKILL after $killed_at logged steps and SIGINT, resumed: every loss and the model identical"
 rm -rf "$D"

@@ -11,7 +11,8 @@
 # target replays the mutations of seed CAF_FUZZ_SEED (default 1) for a fixed number of inputs
 # (CAF_FUZZ_RUNS, default per target below: about a minute each on a 2-core machine), stopping
 # earlier after CAF_FUZZ_SECONDS (default 60) on a slow machine, which then runs a prefix of the
-# same sequence. Running this script here therefore shows what CI's fuzzing will say about a change.
+# same sequence. Running this script here therefore runs CI's sequence (up to the order of seed
+# files of equal size, which libFuzzer takes from the directory listing).
 # New inputs come from longer campaigns with fresh draws (CAF_FUZZ_SEED=0: libFuzzer picks one and
 # prints it; CAF_FUZZ_RUNS=-1: no limit), e.g.
 #   CAF_FUZZ_SEED=0 CAF_FUZZ_RUNS=-1 CAF_FUZZ_SECONDS=600 bash tools/ci_hardening.sh

@@ -148,8 +148,8 @@ sys.exit(0 if m[\"image_auroc\"] > 0.80 and m[\"pixel_auroc\"] > 0.95 else 1)' \
 # process times cuDNN's algorithms afresh, so this measures whether "exactly" holds there with the
 # default (ctest's kill_resume runs on the CPU, where it does); with --algorithms reproducible
 # (cuDNN's heuristics, untimed) it must.
-step kill-resume-gpu env CAF_KILL_RESUME_DEVICE=auto sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu
-step kill-resume-gpu-reproducible env CAF_KILL_RESUME_DEVICE=auto CAF_KILL_RESUME_ALGORITHMS=reproducible \
+step kill-resume-gpu env CAF_KILL_RESUME_DEVICE=cuda CAF_KILL_RESUME_EPOCHS=200 sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu
+step kill-resume-gpu-reproducible env CAF_KILL_RESUME_DEVICE=cuda CAF_KILL_RESUME_EPOCHS=200 CAF_KILL_RESUME_ALGORITHMS=reproducible \
   sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu_repro
 if [ -z "${CAF_QUICK:-}" ]; then
   step ctest-all ctest --test-dir "$B" --output-on-failure -j 4
@@ -189,6 +189,10 @@ step bench-step-bf16-nhwc-graph "$B/caf" bench step $PAPER --precision bf16 --la
   --json "$RES/caf_bf16_nhwc_graph.json"
 # bf16 activations between the convolutions (opt-in until timed here): eager with the op breakdown
 # and the peak memory, then graphs with planar and with channels-last convolutions.
+# cuDNN's heuristics instead of Find's timings (--algos reproducible: runs that repeat across
+# processes): what the choice costs, against bench-step-graph.
+step bench-step-reproducible "$B/caf" bench step $PAPER --precision tf32 --augment --graph --algos reproducible \
+  --json "$RES/caf_reproducible.json"
 step bench-step-bf16act "$B/caf" bench step $PAPER --precision bf16 --activations bf16 --augment --ops \
   --json "$RES/caf_bf16act.json"
 step bench-step-bf16act-graph "$B/caf" bench step $PAPER --precision bf16 --activations bf16 --augment --graph \

@@ -1,15 +1,16 @@
 // kernels/cuda/conv2d.cpp: convolution through cuDNN.
 //
-// Key decisions: one plan per shape (descriptors and, per direction, the algorithms Find timed),
-// found once with cudnnFind* and cached; deterministic algorithms first, the others only when
-// caf::deterministic() is off (kernels/runtime.h) or cuDNN refuses every deterministic one, so a
-// process repeats its gradients bit for bit (Find times the algorithms afresh in each process,
-// so two processes, e.g. a run and its resumption, may order close ones differently and differ
-// in the last bits: tools/gpu_check.sh's kill-resume-gpu measures it; with timed_algorithms()
-// off cuDNN's heuristics rank them instead, the same in every process); fp32 FMA math, TF32 tensor cores (Precision::tf32) or bf16
-// tensors with fp32 accumulation (the *_bf16 functions); plans are cached per (shape, precision,
-// determinism, dtype); one shared workspace (context.cpp). fp32 backward passes accumulate through
-// cuDNN's beta = 1; bf16 ones write (beta = 0) and the caller widens and adds.
+// Key decisions: one plan per shape (descriptors and, per direction, the algorithms Find timed
+// or, with timed_algorithms() off, cuDNN's heuristics ranked), found once and cached;
+// deterministic algorithms first, the others only when caf::deterministic() is off
+// (kernels/runtime.h) or cuDNN refuses every deterministic one, so a process repeats its gradients
+// bit for bit. Find times the algorithms afresh in each process, so two processes (a run and its
+// resumption) may order close ones differently and differ in the last bits (tools/gpu_check.sh's
+// kill-resume-gpu measures it); the heuristics rank them the same in every process. fp32 FMA
+// math, TF32 tensor cores (Precision::tf32) or bf16 tensors with fp32 accumulation (the *_bf16
+// functions); plans are cached per (shape, precision, determinism, dtype, layout, timed); one
+// shared workspace (context.cpp). fp32 backward passes accumulate through cuDNN's beta = 1; bf16
+// ones write (beta = 0) and the caller widens and adds.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -27,7 +28,8 @@ namespace caf::cuda {
 
 namespace {
 
-// The algorithms Find timed that ran, deterministic ones first (fastest first within each group).
+// The algorithms Find timed that ran (or the heuristics' ranking), deterministic ones first
+// (fastest or best-ranked first within each group).
 // `next` moves on when cuDNN refuses one at call time (CUDNN_STATUS_BAD_PARAM or NOT_SUPPORTED,
 // which it reports before launching anything): seen once for a bf16 backward-data convolution at
 // 64x64, batch 2, under compute-sanitizer, while Find had reported the algorithm as working.
@@ -54,14 +56,20 @@ struct ConvPlan {
   std::string shape;  // for messages
 };
 
+// The heuristics (untimed) run nothing, so unlike Find they offer algorithms whatever workspace
+// they need; a fixed cap (not the free memory, which differs between processes) keeps the choice
+// the same in every process and the shared workspace bounded.
+constexpr size_t kHeuristicWorkspaceCap = size_t(1) << 30;
+
 template <class Algo, class Perf>
 Candidates<Algo> candidates(const Perf* perf, int count, const char* what, bool deterministic_only,
-                            const std::string& shape, bool exact) {
+                            const std::string& shape, bool exact, bool timed) {
   Candidates<Algo> c;
   auto take = [&](int want) {  // want: 1 deterministic, 0 non-deterministic, -1 either; Find's order
     for (int i = 0; i < count; ++i) {
       const bool det = perf[i].determinism == CUDNN_DETERMINISTIC;
-      if (perf[i].status == CUDNN_STATUS_SUCCESS && (want < 0 || det == (want == 1)))
+      if (perf[i].status == CUDNN_STATUS_SUCCESS && (want < 0 || det == (want == 1)) &&
+          (timed || perf[i].memory <= kHeuristicWorkspaceCap))
         // exact fp32 stays FMA whatever Find reports, so it can never become TF32
         c.list.push_back({perf[i].algo, perf[i].memory, exact ? CUDNN_FMA_MATH : perf[i].mathType, det});
     }
@@ -99,11 +107,13 @@ void run_with(const Candidates<Algo>& c, cudnnConvolutionDescriptor_t conv, cons
       throw CudnnError(format_error("cuDNN", what, __FILE__, __LINE__, cudnnGetErrorString(st)) + " at " + shape,
                        "check tensor shapes and that the cuDNN library matches the one caf was built against");
     const bool next_exists = c.next + 1 < c.list.size();
-    std::fprintf(stderr, "caf: note: cuDNN refused algorithm %d for %s at %s (%s)%s%s\n", int(algo), what,
+    std::fprintf(stderr, "caf: note: cuDNN refused algorithm %d for %s at %s (%s)%s%s%s\n", int(algo), what,
                  shape.c_str(), cudnnGetErrorString(st), next_exists ? "; trying the next one" : "",
                  next_exists && k.deterministic && !c.list[c.next + 1].deterministic
                      ? ", which is not deterministic (two runs may differ in the last bits)"
-                     : "");
+                     : "",
+                 timed_algorithms() ? "" : " (algorithms reproducible: a process that was not refused "
+                                           "uses another algorithm, so runs may no longer agree bit for bit)");
     cudaGetLastError();
   }
   throw CudnnError(std::string("cuDNN ran no algorithm for ") + what + " at " + shape,
@@ -144,15 +154,15 @@ ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16, bool nh
   cudnnConvolutionFwdAlgoPerf_t fwd[kMax];
   if (timed) CAF_CHECK_CUDNN(cudnnFindConvolutionForwardAlgorithm(h_, p.x, p.w, p.conv, p.y, kMax, &got, fwd));
   else CAF_CHECK_CUDNN(cudnnGetConvolutionForwardAlgorithm_v7(h_, p.x, p.w, p.conv, p.y, kMax, &got, fwd));
-  p.fwd = candidates<cudnnConvolutionFwdAlgo_t>(fwd, got, "conv2d forward", det, p.shape, exact);
+  p.fwd = candidates<cudnnConvolutionFwdAlgo_t>(fwd, got, "conv2d forward", det, p.shape, exact, timed);
   cudnnConvolutionBwdDataAlgoPerf_t bd[kMax];
   if (timed) CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardDataAlgorithm(h_, p.w, p.y, p.conv, p.x, kMax, &got, bd));
   else CAF_CHECK_CUDNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(h_, p.w, p.y, p.conv, p.x, kMax, &got, bd));
-  p.bwd_data = candidates<cudnnConvolutionBwdDataAlgo_t>(bd, got, "conv2d backward data", det, p.shape, exact);
+  p.bwd_data = candidates<cudnnConvolutionBwdDataAlgo_t>(bd, got, "conv2d backward data", det, p.shape, exact, timed);
   cudnnConvolutionBwdFilterAlgoPerf_t bf[kMax];
   if (timed) CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardFilterAlgorithm(h_, p.x, p.y, p.conv, p.w, kMax, &got, bf));
   else CAF_CHECK_CUDNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h_, p.x, p.y, p.conv, p.w, kMax, &got, bf));
-  p.bwd_filter = candidates<cudnnConvolutionBwdFilterAlgo_t>(bf, got, "conv2d backward filter", det, p.shape, exact);
+  p.bwd_filter = candidates<cudnnConvolutionBwdFilterAlgo_t>(bf, got, "conv2d backward filter", det, p.shape, exact, timed);
   return p;
 }
 
