@@ -36,8 +36,8 @@ struct TrainConfig {
   std::string classes;            // class table file; empty: the built-in one
   std::string precision = "tf32"; // convolutions: "tf32", "bf16" (mixed precision) or "fp32" (exact)
   // cuDNN: "deterministic" (no atomics, timed: the fastest such), "fastest" (any, timed) or
-  // "reproducible" (no atomics, chosen by cuDNN's heuristics: the same in every process, so a
-  // resumed GPU run is bit-exact; kernels/runtime.h set_timed_algorithms)
+  // "reproducible" (no atomics, chosen by cuDNN's heuristics: the same in every process, meant to
+  // make a resumed GPU run bit-exact, not yet run on a GPU; kernels/runtime.h set_timed_algorithms)
   std::string algorithms = "deterministic";
   std::string layout = "nchw";    // bf16 convolutions: "nchw" or "nhwc" (channels-last copies; bf16 only)
   std::string activations = "fp32";  // "bf16": bf16 activations between convolutions (bf16 only)
