@@ -44,6 +44,7 @@ template <class Algo>
 struct Candidates {
   std::vector<Candidate<Algo>> list;
   mutable size_t next = 0;
+  bool timed = true;  // Find's timings (false: the heuristics' ranking, the same in every process)
 };
 
 struct ConvPlan {
@@ -65,6 +66,7 @@ template <class Algo, class Perf>
 Candidates<Algo> candidates(const Perf* perf, int count, const char* what, bool deterministic_only,
                             const std::string& shape, bool exact, bool timed) {
   Candidates<Algo> c;
+  c.timed = timed;
   auto take = [&](int want) {  // want: 1 deterministic, 0 non-deterministic, -1 either; Find's order
     for (int i = 0; i < count; ++i) {
       const bool det = perf[i].determinism == CUDNN_DETERMINISTIC;
@@ -112,7 +114,7 @@ void run_with(const Candidates<Algo>& c, cudnnConvolutionDescriptor_t conv, cons
                  next_exists && k.deterministic && !c.list[c.next + 1].deterministic
                      ? ", which is not deterministic (two runs may differ in the last bits)"
                      : "",
-                 timed_algorithms() ? "" : " (algorithms reproducible: a process that was not refused "
+                 c.timed ? "" : " (algorithms reproducible: a process that was not refused "
                                            "uses another algorithm, so runs may no longer agree bit for bit)");
     cudaGetLastError();
   }
@@ -120,8 +122,9 @@ void run_with(const Candidates<Algo>& c, cudnnConvolutionDescriptor_t conv, cons
                    "try another --precision (tf32 or fp32)");
 }
 
-// The candidates of one direction: timed by cuDNN's Find (fastest first), or ranked by its
-// heuristics without running anything (timed_algorithms() off: the same order in every process).
+// Each direction's candidates: timed by cuDNN's Find (fastest first), or ranked by its heuristics
+// without running anything (timed off: the same order in every process). Both calls take the same
+// arguments.
 ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16, bool nhwc, bool timed) {
   ConvPlan p;
   const int n = int(s.x.n), c = int(s.x.c), h = int(s.x.h), w = int(s.x.w), k = int(s.k_out);
@@ -152,16 +155,16 @@ ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16, bool nh
   constexpr int kMax = 16;
   int got = 0;
   cudnnConvolutionFwdAlgoPerf_t fwd[kMax];
-  if (timed) CAF_CHECK_CUDNN(cudnnFindConvolutionForwardAlgorithm(h_, p.x, p.w, p.conv, p.y, kMax, &got, fwd));
-  else CAF_CHECK_CUDNN(cudnnGetConvolutionForwardAlgorithm_v7(h_, p.x, p.w, p.conv, p.y, kMax, &got, fwd));
+  CAF_CHECK_CUDNN((timed ? cudnnFindConvolutionForwardAlgorithm : cudnnGetConvolutionForwardAlgorithm_v7)(
+      h_, p.x, p.w, p.conv, p.y, kMax, &got, fwd));
   p.fwd = candidates<cudnnConvolutionFwdAlgo_t>(fwd, got, "conv2d forward", det, p.shape, exact, timed);
   cudnnConvolutionBwdDataAlgoPerf_t bd[kMax];
-  if (timed) CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardDataAlgorithm(h_, p.w, p.y, p.conv, p.x, kMax, &got, bd));
-  else CAF_CHECK_CUDNN(cudnnGetConvolutionBackwardDataAlgorithm_v7(h_, p.w, p.y, p.conv, p.x, kMax, &got, bd));
+  CAF_CHECK_CUDNN((timed ? cudnnFindConvolutionBackwardDataAlgorithm : cudnnGetConvolutionBackwardDataAlgorithm_v7)(
+      h_, p.w, p.y, p.conv, p.x, kMax, &got, bd));
   p.bwd_data = candidates<cudnnConvolutionBwdDataAlgo_t>(bd, got, "conv2d backward data", det, p.shape, exact, timed);
   cudnnConvolutionBwdFilterAlgoPerf_t bf[kMax];
-  if (timed) CAF_CHECK_CUDNN(cudnnFindConvolutionBackwardFilterAlgorithm(h_, p.x, p.y, p.conv, p.w, kMax, &got, bf));
-  else CAF_CHECK_CUDNN(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h_, p.x, p.y, p.conv, p.w, kMax, &got, bf));
+  CAF_CHECK_CUDNN((timed ? cudnnFindConvolutionBackwardFilterAlgorithm : cudnnGetConvolutionBackwardFilterAlgorithm_v7)(
+      h_, p.x, p.y, p.conv, p.w, kMax, &got, bf));
   p.bwd_filter = candidates<cudnnConvolutionBwdFilterAlgo_t>(bf, got, "conv2d backward filter", det, p.shape, exact, timed);
   return p;
 }
