@@ -1,0 +1,125 @@
+// tests/emu/cuda_emu.h: just enough of CUDA's device language to compile caf's own kernel sources
+// (kernels/cuda/*.cu) with g++ and run them on the CPU, for machines without a GPU.
+//
+// What it is: every CUDA thread of a block is a fiber (ucontext) on one OS thread; the blocks of a
+// grid run one after another. __syncthreads() and warp shuffles are barriers between the fibers,
+// so code that synchronises runs as it does on a GPU, deterministically. __shared__ variables
+// become statics (one block runs at a time, so a static is the block's shared memory). "Device"
+// memory is host memory (tests/emu/emu_runtime.cpp), filled with 0xFF bytes (NaN as floats) when
+// first allocated, so an output a kernel forgets to write shows.
+//
+// What it catches: wrong indexing and grid sizes, an output element not written or written twice,
+// reductions that sum the wrong values, a __syncthreads() or shuffle not reached by every thread
+// of its block or warp (reported as a deadlock), arithmetic that differs from the CPU reference
+// (the emulated kernels are compiled without floating-point contraction, as nvcc -fmad=false).
+// What it cannot catch: data races (fibers switch only at barriers), timing, the GPU's own
+// library functions (expf, logf: the host's are used), cuDNN and cuBLAS (not emulated). So an
+// emulated pass is not a GPU pass: docs/gpu-validation.md keeps the two apart.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+
+// ---- CUDA's built-in types ---------------------------------------------------------------------
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+using uint3 = dim3;
+struct alignas(8) float2 { float x, y; };
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(16) double2 { double x, y; };
+struct alignas(8) uint2 { unsigned x, y; };
+inline float2 make_float2(float x, float y) { return {x, y}; }
+inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+inline double2 make_double2(double x, double y) { return {x, y}; }
+inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
+
+using cudaStream_t = struct CUstream_st*;
+enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1 };
+inline const char* cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "invalid value"; }
+inline cudaError_t cudaGetLastError() { return cudaSuccess; }
+inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t = nullptr) {
+  std::memset(p, v, bytes);
+  return cudaSuccess;
+}
+
+// ---- the emulator's interface -------------------------------------------------------------------
+namespace caf_emu {
+
+struct Coords {
+  dim3 thread, block, block_dim, grid_dim;
+};
+extern Coords g_coords;  // the running fiber's
+
+// Runs body once per thread of every block of the grid (blocks in order, threads as fibers).
+void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body);
+void syncthreads();
+// The values of the lanes of the calling warp, exchanged: every lane of the warp must call it.
+uint64_t warp_exchange(uint64_t mine, unsigned src_lane);
+unsigned lane_id();
+
+struct Stats {  // since the process started
+  uint64_t launches = 0, blocks = 0, threads = 0, barriers = 0, shuffles = 0;
+};
+Stats stats();
+
+template <class T>
+T shfl_down(T v, unsigned delta) {
+  static_assert(sizeof(T) <= 8, "shuffles move at most 8 bytes");
+  uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof(T));
+  const unsigned lane = lane_id();
+  bits = warp_exchange(bits, lane + delta < 32 ? lane + delta : lane);
+  T r;
+  std::memcpy(&r, &bits, sizeof(T));
+  return r;
+}
+
+}  // namespace caf_emu
+
+#define threadIdx (::caf_emu::g_coords.thread)
+#define blockIdx (::caf_emu::g_coords.block)
+#define blockDim (::caf_emu::g_coords.block_dim)
+#define gridDim (::caf_emu::g_coords.grid_dim)
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+#define __shared__ static
+#define __syncthreads() ::caf_emu::syncthreads()
+
+template <class T>
+T __shfl_down_sync(unsigned mask, T v, unsigned delta) {
+  if (mask != 0xffffffffu) std::abort();  // caf's kernels shuffle full warps only
+  return caf_emu::shfl_down(v, delta);
+}
+// Device intrinsics with exact host equivalents (round to nearest, no contraction).
+inline float __fmul_rn(float a, float b) { return a * b; }
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fsub_rn(float a, float b) { return a - b; }
+inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }  // the GPU's is approximate (2 ulp)
+// Fibers switch only at barriers, so an atomic is a plain read-modify-write here.
+template <class T>
+T atomicAdd(T* p, T v) {
+  T old = *p;
+  *p = old + v;
+  return old;
+}
+// CUDA's integer min and max overloads in the global namespace.
+template <class T>
+constexpr T min(T a, T b) { return b < a ? b : a; }
+template <class T>
+constexpr T max(T a, T b) { return a < b ? b : a; }
+
+namespace caf_emu {
+// What tests/emu/translate.pl turns `kernel<<<grid, block, shared, stream>>>(args)` into.
+inline void launch_kernel(const std::function<void()>& body, dim3 grid, dim3 block, size_t shared = 0,
+                          cudaStream_t = nullptr) {
+  launch(grid, block, shared, body);
+}
+}  // namespace caf_emu
