@@ -23,6 +23,8 @@
 #include <cstring>
 #include <functional>
 
+#include "cuda_runtime.h"  // tests/emu/include: the emulated runtime API
+
 // ---- CUDA's built-in types ---------------------------------------------------------------------
 struct dim3 {
   unsigned x = 1, y = 1, z = 1;
@@ -37,15 +39,6 @@ inline float2 make_float2(float x, float y) { return {x, y}; }
 inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
 inline double2 make_double2(double x, double y) { return {x, y}; }
 inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
-
-using cudaStream_t = struct CUstream_st*;
-enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1 };
-inline const char* cudaGetErrorString(cudaError_t e) { return e == cudaSuccess ? "no error" : "invalid value"; }
-inline cudaError_t cudaGetLastError() { return cudaSuccess; }
-inline cudaError_t cudaMemsetAsync(void* p, int v, size_t bytes, cudaStream_t = nullptr) {
-  std::memset(p, v, bytes);
-  return cudaSuccess;
-}
 
 // ---- the emulator's interface -------------------------------------------------------------------
 namespace caf_emu {
@@ -63,7 +56,7 @@ uint64_t warp_exchange(uint64_t mine, unsigned src_lane);
 unsigned lane_id();
 
 struct Stats {  // since the process started
-  uint64_t launches = 0, blocks = 0, threads = 0, barriers = 0, shuffles = 0;
+  uint64_t launches = 0, fiber_launches = 0, blocks = 0, threads = 0, barriers = 0, shuffles = 0;
 };
 Stats stats();
 
@@ -117,9 +110,13 @@ template <class T>
 constexpr T max(T a, T b) { return a < b ? b : a; }
 
 namespace caf_emu {
-// What tests/emu/translate.pl turns `kernel<<<grid, block, shared, stream>>>(args)` into.
-inline void launch_kernel(const std::function<void()>& body, dim3 grid, dim3 block, size_t shared = 0,
-                          cudaStream_t = nullptr) {
-  launch(grid, block, shared, body);
+// What tests/emu/translate.pl turns `kernel<<<grid, block, shared, stream>>>(args)` into: runs the
+// grid now, or, while the stream is being captured, records it as a node of the graph.
+void launch_kernel(const std::function<void()>& body, dim3 grid, dim3 block, size_t shared = 0,
+                   cudaStream_t stream = nullptr);
+// The launch's body: the kernel called with copies of the arguments, taken at the launch.
+template <class F, class... A>
+std::function<void()> bind_kernel(F f, A... a) {
+  return [f, a...] { f(a...); };
 }
 }  // namespace caf_emu

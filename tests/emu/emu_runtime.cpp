@@ -1,22 +1,69 @@
-// tests/emu/emu_runtime.cpp: the CPU emulator's scheduler (tests/emu/cuda_emu.h) and the few
-// runtime pieces caf's kernel sources call: the stream, the launch check, "device" memory.
+// tests/emu/emu_runtime.cpp: the CPU emulator's scheduler (tests/emu/cuda_emu.h) and the CUDA
+// runtime API it stands in for (tests/emu/include/cuda_runtime.h).
 //
-// A block's threads are ucontext fibers with their own stacks, run round-robin by a scheduler on
-// the calling thread. A fiber runs until it finishes or waits at a barrier (__syncthreads(), or
-// the two warp barriers of a shuffle); a round in which no fiber finished and no barrier opened
-// means some thread never reaches a barrier the others wait at: that is reported as a deadlock
-// (on a GPU it hangs or is undefined). Blocks run one after another, in x, y, z order.
-#include <ucontext.h>
-
+// Scheduling. A block's threads are fibers with their own stacks, run round-robin on the calling
+// thread. A fiber runs until it finishes or waits at a barrier (__syncthreads(), or the two warp
+// barriers of a shuffle); a round in which no fiber finished and no barrier opened means that some
+// thread never reaches a barrier the others wait at: that is reported as a deadlock (on a GPU it
+// hangs or is undefined). Rounds alternate between ascending and descending thread order, so
+// between two barriers high threads sometimes run before low ones (a missing barrier between a
+// write and a read of shared memory then shows in one order or the other; not every race can
+// show: fibers switch only at barriers). Blocks run one after another, in x, y, z order.
+// A kernel (one launch site) whose first launch met no barrier runs its later launches as plain
+// calls, thread after thread, without fibers; if such a launch meets a barrier after all, the
+// emulator stops with a message.
+//
+// Fibers switch with a few instructions on x86-64 (callee-saved registers and the stack pointer,
+// no signal mask) and through ucontext elsewhere.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <typeindex>
 #include <vector>
 
-#include "kernels/memory.h"
+#if !defined(__x86_64__)
+#include <ucontext.h>
+#endif
+
 #include "tests/emu/cuda_emu.h"
+
+// ---- fiber switching ----------------------------------------------------------------------------
+#if defined(__x86_64__)
+// caf_emu_switch(save, load): pushes the callee-saved registers, stores the stack pointer in
+// *save, loads `load` as the stack pointer, pops the registers saved there and returns into that
+// context.
+extern "C" void caf_emu_switch(void** save, void* load);
+asm(R"(
+  .pushsection .text
+  .globl caf_emu_switch
+  .type caf_emu_switch, @function
+caf_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size caf_emu_switch, .-caf_emu_switch
+  .popsection
+)");
+#endif
 
 namespace caf_emu {
 
@@ -27,7 +74,11 @@ namespace {
 constexpr size_t kStackBytes = 64 * 1024;  // caf's kernels keep no frames (ptxas: 0 bytes)
 
 struct Fiber {
+#if defined(__x86_64__)
+  void* sp = nullptr;
+#else
   ucontext_t ctx;
+#endif
   bool done = false;
 };
 
@@ -35,9 +86,15 @@ struct Block {
   unsigned threads = 0;
   dim3 dim;
   std::vector<Fiber> fibers;
+#if defined(__x86_64__)
+  void* scheduler_sp = nullptr;
+#else
   ucontext_t scheduler;
+#endif
   unsigned current = 0;
   bool progress = false;
+  bool direct = false;  // plain calls, no fibers: a barrier here is an error
+  bool met_barrier = false;
   unsigned barrier_count = 0;
   uint64_t barrier_generation = 0;
   std::vector<unsigned> warp_count;
@@ -49,11 +106,12 @@ struct Block {
 Block* g_block = nullptr;
 std::vector<std::unique_ptr<char[]>> g_stacks;
 Stats g_stats;
+std::map<std::type_index, bool> g_has_barriers;  // per kernel launch site, from its first launch
 
 dim3 thread_coords(unsigned tid, dim3 d) { return dim3(tid % d.x, (tid / d.x) % d.y, tid / (d.x * d.y)); }
 
 [[noreturn]] void fail(const std::string& what) {
-  // Called on a fiber's stack, where an exception cannot unwind to the test: say it and stop.
+  // Called on a fiber's stack, where an exception cannot unwind to the caller: say it and stop.
   std::fprintf(stderr, "caf emulator: %s (block %u,%u,%u thread %u,%u,%u)\n", what.c_str(), g_coords.block.x,
                g_coords.block.y, g_coords.block.z, g_coords.thread.x, g_coords.thread.y, g_coords.thread.z);
   std::abort();
@@ -61,46 +119,76 @@ dim3 thread_coords(unsigned tid, dim3 d) { return dim3(tid % d.x, (tid / d.x) % 
 
 void yield() {
   Block& b = *g_block;
+#if defined(__x86_64__)
+  caf_emu_switch(&b.fibers[b.current].sp, b.scheduler_sp);
+#else
   swapcontext(&b.fibers[b.current].ctx, &b.scheduler);
+#endif
 }
 
-void fiber_entry() {
+void fiber_main() {
   Block& b = *g_block;
   (*b.body)();
   b.fibers[b.current].done = true;
   b.progress = true;
-  // returning resumes uc_link: the scheduler
+#if defined(__x86_64__)
+  caf_emu_switch(&b.fibers[b.current].sp, b.scheduler_sp);  // never resumed
+  std::abort();
+#endif
+  // (ucontext: returning resumes uc_link, the scheduler)
+}
+
+void start_fiber(Block& b, unsigned t) {
+  Fiber& f = b.fibers[t];
+  f.done = false;
+#if defined(__x86_64__)
+  // A stack that caf_emu_switch "returns" into fiber_main from: six zero registers, then
+  // fiber_main's address, then an empty slot so that fiber_main starts with the stack alignment
+  // of a called function (rsp = 8 mod 16).
+  const uintptr_t top = (reinterpret_cast<uintptr_t>(g_stacks[t].get()) + kStackBytes) & ~uintptr_t(15);
+  void** sp = reinterpret_cast<void**>(top);
+  *--sp = nullptr;
+  *--sp = reinterpret_cast<void*>(&fiber_main);
+  for (int i = 0; i < 6; ++i) *--sp = nullptr;
+  f.sp = sp;
+#else
+  getcontext(&f.ctx);
+  f.ctx.uc_stack.ss_sp = g_stacks[t].get();
+  f.ctx.uc_stack.ss_size = kStackBytes;
+  f.ctx.uc_link = &b.scheduler;
+  makecontext(&f.ctx, fiber_main, 0);
+#endif
+}
+
+void resume(Block& b, unsigned t) {
+#if defined(__x86_64__)
+  caf_emu_switch(&b.scheduler_sp, b.fibers[t].sp);
+#else
+  swapcontext(&b.scheduler, &b.fibers[t].ctx);
+#endif
 }
 
 // A barrier over `count` participants: the last to arrive opens it, the others wait for that.
 void barrier(unsigned& arrived, uint64_t& generation, unsigned count) {
+  Block& b = *g_block;
+  if (b.direct)
+    fail("a barrier in a kernel whose first launch met none (barriers that depend on the data are not emulated)");
+  b.met_barrier = true;
   const uint64_t mine = generation;
   if (++arrived == count) {
     arrived = 0;
     ++generation;
-    g_block->progress = true;
+    b.progress = true;
     return;
   }
   while (generation == mine) yield();
 }
 
-void run_block(Block& b) {
-  for (unsigned t = 0; t < b.threads; ++t) {
-    Fiber& f = b.fibers[t];
-    f.done = false;
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = g_stacks[t].get();
-    f.ctx.uc_stack.ss_size = kStackBytes;
-    f.ctx.uc_link = &b.scheduler;
-    makecontext(&f.ctx, fiber_entry, 0);
-  }
+void run_block_fibers(Block& b) {
+  for (unsigned t = 0; t < b.threads; ++t) start_fiber(b, t);
   b.barrier_count = 0;
   std::fill(b.warp_count.begin(), b.warp_count.end(), 0u);
   unsigned remaining = b.threads;
-  // Rounds alternate between ascending and descending thread order, so that between two barriers
-  // high threads sometimes run before low ones: a missing barrier between a write and a read of
-  // shared memory then shows in one order or the other (not every race can: fibers switch only
-  // at barriers).
   for (bool descending = false; remaining > 0; descending = !descending) {
     b.progress = false;
     for (unsigned i = 0; i < b.threads; ++i) {
@@ -108,17 +196,34 @@ void run_block(Block& b) {
       if (b.fibers[t].done) continue;
       b.current = t;
       g_coords.thread = thread_coords(t, b.dim);
-      swapcontext(&b.scheduler, &b.fibers[t].ctx);
+      resume(b, t);
       if (b.fibers[t].done) --remaining;
     }
     if (remaining > 0 && !b.progress)
       throw std::runtime_error("caf emulator: deadlock in block (" + std::to_string(g_coords.block.x) + ", " +
                                std::to_string(g_coords.block.y) + ", " + std::to_string(g_coords.block.z) + "): " +
                                std::to_string(remaining) + " of " + std::to_string(b.threads) +
-                               " threads wait at a barrier (__syncthreads() or a shuffle) that the others " +
-                               (b.barrier_count ? "never reach" : "reach elsewhere or have left"));
+                               " threads wait at a barrier (__syncthreads() or a shuffle) that the other threads "
+                               "do not reach (divergent code, or threads that returned early)");
   }
 }
+
+void run_block_direct(Block& b) {
+  for (unsigned t = 0; t < b.threads; ++t) {
+    b.current = t;
+    g_coords.thread = thread_coords(t, b.dim);
+    (*b.body)();
+  }
+}
+
+// ---- capture into graphs ----------------------------------------------------------------------
+struct Graph {
+  std::vector<std::function<void()>> nodes;
+};
+bool g_capturing = false;
+bool g_capture_invalid = false;
+Graph* g_capture = nullptr;
+cudaError_t g_last_error = cudaSuccess;
 
 }  // namespace
 
@@ -131,29 +236,58 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
                              std::to_string(block.x) + ", " + std::to_string(block.y) + ", " +
                              std::to_string(block.z) + ")");
   if (shared_bytes != 0) throw std::runtime_error("caf emulator: dynamic shared memory is not emulated");
-  while (g_stacks.size() < threads) g_stacks.emplace_back(new char[kStackBytes]);
+  if (g_block) throw std::runtime_error("caf emulator: a launch from inside a kernel");
+  const std::type_index site(body.target_type());
+  const auto known = g_has_barriers.find(site);
   Block b;
   b.threads = threads;
   b.dim = block;
-  b.fibers.resize(threads);
-  b.warp_count.assign((threads + 31) / 32, 0);
-  b.warp_generation.assign((threads + 31) / 32, 0);
-  b.lane_bits.assign(threads, 0);
+  b.direct = known != g_has_barriers.end() && !known->second;
+  if (!b.direct) {
+    while (g_stacks.size() < threads) g_stacks.emplace_back(new char[kStackBytes]);
+    b.fibers.resize(threads);
+    b.warp_count.assign((threads + 31) / 32, 0);
+    b.warp_generation.assign((threads + 31) / 32, 0);
+    b.lane_bits.assign(threads, 0);
+    ++g_stats.fiber_launches;
+  }
   b.body = &body;
   g_block = &b;
   g_coords.block_dim = block;
   g_coords.grid_dim = grid;
   ++g_stats.launches;
-  for (unsigned z = 0; z < grid.z; ++z)
-    for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        g_coords.block = dim3(x, y, z);
-        run_block(b);
-        ++g_stats.blocks;
-        g_stats.threads += threads;
-      }
+  try {
+    for (unsigned z = 0; z < grid.z; ++z)
+      for (unsigned y = 0; y < grid.y; ++y)
+        for (unsigned x = 0; x < grid.x; ++x) {
+          g_coords.block = dim3(x, y, z);
+          if (b.direct) run_block_direct(b);
+          else run_block_fibers(b);
+          ++g_stats.blocks;
+          g_stats.threads += threads;
+        }
+  } catch (...) {
+    g_block = nullptr;
+    throw;
+  }
   g_block = nullptr;
+  if (known == g_has_barriers.end()) g_has_barriers.emplace(site, b.met_barrier);
 }
+
+void launch_kernel(const std::function<void()>& body, dim3 grid, dim3 block, size_t shared, cudaStream_t) {
+  if (g_capturing) {
+    g_capture->nodes.push_back([body, grid, block, shared] { launch(grid, block, shared, body); });
+    return;
+  }
+  launch(grid, block, shared, body);
+}
+
+void enqueue(std::function<void()> work) {
+  if (g_capturing) g_capture->nodes.push_back(std::move(work));
+  else work();
+}
+
+bool capturing() { return g_capturing; }
 
 void syncthreads() {
   if (!g_block) fail("__syncthreads() outside a kernel");
@@ -168,6 +302,7 @@ uint64_t warp_exchange(uint64_t mine, unsigned src_lane) {
   const unsigned w = b.current / 32;
   if (32 * (w + 1) > b.threads) fail("a full-warp shuffle in a partial warp");
   ++g_stats.shuffles;
+  if (b.direct) fail("a shuffle in a kernel whose first launch met no barrier");
   b.lane_bits[b.current] = mine;
   barrier(b.warp_count[w], b.warp_generation[w], 32);  // every lane has written
   const uint64_t r = b.lane_bits[32 * w + src_lane];
@@ -179,34 +314,167 @@ Stats stats() { return g_stats; }
 
 }  // namespace caf_emu
 
-// ---- what caf's kernel sources and kernels/memory.cpp ask of the CUDA side ---------------------
-namespace caf {
-
-namespace cuda {
-cudaStream_t stream() { return nullptr; }
-void after_launch(const char*, const char*, int) {}
-}  // namespace cuda
-
+// ---- the CUDA runtime API (tests/emu/include/cuda_runtime.h) -----------------------------------
 namespace {
-// "Device" memory: host memory, 256-byte aligned as cudaMalloc's, and filled with 0xFF bytes
-// (NaN as float or bf16) when first handed out, so an element a kernel should write and does not
-// shows as NaN.
-class EmulatedDeviceAllocator final : public CachingAllocator {
-  void* raw_allocate(size_t bytes) override {
-    const size_t rounded = (bytes + 255) / 256 * 256;
-    void* p = std::aligned_alloc(256, rounded);
-    if (p) std::memset(p, 0xFF, rounded);
-    return p;
-  }
-  void raw_release(void* ptr) override { std::free(ptr); }
+using caf_emu::g_capture;
+using caf_emu::g_capture_invalid;
+using caf_emu::g_capturing;
+using caf_emu::g_last_error;
+
+cudaError_t fail_with(cudaError_t e) {
+  g_last_error = e;
+  return e;
+}
+struct EventImpl {
+  std::chrono::steady_clock::time_point t;
 };
+constexpr size_t kDeviceBytes = size_t(16) << 30;  // what cudaMemGetInfo reports
 }  // namespace
 
-Allocator& cuda_allocator() {
-  static EmulatedDeviceAllocator* a = new EmulatedDeviceAllocator();
-  return *a;
+struct CUstream_st {};
+struct CUevent_st : EventImpl {};
+struct CUgraph_st : caf_emu::Graph {};
+struct CUgraphExec_st : caf_emu::Graph {};
+
+cudaError_t cudaGetLastError() {
+  const cudaError_t e = g_last_error;
+  g_last_error = cudaSuccess;
+  return e;
 }
-
-void cuda_copy_bytes(Device, void* dst, Device, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
-
-}  // namespace caf
+cudaError_t cudaPeekAtLastError() { return g_last_error; }
+const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
+    case cudaErrorNoKernelImageForDevice: return "no kernel image is available for execution on the device";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+  }
+  return "unknown error";
+}
+cudaError_t cudaGetDeviceCount(int* count) {
+  *count = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int) {
+  std::memset(prop, 0, sizeof *prop);
+  std::snprintf(prop->name, sizeof prop->name, "caf CPU emulator (not a GPU)");
+  prop->totalGlobalMem = kDeviceBytes;
+  prop->major = 9;
+  prop->minor = 0;
+  prop->multiProcessorCount = 1;
+  return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize() { return cudaStreamSynchronize(nullptr); }
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+  *free_bytes = kDeviceBytes;
+  *total_bytes = kDeviceBytes;
+  return cudaSuccess;
+}
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+  // Host memory, 256-byte aligned as cudaMalloc's, filled with 0xFF bytes (NaN as float or bf16)
+  // so that an element a kernel should write and does not shows.
+  const size_t rounded = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
+  *p = std::aligned_alloc(256, rounded);
+  if (!*p) return fail_with(cudaErrorMemoryAllocation);
+  std::memset(*p, 0xFF, rounded);
+  return cudaSuccess;
+}
+cudaError_t cudaFree(void* p) {
+  std::free(p);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  if (g_capturing) {
+    g_capture_invalid = true;
+    return fail_with(cudaErrorStreamCaptureUnsupported);
+  }
+  std::memcpy(dst, src, bytes);
+  return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
+  caf_emu::enqueue([=] { std::memcpy(dst, src, bytes); });
+  return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
+  caf_emu::enqueue([=] { std::memset(p, value, bytes); });
+  return cudaSuccess;
+}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
+  *s = new CUstream_st();
+  return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  if (g_capturing) {  // as on a GPU: synchronising a capturing stream invalidates the capture
+    g_capture_invalid = true;
+    return fail_with(cudaErrorStreamCaptureUnsupported);
+  }
+  return cudaSuccess;
+}
+cudaError_t cudaStreamIsCapturing(cudaStream_t, cudaStreamCaptureStatus* status) {
+  *status = g_capturing ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode) {
+  if (g_capturing) return fail_with(cudaErrorStreamCaptureUnsupported);
+  g_capturing = true;
+  g_capture_invalid = false;
+  g_capture = new CUgraph_st();
+  return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t* graph) {
+  if (!g_capturing) return fail_with(cudaErrorInvalidValue);
+  g_capturing = false;
+  auto* g = static_cast<CUgraph_st*>(g_capture);
+  g_capture = nullptr;
+  if (g_capture_invalid) {
+    delete g;
+    *graph = nullptr;
+    return fail_with(cudaErrorStreamCaptureUnsupported);
+  }
+  *graph = g;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+  auto* e = new CUgraphExec_st();
+  e->nodes = graph->nodes;
+  *exec = e;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t) {
+  if (g_capturing) return fail_with(cudaErrorStreamCaptureUnsupported);
+  for (const auto& node : exec->nodes) node();
+  return cudaSuccess;
+}
+cudaError_t cudaGraphGetNodes(cudaGraph_t graph, cudaGraphNode_t*, size_t* count) {
+  *count = graph->nodes.size();
+  return cudaSuccess;
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+  delete graph;
+  return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+  delete exec;
+  return cudaSuccess;
+}
+cudaError_t cudaEventCreate(cudaEvent_t* e) {
+  *e = new CUevent_st();
+  return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete e;
+  return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+  caf_emu::enqueue([e] { e->t = std::chrono::steady_clock::now(); });
+  return cudaSuccess;
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  *ms = std::chrono::duration<float, std::milli>(end->t - start->t).count();
+  return cudaSuccess;
+}
