@@ -48,15 +48,19 @@ struct Coords {
 };
 extern Coords g_coords;  // the running fiber's
 
-// Runs body once per thread of every block of the grid (blocks in order, threads as fibers).
-void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body);
+// Runs a kernel's body once per thread of every block of the grid (blocks in order). Thread 0 of
+// each block runs first, as a fiber; if it meets no barrier, threads [1, n) run as plain calls
+// through rest(typed, 1, n, block) (the body's own type: inlined), else every thread is a fiber.
+using RunThreads = void (*)(const void* typed, unsigned from, unsigned to, dim3 block);
+void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body, RunThreads rest,
+            const void* typed);
 void syncthreads();
 // The values of the lanes of the calling warp, exchanged: every lane of the warp must call it.
 uint64_t warp_exchange(uint64_t mine, unsigned src_lane);
 unsigned lane_id();
 
 struct Stats {  // since the process started
-  uint64_t launches = 0, fiber_launches = 0, blocks = 0, threads = 0, barriers = 0, shuffles = 0;
+  uint64_t launches = 0, blocks = 0, fiber_blocks = 0, threads = 0, barriers = 0, shuffles = 0;
 };
 Stats stats();
 
@@ -110,13 +114,36 @@ template <class T>
 constexpr T max(T a, T b) { return a < b ? b : a; }
 
 namespace caf_emu {
+// Runs work now, or records it as a graph node while a stream is being captured (copies, fills,
+// the emulated cuDNN and cuBLAS calls, launches).
+void enqueue(std::function<void()> work);
+bool capturing();
+
+template <class Body>
+void run_threads(const void* typed, unsigned from, unsigned to, dim3 d) {
+  const Body& body = *static_cast<const Body*>(typed);
+  for (unsigned t = from; t < to; ++t) {
+    g_coords.thread = d.y == 1 && d.z == 1 ? dim3(t) : dim3(t % d.x, (t / d.x) % d.y, t / (d.x * d.y));
+    body();
+  }
+}
+
 // What tests/emu/translate.pl turns `kernel<<<grid, block, shared, stream>>>(args)` into: runs the
 // grid now, or, while the stream is being captured, records it as a node of the graph.
-void launch_kernel(const std::function<void()>& body, dim3 grid, dim3 block, size_t shared = 0,
-                   cudaStream_t stream = nullptr);
-// The launch's body: the kernel called with copies of the arguments, taken at the launch.
+template <class Body>
+void launch_kernel(const Body& body, dim3 grid, dim3 block, size_t shared = 0, cudaStream_t = nullptr) {
+  auto run = [body, grid, block, shared] {
+    const std::function<void()> f = body;
+    launch(grid, block, shared, f, &run_threads<Body>, &body);
+  };
+  if (capturing()) enqueue(run);
+  else run();
+}
+
+// The launch's body: the kernel called with the arguments copied at the launch (each call copies
+// them again into the kernel's by-value parameters, as every CUDA thread gets its own).
 template <class F, class... A>
-std::function<void()> bind_kernel(F f, A... a) {
+auto bind_kernel(F f, A... a) {
   return [f, a...] { f(a...); };
 }
 }  // namespace caf_emu

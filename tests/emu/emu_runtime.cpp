@@ -9,9 +9,10 @@
 // between two barriers high threads sometimes run before low ones (a missing barrier between a
 // write and a read of shared memory then shows in one order or the other; not every race can
 // show: fibers switch only at barriers). Blocks run one after another, in x, y, z order.
-// A kernel (one launch site) whose first launch met no barrier runs its later launches as plain
-// calls, thread after thread, without fibers; if such a launch meets a barrier after all, the
-// emulator stops with a message.
+// Thread 0 of every block runs first, as a fiber: if it finishes without meeting a barrier, the
+// other threads run as plain calls, one after another (most kernels: fast); if it stops at a
+// barrier, they become fibers too. A thread that then meets a barrier thread 0 did not pass is
+// divergent synchronisation, reported (undefined on a GPU).
 //
 // Fibers switch with a few instructions on x86-64 (callee-saved registers and the stack pointer,
 // no signal mask) and through ucontext elsewhere.
@@ -25,7 +26,6 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <typeindex>
 #include <vector>
 
 #if !defined(__x86_64__)
@@ -101,12 +101,13 @@ struct Block {
   std::vector<uint64_t> warp_generation;
   std::vector<uint64_t> lane_bits;
   const std::function<void()>* body = nullptr;
+  RunThreads rest = nullptr;
+  const void* typed = nullptr;
 };
 
 Block* g_block = nullptr;
 std::vector<std::unique_ptr<char[]>> g_stacks;
 Stats g_stats;
-std::map<std::type_index, bool> g_has_barriers;  // per kernel launch site, from its first launch
 
 dim3 thread_coords(unsigned tid, dim3 d) { return dim3(tid % d.x, (tid / d.x) % d.y, tid / (d.x * d.y)); }
 
@@ -172,7 +173,7 @@ void resume(Block& b, unsigned t) {
 void barrier(unsigned& arrived, uint64_t& generation, unsigned count) {
   Block& b = *g_block;
   if (b.direct)
-    fail("a barrier in a kernel whose first launch met none (barriers that depend on the data are not emulated)");
+    fail("a barrier that thread 0 of this block did not meet (divergent __syncthreads() or shuffle)");
   b.met_barrier = true;
   const uint64_t mine = generation;
   if (++arrived == count) {
@@ -184,12 +185,26 @@ void barrier(unsigned& arrived, uint64_t& generation, unsigned count) {
   while (generation == mine) yield();
 }
 
-void run_block_fibers(Block& b) {
-  for (unsigned t = 0; t < b.threads; ++t) start_fiber(b, t);
+void run_block(Block& b) {
   b.barrier_count = 0;
   std::fill(b.warp_count.begin(), b.warp_count.end(), 0u);
-  unsigned remaining = b.threads;
-  for (bool descending = false; remaining > 0; descending = !descending) {
+  b.direct = false;
+  b.met_barrier = false;
+  // Thread 0 alone first.
+  start_fiber(b, 0);
+  b.current = 0;
+  g_coords.thread = thread_coords(0, b.dim);
+  resume(b, 0);
+  if (!b.met_barrier) {
+    b.direct = true;
+    b.rest(b.typed, 1, b.threads, b.dim);
+    return;
+  }
+  // Thread 0 waits at a barrier: every thread is a fiber.
+  while (g_stacks.size() < b.threads) g_stacks.emplace_back(new char[kStackBytes]);
+  for (unsigned t = 1; t < b.threads; ++t) start_fiber(b, t);
+  unsigned remaining = b.threads - (b.fibers[0].done ? 1 : 0);
+  for (bool descending = true; remaining > 0; descending = !descending) {
     b.progress = false;
     for (unsigned i = 0; i < b.threads; ++i) {
       const unsigned t = descending ? b.threads - 1 - i : i;
@@ -208,14 +223,6 @@ void run_block_fibers(Block& b) {
   }
 }
 
-void run_block_direct(Block& b) {
-  for (unsigned t = 0; t < b.threads; ++t) {
-    b.current = t;
-    g_coords.thread = thread_coords(t, b.dim);
-    (*b.body)();
-  }
-}
-
 // ---- capture into graphs ----------------------------------------------------------------------
 struct Graph {
   std::vector<std::function<void()>> nodes;
@@ -227,7 +234,8 @@ cudaError_t g_last_error = cudaSuccess;
 
 }  // namespace
 
-void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body) {
+void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body, RunThreads rest,
+            const void* typed) {
   const unsigned threads = block.x * block.y * block.z;
   if (threads == 0 || threads > 1024 || block.z > 64 || grid.x == 0 || grid.y == 0 || grid.z == 0 ||
       grid.y > 65535 || grid.z > 65535)
@@ -237,21 +245,17 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
                              std::to_string(block.z) + ")");
   if (shared_bytes != 0) throw std::runtime_error("caf emulator: dynamic shared memory is not emulated");
   if (g_block) throw std::runtime_error("caf emulator: a launch from inside a kernel");
-  const std::type_index site(body.target_type());
-  const auto known = g_has_barriers.find(site);
+  if (g_stacks.empty()) g_stacks.emplace_back(new char[kStackBytes]);
   Block b;
   b.threads = threads;
   b.dim = block;
-  b.direct = known != g_has_barriers.end() && !known->second;
-  if (!b.direct) {
-    while (g_stacks.size() < threads) g_stacks.emplace_back(new char[kStackBytes]);
-    b.fibers.resize(threads);
-    b.warp_count.assign((threads + 31) / 32, 0);
-    b.warp_generation.assign((threads + 31) / 32, 0);
-    b.lane_bits.assign(threads, 0);
-    ++g_stats.fiber_launches;
-  }
+  b.fibers.resize(threads);
+  b.warp_count.assign((threads + 31) / 32, 0);
+  b.warp_generation.assign((threads + 31) / 32, 0);
+  b.lane_bits.assign(threads, 0);
   b.body = &body;
+  b.rest = rest;
+  b.typed = typed;
   g_block = &b;
   g_coords.block_dim = block;
   g_coords.grid_dim = grid;
@@ -261,9 +265,9 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
       for (unsigned y = 0; y < grid.y; ++y)
         for (unsigned x = 0; x < grid.x; ++x) {
           g_coords.block = dim3(x, y, z);
-          if (b.direct) run_block_direct(b);
-          else run_block_fibers(b);
+          run_block(b);
           ++g_stats.blocks;
+          if (!b.direct) ++g_stats.fiber_blocks;
           g_stats.threads += threads;
         }
   } catch (...) {
@@ -271,15 +275,6 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
     throw;
   }
   g_block = nullptr;
-  if (known == g_has_barriers.end()) g_has_barriers.emplace(site, b.met_barrier);
-}
-
-void launch_kernel(const std::function<void()>& body, dim3 grid, dim3 block, size_t shared, cudaStream_t) {
-  if (g_capturing) {
-    g_capture->nodes.push_back([body, grid, block, shared] { launch(grid, block, shared, body); });
-    return;
-  }
-  launch(grid, block, shared, body);
 }
 
 void enqueue(std::function<void()> work) {
@@ -302,7 +297,6 @@ uint64_t warp_exchange(uint64_t mine, unsigned src_lane) {
   const unsigned w = b.current / 32;
   if (32 * (w + 1) > b.threads) fail("a full-warp shuffle in a partial warp");
   ++g_stats.shuffles;
-  if (b.direct) fail("a shuffle in a kernel whose first launch met no barrier");
   b.lane_bits[b.current] = mine;
   barrier(b.warp_count[w], b.warp_generation[w], 32);  // every lane has written
   const uint64_t r = b.lane_bits[32 * w + src_lane];
@@ -329,6 +323,24 @@ struct EventImpl {
   std::chrono::steady_clock::time_point t;
 };
 constexpr size_t kDeviceBytes = size_t(16) << 30;  // what cudaMemGetInfo reports
+
+// Live "device" allocations, so that a copy or fill through a pointer that is not device memory
+// fails as on a GPU (cudaErrorInvalidValue) instead of touching host memory.
+std::mutex g_allocs_mutex;
+std::map<uintptr_t, size_t> g_allocs;
+bool on_device(const void* p, size_t bytes) {
+  std::lock_guard<std::mutex> lock(g_allocs_mutex);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  auto it = g_allocs.upper_bound(a);
+  if (it == g_allocs.begin()) return false;
+  --it;
+  return a >= it->first && a + bytes <= it->first + it->second;
+}
+bool copy_ok(const void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  const bool dst_dev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  const bool src_dev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  return (!dst_dev || on_device(dst, bytes)) && (!src_dev || on_device(src, bytes));
+}
 }  // namespace
 
 struct CUstream_st {};
@@ -381,13 +393,21 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   *p = std::aligned_alloc(256, rounded);
   if (!*p) return fail_with(cudaErrorMemoryAllocation);
   std::memset(*p, 0xFF, rounded);
+  std::lock_guard<std::mutex> lock(g_allocs_mutex);
+  g_allocs[reinterpret_cast<uintptr_t>(*p)] = bytes;
   return cudaSuccess;
 }
 cudaError_t cudaFree(void* p) {
+  if (!p) return cudaSuccess;
+  {
+    std::lock_guard<std::mutex> lock(g_allocs_mutex);
+    if (g_allocs.erase(reinterpret_cast<uintptr_t>(p)) == 0) return fail_with(cudaErrorInvalidValue);
+  }
   std::free(p);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+  if (!copy_ok(dst, src, bytes, kind)) return fail_with(cudaErrorInvalidValue);
   if (g_capturing) {
     g_capture_invalid = true;
     return fail_with(cudaErrorStreamCaptureUnsupported);
@@ -395,11 +415,13 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind)
   std::memcpy(dst, src, bytes);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t) {
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+  if (!copy_ok(dst, src, bytes, kind)) return fail_with(cudaErrorInvalidValue);
   caf_emu::enqueue([=] { std::memcpy(dst, src, bytes); });
   return cudaSuccess;
 }
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
+  if (!on_device(p, bytes)) return fail_with(cudaErrorInvalidValue);
   caf_emu::enqueue([=] { std::memset(p, value, bytes); });
   return cudaSuccess;
 }

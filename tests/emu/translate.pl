@@ -3,7 +3,7 @@
 # the CPU emulator (tests/emu/cuda_emu.h). The one change: every launch
 #     kernel<<<grid, block, shared, stream>>>(args);
 # becomes
-#     ::caf_emu::launch_kernel(::caf_emu::bind_kernel([](auto... a) { kernel(a...); }, args),
+#     ::caf_emu::launch_kernel(::caf_emu::bind_kernel([](const auto&... a) { kernel(a...); }, args),
 #                              grid, block, shared, stream);
 # so the arguments are evaluated once, at the launch, and copied, as CUDA copies a kernel's
 # parameters, and each emulated thread calls the kernel with those copies (also when a captured
@@ -18,7 +18,7 @@ my $src = <$fh>;
 close($fh);
 $src =~ s{([A-Za-z_][\w:]*(?:<[^<>;()]*>)?)\s*<<<(.*?)>>>\s*\((.*?)\)\s*;}{
   my ($kernel, $config, $args) = ($1, $2, $3);
-  "::caf_emu::launch_kernel(::caf_emu::bind_kernel([](auto... caf_emu_a) { $kernel(caf_emu_a...); }" .
+  "::caf_emu::launch_kernel(::caf_emu::bind_kernel([](const auto&... caf_emu_a) { $kernel(caf_emu_a...); }" .
       ($args =~ /\S/ ? ", $args" : "") . "), $config);"
 }gse;
 die "translate.pl: a launch in $in was not rewritten\n" if $src =~ /<<</;
