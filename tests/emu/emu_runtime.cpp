@@ -1,14 +1,15 @@
 // tests/emu/emu_runtime.cpp: the CPU emulator's scheduler (tests/emu/cuda_emu.h) and the CUDA
 // runtime API it stands in for (tests/emu/include/cuda_runtime.h).
 //
-// Scheduling. A block's threads are fibers with their own stacks, run round-robin on the calling
-// thread. A fiber runs until it finishes or waits at a barrier (__syncthreads(), or the two warp
-// barriers of a shuffle); a round in which no fiber finished and no barrier opened means that some
-// thread never reaches a barrier the others wait at: that is reported as a deadlock (on a GPU it
-// hangs or is undefined). Rounds alternate between ascending and descending thread order, so
-// between two barriers high threads sometimes run before low ones (a missing barrier between a
-// write and a read of shared memory then shows in one order or the other; not every race can
-// show: fibers switch only at barriers). Blocks run one after another, in x, y, z order.
+// Scheduling. A block's threads are fibers with their own stacks, on the calling thread. A fiber
+// runs until it finishes or parks at a barrier (__syncthreads(), or the two warp barriers of a
+// shuffle); the last to arrive queues the parked ones and goes on. When the queue is empty and some
+// fibers are still parked, a thread never reaches a barrier the others wait at: that is reported
+// as a deadlock (on a GPU it hangs or is undefined). Released fibers queue in ascending and
+// descending order by turns, and the fibers start in descending order, so between two barriers
+// high threads sometimes run before low ones (a missing barrier between a write and a read of
+// shared memory then shows in one order or the other; not every race can show: fibers switch
+// only at barriers). Blocks run one after another, in x, y, z order.
 // Thread 0 of every block runs first, as a fiber: if it finishes without meeting a barrier, the
 // other threads run as plain calls, one after another (most kernels: fast); if it stops at a
 // barrier, they become fibers too. A thread that then meets a barrier thread 0 did not pass is
@@ -71,7 +72,7 @@ Coords g_coords;
 
 namespace {
 
-constexpr size_t kStackBytes = 64 * 1024;  // caf's kernels keep no frames (ptxas: 0 bytes)
+constexpr size_t kStackBytes = 32 * 1024;  // caf's kernels keep no frames (ptxas: 0 bytes); small stacks stay in cache
 
 struct Fiber {
 #if defined(__x86_64__)
@@ -80,6 +81,12 @@ struct Fiber {
   ucontext_t ctx;
 #endif
   bool done = false;
+};
+
+// A barrier's arrivals and the fibers parked at it until the last participant arrives.
+struct Barrier {
+  unsigned arrived = 0;
+  std::vector<unsigned> waiting;
 };
 
 struct Block {
@@ -92,14 +99,15 @@ struct Block {
   ucontext_t scheduler;
 #endif
   unsigned current = 0;
-  bool progress = false;
   bool direct = false;  // plain calls, no fibers: a barrier here is an error
   bool met_barrier = false;
-  unsigned barrier_count = 0;
-  uint64_t barrier_generation = 0;
-  std::vector<unsigned> warp_count;
-  std::vector<uint64_t> warp_generation;
-  std::vector<uint64_t> lane_bits;
+  Barrier block_barrier;
+  std::vector<Barrier> warp_barriers;
+  std::vector<unsigned> runnable;  // fibers to resume, in order (a queue read from `head`)
+  size_t head = 0;
+  bool release_descending = true;  // the order released fibers queue in, alternating
+  std::vector<uint64_t> lane_bits;        // two per thread (shuffles)
+  std::vector<unsigned> shuffle_parity;   // which of its two slots a thread's next shuffle uses
   const std::function<void()>* body = nullptr;
   RunThreads rest = nullptr;
   const void* typed = nullptr;
@@ -131,7 +139,6 @@ void fiber_main() {
   Block& b = *g_block;
   (*b.body)();
   b.fibers[b.current].done = true;
-  b.progress = true;
 #if defined(__x86_64__)
   caf_emu_switch(&b.fibers[b.current].sp, b.scheduler_sp);  // never resumed
   std::abort();
@@ -169,25 +176,29 @@ void resume(Block& b, unsigned t) {
 #endif
 }
 
-// A barrier over `count` participants: the last to arrive opens it, the others wait for that.
-void barrier(unsigned& arrived, uint64_t& generation, unsigned count) {
+// A barrier over `count` participants: the last to arrive queues the parked ones (in ascending
+// and descending order by turns) and goes on; the others park until then.
+void barrier(Barrier& bar, unsigned count) {
   Block& b = *g_block;
   if (b.direct)
     fail("a barrier that thread 0 of this block did not meet (divergent __syncthreads() or shuffle)");
   b.met_barrier = true;
-  const uint64_t mine = generation;
-  if (++arrived == count) {
-    arrived = 0;
-    ++generation;
-    b.progress = true;
+  if (++bar.arrived == count) {
+    bar.arrived = 0;
+    if (b.release_descending) b.runnable.insert(b.runnable.end(), bar.waiting.rbegin(), bar.waiting.rend());
+    else b.runnable.insert(b.runnable.end(), bar.waiting.begin(), bar.waiting.end());
+    b.release_descending = !b.release_descending;
+    bar.waiting.clear();
     return;
   }
-  while (generation == mine) yield();
+  bar.waiting.push_back(b.current);
+  yield();
 }
 
 void run_block(Block& b) {
-  b.barrier_count = 0;
-  std::fill(b.warp_count.begin(), b.warp_count.end(), 0u);
+  b.block_barrier = Barrier();
+  for (Barrier& w : b.warp_barriers) w = Barrier();
+  std::fill(b.shuffle_parity.begin(), b.shuffle_parity.end(), 0u);
   b.direct = false;
   b.met_barrier = false;
   // Thread 0 alone first.
@@ -200,27 +211,28 @@ void run_block(Block& b) {
     b.rest(b.typed, 1, b.threads, b.dim);
     return;
   }
-  // Thread 0 waits at a barrier: every thread is a fiber.
+  // Thread 0 is parked at a barrier: every thread is a fiber, resumed as the queue says.
   while (g_stacks.size() < b.threads) g_stacks.emplace_back(new char[kStackBytes]);
-  for (unsigned t = 1; t < b.threads; ++t) start_fiber(b, t);
-  unsigned remaining = b.threads - (b.fibers[0].done ? 1 : 0);
-  for (bool descending = true; remaining > 0; descending = !descending) {
-    b.progress = false;
-    for (unsigned i = 0; i < b.threads; ++i) {
-      const unsigned t = descending ? b.threads - 1 - i : i;
-      if (b.fibers[t].done) continue;
-      b.current = t;
-      g_coords.thread = thread_coords(t, b.dim);
-      resume(b, t);
-      if (b.fibers[t].done) --remaining;
-    }
-    if (remaining > 0 && !b.progress)
-      throw std::runtime_error("caf emulator: deadlock in block (" + std::to_string(g_coords.block.x) + ", " +
-                               std::to_string(g_coords.block.y) + ", " + std::to_string(g_coords.block.z) + "): " +
-                               std::to_string(remaining) + " of " + std::to_string(b.threads) +
-                               " threads wait at a barrier (__syncthreads() or a shuffle) that the other threads "
-                               "do not reach (divergent code, or threads that returned early)");
+  b.runnable.clear();
+  b.head = 0;
+  for (unsigned t = b.threads - 1; t >= 1; --t) {  // descending first: high threads run ahead of 0
+    start_fiber(b, t);
+    b.runnable.push_back(t);
   }
+  unsigned done = b.fibers[0].done ? 1 : 0;
+  while (b.head < b.runnable.size()) {
+    const unsigned t = b.runnable[b.head++];
+    b.current = t;
+    g_coords.thread = thread_coords(t, b.dim);
+    resume(b, t);
+    if (b.fibers[t].done) ++done;
+  }
+  if (done < b.threads)
+    throw std::runtime_error("caf emulator: deadlock in block (" + std::to_string(g_coords.block.x) + ", " +
+                             std::to_string(g_coords.block.y) + ", " + std::to_string(g_coords.block.z) + "): " +
+                             std::to_string(b.threads - done) + " of " + std::to_string(b.threads) +
+                             " threads wait at a barrier (__syncthreads() or a shuffle) that the other threads "
+                             "do not reach (divergent code, or threads that returned early)");
 }
 
 // ---- capture into graphs ----------------------------------------------------------------------
@@ -250,9 +262,9 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
   b.threads = threads;
   b.dim = block;
   b.fibers.resize(threads);
-  b.warp_count.assign((threads + 31) / 32, 0);
-  b.warp_generation.assign((threads + 31) / 32, 0);
-  b.lane_bits.assign(threads, 0);
+  b.warp_barriers.assign((threads + 31) / 32, Barrier());
+  b.lane_bits.assign(2 * size_t(threads), 0);
+  b.shuffle_parity.assign(threads, 0);
   b.body = &body;
   b.rest = rest;
   b.typed = typed;
@@ -287,7 +299,7 @@ bool capturing() { return g_capturing; }
 void syncthreads() {
   if (!g_block) fail("__syncthreads() outside a kernel");
   ++g_stats.barriers;
-  barrier(g_block->barrier_count, g_block->barrier_generation, g_block->threads);
+  barrier(g_block->block_barrier, g_block->threads);
 }
 
 unsigned lane_id() { return g_block->current % 32; }
@@ -297,11 +309,13 @@ uint64_t warp_exchange(uint64_t mine, unsigned src_lane) {
   const unsigned w = b.current / 32;
   if (32 * (w + 1) > b.threads) fail("a full-warp shuffle in a partial warp");
   ++g_stats.shuffles;
-  b.lane_bits[b.current] = mine;
-  barrier(b.warp_count[w], b.warp_generation[w], 32);  // every lane has written
-  const uint64_t r = b.lane_bits[32 * w + src_lane];
-  barrier(b.warp_count[w], b.warp_generation[w], 32);  // every lane has read
-  return r;
+  // Two slots per lane, used by turns: one barrier per shuffle suffices, since a lane can write
+  // its next value only after every lane has passed the barrier that follows this one's reads.
+  const unsigned slot = b.shuffle_parity[b.current];
+  b.shuffle_parity[b.current] ^= 1u;
+  b.lane_bits[2 * b.current + slot] = mine;
+  barrier(b.warp_barriers[w], 32);  // every lane has written
+  return b.lane_bits[2 * (32 * w + src_lane) + slot];
 }
 
 Stats stats() { return g_stats; }
