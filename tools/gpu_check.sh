@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # tools/gpu_check.sh: everything that needs a GPU, in one go, with a summary at the end.
 #   build (CUDA on, sm_90) -> parity suite -> gpu test suite -> the README's main job on the GPU
-#   (toy class, tiny preset, evaluation, thresholds) and a killed-and-resumed run -> full ctest ->
-#   sync-debug run ->
-#   compute-sanitizer (memcheck, racecheck) on the gpu suite and on training steps -> op timings ->
-#   the whole training step at the paper's shapes (caf TF32 / +augmentation / fp32, PyTorch four
-#   ways) -> the loss-tracking gate (50 steps, caf against PyTorch) -> augmentation throughput ->
-#   a short paper-preset training run on MVTec bottle and its evaluation (when the data is
-#   carried) -> the summary and issue 7's table (bench/summary.py).
+#   (toy class, tiny preset, evaluation, thresholds) -> (full set: full ctest, sync-debug, the gpu
+#   suite's memcheck, op timings) -> the whole training step at the paper's shapes (caf in each
+#   configuration, PyTorch) -> augmentation throughput -> the loss-tracking gates (50 steps, caf
+#   against PyTorch) -> killed-and-resumed runs -> compute-sanitizer on training steps and the
+#   fused batch norm -> a short paper-preset training run on MVTec bottle and its evaluation (when
+#   the data is carried) -> the summary and issue 7's table (bench/summary.py).
+# Without a GPU, tools/emu_check.sh runs the same CUDA paths on the CPU emulator first (free).
 # Knobs: CAF_FULL=1 runs everything (without it the quick set runs: no full ctest, sync-debug,
 # gpu-suite memcheck, op timings or exact-fp32 step); CAF_SKIP_OPS_PERF=1 skips the op timings
 # alone; CAF_QUICK_EPOCHS (50) the README job's epochs; CAF_BOTTLE_EPOCHS=0 skips the bottle run
 # when data is carried; CAF_TORCH_MODES (comma list, default tf32,bf16-cl; torch.compile runs in
 # the background from the start, timed at the first checkpoint after it is compiled, within
 # CAF_COMPILE_TIMEOUT, unless CAF_SKIP_COMPILE=1); CAF_TRACK_MODES (default "tf32 bf16");
-# CAF_TRACK_STEPS (50); CAF_ENVELOPE_RUNS (2).
+# CAF_TRACK_STEPS (50); CAF_ENVELOPE_RUNS (2). A dry run of this script's flow on the CPU emulator
+# (tests/emu; everything but PyTorch's and compute-sanitizer's steps, at toy shapes): BUILD=build-emu
+# (configured with -DCAF_EMU=ON) CAF_SIZE=32 CAF_BATCH=2 CAF_WIDTHS=8,4 CAF_BENCH_STEPS="--steps 2
+# --warmup 1" CAF_QUICK_EPOCHS=1 CAF_TRACK_STEPS=3 CAF_KILL_RESUME_EPOCHS_GPU=6 CAF_SKIP_COMPILE=1.
 # Works on a machine with no internet: cuDNN is found through CUDNN_ROOT or PyTorch's wheel
 # (site-packages/nvidia/cudnn); header-only deps through CAF_DEPS_ROOT (default .carry/deps if
 # present). Output: the log on stdout and in ${OUT:-/tmp}/gpu_check.log.
@@ -94,7 +97,8 @@ step configure cmake -S . -B "$BUILD" -G Ninja -DCAF_CUDA=ON -DCMAKE_CUDA_ARCHIT
   ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} ${DEPS:+-DCAF_DEPS_ROOT=$DEPS}
 step build cmake --build "$BUILD" -j "$(nproc)"
 B=$BUILD
-PAPER="--device cuda --size 256 --batch 8 --widths 128,64"
+PAPER="--device cuda --size ${CAF_SIZE:-256} --batch ${CAF_BATCH:-8} --widths ${CAF_WIDTHS:-128,64}"
+CAFB="$PAPER ${CAF_BENCH_STEPS:-}"  # caf bench step's arguments (CAF_BENCH_STEPS: e.g. "--steps 2 --warmup 1")
 # torch.compile takes minutes to compile the step (run 8: not done in 140 s), so it compiles in the
 # background on the upper half of the cores while the rest runs, and is timed at the first
 # checkpoint after it is done (compile_timing below), alone on the GPU
@@ -144,13 +148,6 @@ s = {k: v for k, v in m.items() if not isinstance(v, (list, dict))}
 json.dump(s, open(sys.argv[2], \"w\"), indent=1)
 print(\"quickstart on the GPU:\", s)
 sys.exit(0 if m[\"image_auroc\"] > 0.80 and m[\"pixel_auroc\"] > 0.95 else 1)' \$Q/model/eval/metrics.json '$RES/quickstart_gpu.json'"
-# A run killed (SIGKILL, SIGINT) and resumed, against an uninterrupted one, on the GPU: each
-# process times cuDNN's algorithms afresh, so this measures whether "exactly" holds there with the
-# default (ctest's kill_resume runs on the CPU, where it does); with --algorithms reproducible
-# (cuDNN's heuristics, untimed) it must.
-step kill-resume-gpu env CAF_KILL_RESUME_DEVICE=cuda CAF_KILL_RESUME_EPOCHS=200 sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu
-step kill-resume-gpu-reproducible env CAF_KILL_RESUME_DEVICE=cuda CAF_KILL_RESUME_EPOCHS=200 CAF_KILL_RESUME_ALGORITHMS=reproducible \
-  sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu_repro
 if [ -z "${CAF_QUICK:-}" ]; then
   step ctest-all ctest --test-dir "$B" --output-on-failure -j 4
   step sync-debug env CAF_SYNC_DEBUG=1 "$B/tests/caf_tests" --test-suite=gpu
@@ -171,37 +168,37 @@ fi
 
 # Issue 7: the whole training step at the paper's shapes, caf (several ways) then PyTorch, every
 # result as JSON in $RES for bench/summary.py; most important first, so a time limit cuts the rest.
-step bench-step-tf32 "$B/caf" bench step $PAPER --precision tf32 --ops --json "$RES/caf_tf32.json"
+step bench-step-tf32 "$B/caf" bench step $CAFB --precision tf32 --ops --json "$RES/caf_tf32.json"
 # The same networks-only step as run 8 made it: batch norm and ReLU as two ops (cuDNN's, caf's),
 # every convolution input kept, gradients zero-filled then added: the gain in time and memory of the
 # fused op, the recompute and write-first gradients.
-step bench-step-unfused "$B/caf" bench step $PAPER --precision tf32 --fuse off --recompute off --write-first off --ops \
+step bench-step-unfused "$B/caf" bench step $CAFB --precision tf32 --fuse off --recompute off --write-first off --ops \
   --json "$RES/caf_tf32_unfused.json"
 # (TF32 eager with augmentation and a Chrome trace: run 8 recorded one; the full set only, for time.)
-[ -z "${CAF_QUICK:-}" ] && step bench-step-augment "$B/caf" bench step $PAPER --precision tf32 --augment \
+[ -z "${CAF_QUICK:-}" ] && step bench-step-augment "$B/caf" bench step $CAFB --precision tf32 --augment \
   --json "$RES/caf_augment.json" --trace "$RES/trace_step.json"
-step bench-step-graph "$B/caf" bench step $PAPER --precision tf32 --augment --graph --json "$RES/caf_graph.json"
-step bench-step-bf16 "$B/caf" bench step $PAPER --precision bf16 --augment --ops --json "$RES/caf_bf16.json"
-step bench-step-bf16-graph "$B/caf" bench step $PAPER --precision bf16 --augment --graph \
+step bench-step-graph "$B/caf" bench step $CAFB --precision tf32 --augment --graph --json "$RES/caf_graph.json"
+step bench-step-bf16 "$B/caf" bench step $CAFB --precision bf16 --augment --ops --json "$RES/caf_bf16.json"
+step bench-step-bf16-graph "$B/caf" bench step $CAFB --precision bf16 --augment --graph \
   --json "$RES/caf_bf16_graph.json"
 # bf16 with channels-last convolutions (cuDNN's NHWC kernels; off by default until timed here).
-step bench-step-bf16-nhwc-graph "$B/caf" bench step $PAPER --precision bf16 --layout nhwc --augment --graph \
+step bench-step-bf16-nhwc-graph "$B/caf" bench step $CAFB --precision bf16 --layout nhwc --augment --graph \
   --json "$RES/caf_bf16_nhwc_graph.json"
 # bf16 activations between the convolutions (opt-in until timed here): eager with the op breakdown
 # and the peak memory, then graphs with planar and with channels-last convolutions.
 # cuDNN's heuristics instead of Find's timings (--algos reproducible: runs that repeat across
 # processes): what the choice costs, against bench-step-graph.
-step bench-step-reproducible "$B/caf" bench step $PAPER --precision tf32 --augment --graph --algos reproducible \
+step bench-step-reproducible "$B/caf" bench step $CAFB --precision tf32 --augment --graph --algos reproducible \
   --json "$RES/caf_reproducible.json"
-step bench-step-bf16act "$B/caf" bench step $PAPER --precision bf16 --activations bf16 --augment --ops \
+step bench-step-bf16act "$B/caf" bench step $CAFB --precision bf16 --activations bf16 --augment --ops \
   --json "$RES/caf_bf16act.json"
-step bench-step-bf16act-graph "$B/caf" bench step $PAPER --precision bf16 --activations bf16 --augment --graph \
+step bench-step-bf16act-graph "$B/caf" bench step $CAFB --precision bf16 --activations bf16 --augment --graph \
   --json "$RES/caf_bf16act_graph.json"
-step bench-step-bf16act-nhwc-graph "$B/caf" bench step $PAPER --precision bf16 --activations bf16 --layout nhwc \
+step bench-step-bf16act-nhwc-graph "$B/caf" bench step $CAFB --precision bf16 --activations bf16 --layout nhwc \
   --augment --graph --json "$RES/caf_bf16act_nhwc_graph.json"
-[ -z "${CAF_QUICK:-}" ] && step bench-step-fastest "$B/caf" bench step $PAPER --precision tf32 --augment --graph \
+[ -z "${CAF_QUICK:-}" ] && step bench-step-fastest "$B/caf" bench step $CAFB --precision tf32 --augment --graph \
   --algos fastest --json "$RES/caf_fastest.json"
-[ -z "${CAF_QUICK:-}" ] && step bench-step-fp32 "$B/caf" bench step $PAPER --precision fp32 --steps 10 --warmup 3 \
+[ -z "${CAF_QUICK:-}" ] && step bench-step-fp32 "$B/caf" bench step $CAFB --precision fp32 --steps 10 --warmup 3 \
   --json "$RES/caf_fp32.json"
 if [ -n "$PY" ]; then
   # PyTorch: TF32 eager (DRAEM-style code), bf16 channels_last, exact fp32; torch.compile last.
@@ -214,24 +211,33 @@ step bench-augment-256 "$B/caf" bench augment --device cuda --batch 256 --steps 
 compile_timing
 if [ -n "$PY" ]; then
   # The correctness gate: 50 steps from the same weights on the same data, caf against PyTorch.
-  step checkpoint-init "$B/caf" checkpoint-new --widths 128,64 --out /tmp/caf_init.safetensors
+  step checkpoint-init "$B/caf" checkpoint-new --widths ${CAF_WIDTHS:-128,64} --out /tmp/caf_init.safetensors
   for mode in ${CAF_TRACK_MODES:-tf32 bf16}; do
-    step "track-caf-$mode" "$B/caf" bench step $PAPER --precision $mode --track "${CAF_TRACK_STEPS:-50}" \
+    step "track-caf-$mode" "$B/caf" bench step $CAFB --precision $mode --track "${CAF_TRACK_STEPS:-50}" \
       --init /tmp/caf_init.safetensors --json "$RES/track_caf_$mode.json"
     step "track-torch-$mode" $PY bench/torch_reference.py $PAPER --mode $mode --track "${CAF_TRACK_STEPS:-50}" \
       --envelope-runs "${CAF_ENVELOPE_RUNS:-2}" --init /tmp/caf_init.safetensors --json "$RES/track_torch_$mode.json"
     step "gate-$mode" $PY bench/compare_losses.py "$RES/track_caf_$mode.json" "$RES/track_torch_$mode.json"
   done
   if [ -f "$RES/track_torch_bf16.json" ]; then  # the channels-last convolutions against the same PyTorch run
-    step track-caf-bf16-nhwc "$B/caf" bench step $PAPER --precision bf16 --layout nhwc --track "${CAF_TRACK_STEPS:-50}" \
+    step track-caf-bf16-nhwc "$B/caf" bench step $CAFB --precision bf16 --layout nhwc --track "${CAF_TRACK_STEPS:-50}" \
       --init /tmp/caf_init.safetensors --json "$RES/track_caf_bf16_nhwc.json"
     step gate-bf16-nhwc $PY bench/compare_losses.py "$RES/track_caf_bf16_nhwc.json" "$RES/track_torch_bf16.json"
-    step track-caf-bf16act "$B/caf" bench step $PAPER --precision bf16 --activations bf16 \
+    step track-caf-bf16act "$B/caf" bench step $CAFB --precision bf16 --activations bf16 \
       --track "${CAF_TRACK_STEPS:-50}" --init /tmp/caf_init.safetensors --json "$RES/track_caf_bf16act.json"
     step gate-bf16act $PY bench/compare_losses.py "$RES/track_caf_bf16act.json" "$RES/track_torch_bf16.json"
   fi
 fi
 compile_timing
+# A run killed (SIGKILL, SIGINT) and resumed, against an uninterrupted one, on the GPU (after the
+# table and the loss gates, which issue 7 needs first; tools/emu_check.sh checks caf's side of it
+# without a GPU): each
+# process times cuDNN's algorithms afresh, so this measures whether "exactly" holds there with the
+# default (ctest's kill_resume runs on the CPU, where it does); with --algorithms reproducible
+# (cuDNN's heuristics, untimed) it must.
+step kill-resume-gpu env CAF_KILL_RESUME_DEVICE=cuda CAF_KILL_RESUME_EPOCHS=${CAF_KILL_RESUME_EPOCHS_GPU:-200} sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu
+step kill-resume-gpu-reproducible env CAF_KILL_RESUME_DEVICE=cuda CAF_KILL_RESUME_EPOCHS=${CAF_KILL_RESUME_EPOCHS_GPU:-200} CAF_KILL_RESUME_ALGORITHMS=reproducible \
+  sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu_repro
 # compute-sanitizer over a few whole training steps (sampling, simulation, networks, Adam), eager
 # and replayed from a CUDA graph, and racecheck on the simulation's shared-memory histogram kernel.
 if command -v compute-sanitizer >/dev/null; then

@@ -1,5 +1,6 @@
 // kernels/cuda/allocator.cpp: the CUDA side of the caching allocator (kernels/memory.h) and
 // host<->device copies.
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
@@ -12,6 +13,18 @@ namespace caf {
 namespace {
 
 class CudaCachingAllocator final : public CachingAllocator {
+#if defined(CAF_EMU_BUILD)
+  // The CPU emulator (tests/emu) only: every block handed out, fresh or from the cache, is filled
+  // with 0xFF bytes (NaN as float and bf16), so that reading an element nobody wrote shows.
+ public:
+  void* allocate(size_t bytes) override {
+    void* p = CachingAllocator::allocate(bytes);
+    std::memset(p, 0xFF, bytes);
+    return p;
+  }
+
+ private:
+#endif
   void* raw_allocate(size_t bytes) override {
     void* p = nullptr;
     cudaError_t e = cudaMalloc(&p, bytes);

@@ -1,20 +1,26 @@
 // tests/emu/cuda_emu.h: just enough of CUDA's device language to compile caf's own kernel sources
 // (kernels/cuda/*.cu) with g++ and run them on the CPU, for machines without a GPU.
 //
-// What it is: every CUDA thread of a block is a fiber (ucontext) on one OS thread; the blocks of a
-// grid run one after another. __syncthreads() and warp shuffles are barriers between the fibers,
-// so code that synchronises runs as it does on a GPU, deterministically. __shared__ variables
-// become statics (one block runs at a time, so a static is the block's shared memory). "Device"
-// memory is host memory (tests/emu/emu_runtime.cpp), filled with 0xFF bytes (NaN as floats) when
-// first allocated, so an output a kernel forgets to write shows.
+// What it is: every CUDA thread of a block is a fiber (its own stack; switched by a few
+// instructions on x86-64, by ucontext elsewhere) on one OS thread; the blocks of a grid run one
+// after another. __syncthreads() and warp shuffles are barriers between the fibers, so code that
+// synchronises runs as it does on a GPU, deterministically. __shared__ variables become statics
+// (one block runs at a time, so a static is the block's shared memory; unlike a GPU's, it keeps
+// its values from the previous block). "Device" memory is host memory (tests/emu/emu_runtime.cpp),
+// filled with 0xFF bytes (NaN as floats) when allocated, and in a CAF_EMU build whenever caf's
+// allocator hands a block out, so an output a kernel forgets to write shows.
 //
-// What it catches: wrong indexing and grid sizes, an output element not written or written twice,
-// reductions that sum the wrong values, a __syncthreads() or shuffle not reached by every thread
-// of its block or warp (reported as a deadlock), arithmetic that differs from the CPU reference
-// (the emulated kernels are compiled without floating-point contraction, as nvcc -fmad=false).
-// What it cannot catch: data races (fibers switch only at barriers), timing, the GPU's own
-// library functions (expf, logf: the host's are used), cuDNN and cuBLAS (not emulated). So an
-// emulated pass is not a GPU pass: docs/gpu-validation.md keeps the two apart.
+// What it catches: wrong indexing and grid sizes, an output element not written, reductions that
+// sum the wrong values, a __syncthreads() or shuffle not reached by every thread of its block or
+// warp (a deadlock, or an error when thread 0 passed none), arithmetic that differs from the CPU
+// reference (the emulated kernels are compiled without floating-point contraction, as nvcc
+// -fmad=false), copies and fills through pointers that are not device allocations.
+// What it cannot catch: data races (fibers switch only at barriers), out-of-bounds accesses by
+// kernels (device memory is plain host memory), timing, the GPU's own library functions (expf,
+// logf, rsqrtf: the host's are used), the __CUDA_ARCH__ branches of shared headers (one host pass
+// compiles everything), cuDNN's and cuBLAS's own behaviour (a CAF_EMU build emulates their
+// interfaces over caf's CPU references; the kernel tests leave them out). So an emulated pass is
+// not a GPU pass: docs/gpu-validation.md keeps the two apart.
 #pragma once
 
 #include <cmath>
@@ -118,6 +124,9 @@ namespace caf_emu {
 // the emulated cuDNN and cuBLAS calls, launches).
 void enqueue(std::function<void()> work);
 bool capturing();
+// For calls a GPU forbids inside a capture (cuDNN's algorithm search, creating library handles):
+// true while capturing, and the capture then ends with cudaErrorStreamCaptureInvalidated.
+bool refuse_while_capturing();
 
 template <class Body>
 void run_threads(const void* typed, unsigned from, unsigned to, dim3 d) {

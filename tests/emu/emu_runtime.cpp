@@ -19,6 +19,7 @@
 // no signal mask) and through ucontext elsewhere.
 #include <algorithm>
 #include <cstdio>
+#include <sys/mman.h>
 #include <cstdlib>
 #include <cstring>
 #include <chrono>
@@ -72,7 +73,10 @@ Coords g_coords;
 
 namespace {
 
-constexpr size_t kStackBytes = 32 * 1024;  // caf's kernels keep no frames (ptxas: 0 bytes); small stacks stay in cache
+// A kernel's frames as g++ compiles them (at -O2 a few hundred bytes; more at -O0), plus the
+// std::function and lambda frames of the launch; small stacks stay in cache.
+constexpr size_t kStackBytes = 32 * 1024;
+constexpr size_t kGuardBytes = 4096;
 
 struct Fiber {
 #if defined(__x86_64__)
@@ -114,17 +118,41 @@ struct Block {
 };
 
 Block* g_block = nullptr;
-std::vector<std::unique_ptr<char[]>> g_stacks;
+// Fiber stacks, each with an inaccessible guard page below it: an overflow faults at once instead
+// of corrupting the heap.
+struct Stack {
+  char* base = nullptr;  // the guard page; the usable stack follows it
+  Stack() {
+    void* m = mmap(nullptr, kGuardBytes + kStackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) throw std::runtime_error("caf emulator: cannot map a fiber stack");
+    base = static_cast<char*>(m);
+    mprotect(base, kGuardBytes, PROT_NONE);
+  }
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+  ~Stack() { munmap(base, kGuardBytes + kStackBytes); }
+  char* get() const { return base + kGuardBytes; }
+};
+std::vector<std::unique_ptr<Stack>> g_stacks;
 Stats g_stats;
 
 dim3 thread_coords(unsigned tid, dim3 d) { return dim3(tid % d.x, (tid / d.x) % d.y, tid / (d.x * d.y)); }
 
+bool on_fiber();
+
 [[noreturn]] void fail(const std::string& what) {
-  // Called on a fiber's stack, where an exception cannot unwind to the caller: say it and stop.
+  const std::string where = " (block " + std::to_string(g_coords.block.x) + "," + std::to_string(g_coords.block.y) +
+                            "," + std::to_string(g_coords.block.z) + " thread " + std::to_string(g_coords.thread.x) +
+                            "," + std::to_string(g_coords.thread.y) + "," + std::to_string(g_coords.thread.z) + ")";
+  // On the main stack (a block run as plain calls) the launch reports it; on a fiber's stack an
+  // exception cannot unwind to the caller: say it and stop.
+  if (!on_fiber()) throw std::runtime_error("caf emulator: " + what + where);
   std::fprintf(stderr, "caf emulator: %s (block %u,%u,%u thread %u,%u,%u)\n", what.c_str(), g_coords.block.x,
                g_coords.block.y, g_coords.block.z, g_coords.thread.x, g_coords.thread.y, g_coords.thread.z);
   std::abort();
 }
+
+bool on_fiber() { return g_block && !g_block->direct; }
 
 void yield() {
   Block& b = *g_block;
@@ -153,7 +181,7 @@ void start_fiber(Block& b, unsigned t) {
   // A stack that caf_emu_switch "returns" into fiber_main from: six zero registers, then
   // fiber_main's address, then an empty slot so that fiber_main starts with the stack alignment
   // of a called function (rsp = 8 mod 16).
-  const uintptr_t top = (reinterpret_cast<uintptr_t>(g_stacks[t].get()) + kStackBytes) & ~uintptr_t(15);
+  const uintptr_t top = (reinterpret_cast<uintptr_t>(g_stacks[t]->get()) + kStackBytes) & ~uintptr_t(15);
   void** sp = reinterpret_cast<void**>(top);
   *--sp = nullptr;
   *--sp = reinterpret_cast<void*>(&fiber_main);
@@ -161,7 +189,7 @@ void start_fiber(Block& b, unsigned t) {
   f.sp = sp;
 #else
   getcontext(&f.ctx);
-  f.ctx.uc_stack.ss_sp = g_stacks[t].get();
+  f.ctx.uc_stack.ss_sp = g_stacks[t]->get();
   f.ctx.uc_stack.ss_size = kStackBytes;
   f.ctx.uc_link = &b.scheduler;
   makecontext(&f.ctx, fiber_main, 0);
@@ -212,7 +240,7 @@ void run_block(Block& b) {
     return;
   }
   // Thread 0 is parked at a barrier: every thread is a fiber, resumed as the queue says.
-  while (g_stacks.size() < b.threads) g_stacks.emplace_back(new char[kStackBytes]);
+  while (g_stacks.size() < b.threads) g_stacks.emplace_back(new Stack());
   b.runnable.clear();
   b.head = 0;
   for (unsigned t = b.threads - 1; t >= 1; --t) {  // descending first: high threads run ahead of 0
@@ -241,6 +269,7 @@ struct Graph {
 };
 bool g_capturing = false;
 bool g_capture_invalid = false;
+cudaStreamCaptureMode g_capture_mode = cudaStreamCaptureModeGlobal;
 Graph* g_capture = nullptr;
 cudaError_t g_last_error = cudaSuccess;
 
@@ -257,7 +286,7 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
                              std::to_string(block.z) + ")");
   if (shared_bytes != 0) throw std::runtime_error("caf emulator: dynamic shared memory is not emulated");
   if (g_block) throw std::runtime_error("caf emulator: a launch from inside a kernel");
-  if (g_stacks.empty()) g_stacks.emplace_back(new char[kStackBytes]);
+  if (g_stacks.empty()) g_stacks.emplace_back(new Stack());
   Block b;
   b.threads = threads;
   b.dim = block;
@@ -296,6 +325,12 @@ void enqueue(std::function<void()> work) {
 
 bool capturing() { return g_capturing; }
 
+bool refuse_while_capturing() {
+  if (!g_capturing) return false;
+  g_capture_invalid = true;
+  return true;
+}
+
 void syncthreads() {
   if (!g_block) fail("__syncthreads() outside a kernel");
   ++g_stats.barriers;
@@ -326,6 +361,7 @@ Stats stats() { return g_stats; }
 namespace {
 using caf_emu::g_capture;
 using caf_emu::g_capture_invalid;
+using caf_emu::g_capture_mode;
 using caf_emu::g_capturing;
 using caf_emu::g_last_error;
 
@@ -377,6 +413,7 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorNoKernelImageForDevice: return "no kernel image is available for execution on the device";
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
   }
   return "unknown error";
 }
@@ -401,6 +438,12 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   return cudaSuccess;
 }
 cudaError_t cudaMalloc(void** p, size_t bytes) {
+  // As on a GPU: in global capture mode an allocation (which may synchronise) invalidates the
+  // capture; caf captures in relaxed mode, where it is allowed.
+  if (g_capturing && g_capture_mode == cudaStreamCaptureModeGlobal) {
+    g_capture_invalid = true;
+    return fail_with(cudaErrorStreamCaptureUnsupported);
+  }
   // Host memory, 256-byte aligned as cudaMalloc's, filled with 0xFF bytes (NaN as float or bf16)
   // so that an element a kernel should write and does not shows.
   const size_t rounded = (std::max<size_t>(bytes, 1) + 255) / 256 * 256;
@@ -454,9 +497,10 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t, cudaStreamCaptureStatus* status)
   *status = g_capturing ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusNone;
   return cudaSuccess;
 }
-cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode) {
+cudaError_t cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode mode) {
   if (g_capturing) return fail_with(cudaErrorStreamCaptureUnsupported);
   g_capturing = true;
+  g_capture_mode = mode;
   g_capture_invalid = false;
   g_capture = new CUgraph_st();
   return cudaSuccess;
@@ -469,7 +513,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t, cudaGraph_t* graph) {
   if (g_capture_invalid) {
     delete g;
     *graph = nullptr;
-    return fail_with(cudaErrorStreamCaptureUnsupported);
+    return fail_with(cudaErrorStreamCaptureInvalidated);
   }
   *graph = g;
   return cudaSuccess;
@@ -506,7 +550,9 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
   return cudaSuccess;
 }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
-  caf_emu::enqueue([e] { e->t = std::chrono::steady_clock::now(); });
+  // Recorded into a capture, an event only orders work inside the graph; its time is not taken
+  // at replay.
+  if (!g_capturing) e->t = std::chrono::steady_clock::now();
   return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }

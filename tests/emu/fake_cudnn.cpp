@@ -59,15 +59,31 @@ int blend(const void* alpha, const void* beta) {
   return b == 0.f ? 0 : b == 1.f ? 1 : -1;
 }
 
+// The workspace each emulated algorithm asks for: none for algorithm 0, as many bytes as the input
+// tensor has for algorithm 1, so that caf's shared workspace grows and every call must pass a
+// large enough one (checked at the call, as cuDNN does).
+size_t workspace_bytes(int algo, const cudnnTensorStruct& x) {
+  return algo == 1 ? size_t(x.n) * x.c * x.h * x.w * (x.type == CUDNN_DATA_BFLOAT16 ? 2 : 4) : 0;
+}
+
+// Find's answer (fastest first): algorithm 1 (faster, with a workspace; for the filter gradient not
+// deterministic), then algorithm 0.
 template <class Algo>
-void algorithms(int requested, int* returned, cudnnAlgoPerfEmu<Algo>* perf, bool second_deterministic) {
+cudnnStatus_t algorithms(int requested, int* returned, cudnnAlgoPerfEmu<Algo>* perf, bool second_deterministic,
+                         const cudnnTensorStruct& x) {
   const cudnnAlgoPerfEmu<Algo> list[2] = {
+      {Algo(1), CUDNN_STATUS_SUCCESS, 0.5f, workspace_bytes(1, x),
+       second_deterministic ? CUDNN_DETERMINISTIC : CUDNN_NON_DETERMINISTIC, CUDNN_DEFAULT_MATH},
       {Algo(0), CUDNN_STATUS_SUCCESS, 1.f, 0, CUDNN_DETERMINISTIC, CUDNN_DEFAULT_MATH},
-      {Algo(1), CUDNN_STATUS_SUCCESS, 0.5f, 0, second_deterministic ? CUDNN_DETERMINISTIC : CUDNN_NON_DETERMINISTIC,
-       CUDNN_DEFAULT_MATH},
   };
   *returned = requested < 2 ? requested : 2;
   for (int i = 0; i < *returned; ++i) perf[i] = list[i];
+  return CUDNN_STATUS_SUCCESS;
+}
+
+bool workspace_ok(int algo, const cudnnTensorStruct& x, const void* ws, size_t ws_bytes) {
+  const size_t need = workspace_bytes(algo, x);
+  return need == 0 || (ws != nullptr && ws_bytes >= need);
 }
 
 }  // namespace
@@ -83,6 +99,7 @@ const char* cudnnGetErrorString(cudnnStatus_t s) {
   return "cuDNN error";
 }
 cudnnStatus_t cudnnCreate(cudnnHandle_t* h) {
+  if (caf_emu::refuse_while_capturing()) return CUDNN_STATUS_INTERNAL_ERROR;
   *h = new cudnnContext();
   return CUDNN_STATUS_SUCCESS;
 }
@@ -127,32 +144,36 @@ cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnM
   return CUDNN_STATUS_SUCCESS;
 }
 
-#define CAF_EMU_ALGOS(Name, Perf, A, B, C, D, second_det)                                                   \
-  cudnnStatus_t Name(cudnnHandle_t, A, B, cudnnConvolutionDescriptor_t, C, int requested, int* returned, \
+// Find runs the algorithms (forbidden inside a capture, which it invalidates); the heuristics
+// (_v7) only rank them.
+#define CAF_EMU_ALGOS(Name, Perf, A, B, C, x_of, timed, second_det)                                  \
+  cudnnStatus_t Name(cudnnHandle_t, A a, B b, cudnnConvolutionDescriptor_t, C c, int requested, int* returned, \
                      Perf* perf) {                                                                          \
-    algorithms(requested, returned, perf, second_det);                                                      \
-    return CUDNN_STATUS_SUCCESS;                                                                            \
+    (void)a, (void)b, (void)c;                                                                              \
+    if (timed && caf_emu::refuse_while_capturing()) return CUDNN_STATUS_INTERNAL_ERROR;                    \
+    return algorithms(requested, returned, perf, second_det, *(x_of));                                     \
   }
 CAF_EMU_ALGOS(cudnnFindConvolutionForwardAlgorithm, cudnnConvolutionFwdAlgoPerf_t, cudnnTensorDescriptor_t,
-              cudnnFilterDescriptor_t, cudnnTensorDescriptor_t, , true)
+              cudnnFilterDescriptor_t, cudnnTensorDescriptor_t, a, true, true)
 CAF_EMU_ALGOS(cudnnGetConvolutionForwardAlgorithm_v7, cudnnConvolutionFwdAlgoPerf_t, cudnnTensorDescriptor_t,
-              cudnnFilterDescriptor_t, cudnnTensorDescriptor_t, , true)
+              cudnnFilterDescriptor_t, cudnnTensorDescriptor_t, a, false, true)
 CAF_EMU_ALGOS(cudnnFindConvolutionBackwardDataAlgorithm, cudnnConvolutionBwdDataAlgoPerf_t, cudnnFilterDescriptor_t,
-              cudnnTensorDescriptor_t, cudnnTensorDescriptor_t, , true)
+              cudnnTensorDescriptor_t, cudnnTensorDescriptor_t, c, true, true)
 CAF_EMU_ALGOS(cudnnGetConvolutionBackwardDataAlgorithm_v7, cudnnConvolutionBwdDataAlgoPerf_t, cudnnFilterDescriptor_t,
-              cudnnTensorDescriptor_t, cudnnTensorDescriptor_t, , true)
+              cudnnTensorDescriptor_t, cudnnTensorDescriptor_t, c, false, true)
 CAF_EMU_ALGOS(cudnnFindConvolutionBackwardFilterAlgorithm, cudnnConvolutionBwdFilterAlgoPerf_t, cudnnTensorDescriptor_t,
-              cudnnTensorDescriptor_t, cudnnFilterDescriptor_t, , false)
+              cudnnTensorDescriptor_t, cudnnFilterDescriptor_t, a, true, false)
 CAF_EMU_ALGOS(cudnnGetConvolutionBackwardFilterAlgorithm_v7, cudnnConvolutionBwdFilterAlgoPerf_t,
-              cudnnTensorDescriptor_t, cudnnTensorDescriptor_t, cudnnFilterDescriptor_t, , false)
+              cudnnTensorDescriptor_t, cudnnTensorDescriptor_t, cudnnFilterDescriptor_t, a, false, false)
 #undef CAF_EMU_ALGOS
 
 cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void* alpha, cudnnTensorDescriptor_t xd, const void* x,
                                       cudnnFilterDescriptor_t wd, const void* w, cudnnConvolutionDescriptor_t cd,
-                                      cudnnConvolutionFwdAlgo_t, void*, size_t, const void* beta,
+                                      cudnnConvolutionFwdAlgo_t algo, void* ws, size_t ws_bytes, const void* beta,
                                       cudnnTensorDescriptor_t yd, void* y) {
   Conv2dShape s;
   if (const cudnnStatus_t st = conv_shape(*xd, *wd, *cd, *yd, &s)) return st;
+  if (!workspace_ok(algo, *xd, ws, ws_bytes)) return CUDNN_STATUS_BAD_PARAM;
   if (blend(alpha, beta) != 0) return CUDNN_STATUS_NOT_SUPPORTED;  // caf's forward always writes
   const bool bf16 = xd->type == CUDNN_DATA_BFLOAT16;
   caf_emu::enqueue([=] {
@@ -168,10 +189,11 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void* alpha, cudnnTen
 
 cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t, const void* alpha, cudnnFilterDescriptor_t wd, const void* w,
                                            cudnnTensorDescriptor_t dyd, const void* dy, cudnnConvolutionDescriptor_t cd,
-                                           cudnnConvolutionBwdDataAlgo_t, void*, size_t, const void* beta,
-                                           cudnnTensorDescriptor_t dxd, void* dx) {
+                                           cudnnConvolutionBwdDataAlgo_t algo, void* ws, size_t ws_bytes,
+                                           const void* beta, cudnnTensorDescriptor_t dxd, void* dx) {
   Conv2dShape s;
   if (const cudnnStatus_t st = conv_shape(*dxd, *wd, *cd, *dyd, &s)) return st;
+  if (!workspace_ok(algo, *dxd, ws, ws_bytes)) return CUDNN_STATUS_BAD_PARAM;
   const int mode = blend(alpha, beta);
   const bool bf16 = dxd->type == CUDNN_DATA_BFLOAT16;
   if (mode < 0 || (bf16 && mode != 0)) return CUDNN_STATUS_NOT_SUPPORTED;  // bf16: caf writes, then widens
@@ -188,10 +210,12 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t, const void* alpha, cud
 
 cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t, const void* alpha, cudnnTensorDescriptor_t xd,
                                              const void* x, cudnnTensorDescriptor_t dyd, const void* dy,
-                                             cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdFilterAlgo_t, void*,
-                                             size_t, const void* beta, cudnnFilterDescriptor_t dwd, void* dw) {
+                                             cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdFilterAlgo_t algo,
+                                             void* ws, size_t ws_bytes, const void* beta, cudnnFilterDescriptor_t dwd,
+                                             void* dw) {
   Conv2dShape s;
   if (const cudnnStatus_t st = conv_shape(*xd, *dwd, *cd, *dyd, &s)) return st;
+  if (!workspace_ok(algo, *xd, ws, ws_bytes)) return CUDNN_STATUS_BAD_PARAM;
   const int mode = blend(alpha, beta);
   const bool bf16 = xd->type == CUDNN_DATA_BFLOAT16;
   if (mode < 0 || (bf16 && mode != 0)) return CUDNN_STATUS_NOT_SUPPORTED;
@@ -245,7 +269,8 @@ caf::BatchNormArgs bn_args(const cudnnTensorStruct& x, double eps, double moment
 bool bn_ok(cudnnBatchNormMode_t mode, const cudnnTensorStruct& x, const cudnnTensorStruct& y,
            const cudnnTensorStruct& bn) {
   return mode == CUDNN_BATCHNORM_SPATIAL && x.type == CUDNN_DATA_FLOAT && x.format == CUDNN_TENSOR_NCHW &&
-         y.n == x.n && y.c == x.c && y.h == x.h && y.w == x.w && bn.c == x.c;
+         y.n == x.n && y.c == x.c && y.h == x.h && y.w == x.w && bn.n == 1 && bn.c == x.c && bn.h == 1 &&
+         bn.w == 1 && bn.type == CUDNN_DATA_FLOAT;
 }
 }  // namespace
 

@@ -100,6 +100,10 @@ __global__ void divergent_barrier_kernel(float* out) {
   if (threadIdx.x != 3) __syncthreads();
   out[threadIdx.x] = 1;
 }
+__global__ void late_barrier_kernel(float* out) {
+  if (threadIdx.x == 5) __syncthreads();
+  out[threadIdx.x] = 1;
+}
 
 }  // namespace
 
@@ -132,6 +136,13 @@ TEST_CASE("emu: barriers and shuffles behave as on a GPU; a barrier some threads
     FAIL("a barrier thread 3 never reaches was not reported");
   } catch (const std::runtime_error& e) {
     CHECK(std::string(e.what()).find("deadlock") != std::string::npos);
+  }
+  // Thread 0 passes no barrier, so the block runs as plain calls; thread 5's barrier is divergent.
+  try {
+    caf_emu::launch_kernel([&] { late_barrier_kernel(d2.ptr()); }, 1, 64);
+    FAIL("a barrier only thread 5 meets was not reported");
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()).find("thread 0 of this block did not meet") != std::string::npos);
   }
 }
 

@@ -1,11 +1,12 @@
 // tests/emu/include/cuda_runtime.h: the part of the CUDA runtime API that caf calls, emulated on
-// the CPU (tests/emu/fake_runtime.cpp). Found before the toolkit's header only in an emulator
-// build (tests/emu/README: CAF_EMU=ON) and by the kernel tests (tests/emu/test_emu.cpp).
+// the CPU (tests/emu/emu_runtime.cpp). Found before the toolkit's header only in an emulator
+// build (CMake -DCAF_EMU=ON; README, "Without a GPU") and by the kernel tests (tests/emu/test_emu.cpp).
 //
 // One device ("caf CPU emulator"), whose memory is host memory; one in-order queue: every call
 // runs at once, in order, except while a stream is being captured, when kernel launches, copies,
 // fills and the emulated cuDNN and cuBLAS calls are recorded as the graph's nodes and run at each
-// cudaGraphLaunch. Events read the host clock.
+// cudaGraphLaunch. Events read the host clock (not inside a capture). Synchronising a capturing
+// stream, or allocating in global capture mode, invalidates the capture, as on a GPU.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +20,7 @@ enum cudaError_t {
   cudaErrorNoKernelImageForDevice = 209,
   cudaErrorIllegalAddress = 700,
   cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
 };
 enum cudaMemcpyKind {
   cudaMemcpyHostToHost = 0,

@@ -2,8 +2,10 @@
 // context.cpp), emulated on the CPU (tests/emu/fake_cudnn.cpp). The arithmetic is caf's own CPU
 // reference (kernels/cpu/conv2d.cpp, batchnorm.cpp) behind cuDNN's interface: descriptors,
 // alpha/beta blending, NCHW and NHWC layouts, float and bf16 tensors. Algorithm search returns a
-// fixed list (two algorithms per direction, one not deterministic for the filter gradient, no
-// workspace), so caf's plan logic runs; which algorithm is "used" changes nothing here.
+// fixed list (two algorithms per direction, the faster one needing a workspace and, for the filter
+// gradient, not deterministic), so caf's plan logic and its shared workspace run; each call checks
+// the workspace it is given; which algorithm is "used" changes nothing in the arithmetic. Find and
+// creating a handle invalidate a stream capture, as on a GPU.
 #pragma once
 
 #include <cstddef>
