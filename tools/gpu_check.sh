@@ -14,10 +14,12 @@
 # when data is carried; CAF_TORCH_MODES (comma list, default tf32,bf16-cl; torch.compile runs in
 # the background from the start, timed at the first checkpoint after it is compiled, within
 # CAF_COMPILE_TIMEOUT, unless CAF_SKIP_COMPILE=1); CAF_TRACK_MODES (default "tf32 bf16");
-# CAF_TRACK_STEPS (50); CAF_ENVELOPE_RUNS (2). A dry run of this script's flow on the CPU emulator
-# (tests/emu; everything but PyTorch's and compute-sanitizer's steps, at toy shapes): BUILD=build-emu
-# (configured with -DCAF_EMU=ON) CAF_SIZE=32 CAF_BATCH=2 CAF_WIDTHS=8,4 CAF_BENCH_STEPS="--steps 2
-# --warmup 1" CAF_QUICK_EPOCHS=1 CAF_TRACK_STEPS=3 CAF_KILL_RESUME_EPOCHS_GPU=6 CAF_SKIP_COMPILE=1.
+# CAF_TRACK_STEPS (50); CAF_ENVELOPE_RUNS (2). CAF_DRY=1: a dry run of this script's flow at toy
+# shapes and lengths (32 px, batch 2, widths 8/4, 2 steps per benchmark, 1 epoch, 3 tracked steps,
+# no torch.compile), e.g. on the CPU emulator without a GPU: BUILD=build-emu CAF_DRY=1 bash
+# tools/gpu_check.sh (build-emu configured with -DCAF_EMU=ON by tools/emu_check.sh; PyTorch's and
+# compute-sanitizer's steps then fail or are skipped, the rest runs, and bench/summary.py reads
+# real results). Its numbers mean nothing.
 # Works on a machine with no internet: cuDNN is found through CUDNN_ROOT or PyTorch's wheel
 # (site-packages/nvidia/cudnn); header-only deps through CAF_DEPS_ROOT (default .carry/deps if
 # present). Output: the log on stdout and in ${OUT:-/tmp}/gpu_check.log.
@@ -97,8 +99,18 @@ step configure cmake -S . -B "$BUILD" -G Ninja -DCAF_CUDA=ON -DCMAKE_CUDA_ARCHIT
   ${CUDNN_ROOT:+-DCUDNN_ROOT=$CUDNN_ROOT} ${DEPS:+-DCAF_DEPS_ROOT=$DEPS}
 step build cmake --build "$BUILD" -j "$(nproc)"
 B=$BUILD
-PAPER="--device cuda --size ${CAF_SIZE:-256} --batch ${CAF_BATCH:-8} --widths ${CAF_WIDTHS:-128,64}"
-CAFB="$PAPER ${CAF_BENCH_STEPS:-}"  # caf bench step's arguments (CAF_BENCH_STEPS: e.g. "--steps 2 --warmup 1")
+WIDTHS=128,64
+PAPER="--device cuda --size 256 --batch 8 --widths $WIDTHS"
+CAFB=$PAPER  # caf bench step's shape arguments
+AUG8=200; AUG256=20; KR_EPOCHS=200
+if [ -n "${CAF_DRY:-}" ]; then
+  WIDTHS=8,4
+  PAPER="--device cuda --size 32 --batch 2 --widths $WIDTHS"
+  CAFB="$PAPER --steps 2 --warmup 1"
+  AUG8=2; AUG256=1; KR_EPOCHS=6
+  CAF_QUICK_EPOCHS=${CAF_QUICK_EPOCHS:-1}; CAF_TRACK_STEPS=${CAF_TRACK_STEPS:-3}; CAF_SKIP_COMPILE=1
+  echo "CAF_DRY: toy shapes and lengths; the numbers below mean nothing"
+fi
 # torch.compile takes minutes to compile the step (run 8: not done in 140 s), so it compiles in the
 # background on the upper half of the cores while the rest runs, and is timed at the first
 # checkpoint after it is done (compile_timing below), alone on the GPU
@@ -206,12 +218,12 @@ if [ -n "$PY" ]; then
     --mode "${CAF_TORCH_MODES:-tf32,bf16-cl}" --json "$RES/torch.json"
 fi
 # Anomaly-simulation throughput (issue goal on an H200: >= 20,000 images/s at batch 8).
-step bench-augment-8 bash -c "set -o pipefail; '$B/caf' bench augment --device cuda --batch 8 --steps 200 | tee '$RES/augment_8.txt'"
-step bench-augment-256 "$B/caf" bench augment --device cuda --batch 256 --steps 20
+step bench-augment-8 bash -c "set -o pipefail; '$B/caf' bench augment --device cuda --batch 8 --steps $AUG8 | tee '$RES/augment_8.txt'"
+step bench-augment-256 "$B/caf" bench augment --device cuda --batch 256 --steps $AUG256
 compile_timing
 if [ -n "$PY" ]; then
   # The correctness gate: 50 steps from the same weights on the same data, caf against PyTorch.
-  step checkpoint-init "$B/caf" checkpoint-new --widths ${CAF_WIDTHS:-128,64} --out /tmp/caf_init.safetensors
+  step checkpoint-init "$B/caf" checkpoint-new --widths $WIDTHS --out /tmp/caf_init.safetensors
   for mode in ${CAF_TRACK_MODES:-tf32 bf16}; do
     step "track-caf-$mode" "$B/caf" bench step $CAFB --precision $mode --track "${CAF_TRACK_STEPS:-50}" \
       --init /tmp/caf_init.safetensors --json "$RES/track_caf_$mode.json"
@@ -235,8 +247,8 @@ compile_timing
 # process times cuDNN's algorithms afresh, so this measures whether "exactly" holds there with the
 # default (ctest's kill_resume runs on the CPU, where it does); with --algorithms reproducible
 # (cuDNN's heuristics, untimed) it must.
-step kill-resume-gpu env CAF_KILL_RESUME_DEVICE=cuda CAF_KILL_RESUME_EPOCHS=${CAF_KILL_RESUME_EPOCHS_GPU:-200} sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu
-step kill-resume-gpu-reproducible env CAF_KILL_RESUME_DEVICE=cuda CAF_KILL_RESUME_EPOCHS=${CAF_KILL_RESUME_EPOCHS_GPU:-200} CAF_KILL_RESUME_ALGORITHMS=reproducible \
+step kill-resume-gpu env CAF_KILL_RESUME_DEVICE=cuda CAF_KILL_RESUME_EPOCHS=$KR_EPOCHS sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu
+step kill-resume-gpu-reproducible env CAF_KILL_RESUME_DEVICE=cuda CAF_KILL_RESUME_EPOCHS=$KR_EPOCHS CAF_KILL_RESUME_ALGORITHMS=reproducible \
   sh tests/kill_resume.sh "$B/caf" /tmp/caf_kill_resume_gpu_repro
 # compute-sanitizer over a few whole training steps (sampling, simulation, networks, Adam), eager
 # and replayed from a CUDA graph, and racecheck on the simulation's shared-memory histogram kernel.
