@@ -147,8 +147,7 @@ bool on_fiber();
   // On the main stack (a block run as plain calls) the launch reports it; on a fiber's stack an
   // exception cannot unwind to the caller: say it and stop.
   if (!on_fiber()) throw std::runtime_error("caf emulator: " + what + where);
-  std::fprintf(stderr, "caf emulator: %s (block %u,%u,%u thread %u,%u,%u)\n", what.c_str(), g_coords.block.x,
-               g_coords.block.y, g_coords.block.z, g_coords.thread.x, g_coords.thread.y, g_coords.thread.z);
+  std::fprintf(stderr, "caf emulator: %s%s\n", what.c_str(), where.c_str());
   std::abort();
 }
 
