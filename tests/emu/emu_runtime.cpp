@@ -5,11 +5,11 @@
 // runs until it finishes or parks at a barrier (__syncthreads(), or the two warp barriers of a
 // shuffle); the last to arrive queues the parked ones and goes on. When the queue is empty and some
 // fibers are still parked, a thread never reaches a barrier the others wait at: that is reported
-// as a deadlock (on a GPU it hangs or is undefined). Released fibers queue in ascending and
-// descending order by turns, and the fibers start in descending order, so between two barriers
-// high threads sometimes run before low ones (a missing barrier between a write and a read of
-// shared memory then shows in one order or the other; not every race can show: fibers switch
-// only at barriers). Blocks run one after another, in x, y, z order.
+// as a deadlock (on a GPU it hangs or is undefined). Released fibers queue ahead of the others
+// (depth first: one warp runs far ahead) or behind them (breadth first), in ascending or
+// descending order, a different one of the four policies in consecutive blocks, and the fibers
+// start in descending order: so a missing barrier between a write and a read of shared memory
+// shows in one order or another (not every race can: fibers switch only at barriers). Blocks run one after another, in x, y, z order.
 // Thread 0 of every block runs first, as a fiber: if it finishes without meeting a barrier, the
 // other threads run as plain calls, one after another (most kernels: fast); if it stops at a
 // barrier, they become fibers too. A thread that then meets a barrier thread 0 did not pass is
@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -107,9 +108,8 @@ struct Block {
   bool met_barrier = false;
   Barrier block_barrier;
   std::vector<Barrier> warp_barriers;
-  std::vector<unsigned> runnable;  // fibers to resume, in order (a queue read from `head`)
-  size_t head = 0;
-  bool release_descending = true;  // the order released fibers queue in, alternating
+  std::deque<unsigned> runnable;  // fibers to resume, front first
+  unsigned policy = 0;            // where released fibers queue (bit 0: behind; bit 1: ascending)
   std::vector<uint64_t> lane_bits;        // two per thread (shuffles)
   std::vector<unsigned> shuffle_parity;   // which of its two slots a thread's next shuffle uses
   const std::function<void()>* body = nullptr;
@@ -212,9 +212,12 @@ void barrier(Barrier& bar, unsigned count) {
   b.met_barrier = true;
   if (++bar.arrived == count) {
     bar.arrived = 0;
-    if (b.release_descending) b.runnable.insert(b.runnable.end(), bar.waiting.rbegin(), bar.waiting.rend());
-    else b.runnable.insert(b.runnable.end(), bar.waiting.begin(), bar.waiting.end());
-    b.release_descending = !b.release_descending;
+    // Ahead of everything queued (depth first: one warp runs far ahead of the others, as warps
+    // may on a GPU) or behind it (breadth first), ascending or descending: the block's policy.
+    const bool behind = b.policy & 1, ascending = b.policy & 2;
+    const auto at = behind ? b.runnable.end() : b.runnable.begin();
+    if (ascending) b.runnable.insert(at, bar.waiting.begin(), bar.waiting.end());
+    else b.runnable.insert(at, bar.waiting.rbegin(), bar.waiting.rend());
     bar.waiting.clear();
     return;
   }
@@ -241,14 +244,17 @@ void run_block(Block& b) {
   // Thread 0 is parked at a barrier: every thread is a fiber, resumed as the queue says.
   while (g_stacks.size() < b.threads) g_stacks.emplace_back(new Stack());
   b.runnable.clear();
-  b.head = 0;
+  // The policy changes from block to block, so a grid of four blocks or more meets all four.
+  b.policy = unsigned((g_coords.block.z * g_coords.grid_dim.y + g_coords.block.y) * g_coords.grid_dim.x +
+                      g_coords.block.x) % 4;
   for (unsigned t = b.threads - 1; t >= 1; --t) {  // descending first: high threads run ahead of 0
     start_fiber(b, t);
     b.runnable.push_back(t);
   }
   unsigned done = b.fibers[0].done ? 1 : 0;
-  while (b.head < b.runnable.size()) {
-    const unsigned t = b.runnable[b.head++];
+  while (!b.runnable.empty()) {
+    const unsigned t = b.runnable.front();
+    b.runnable.pop_front();
     b.current = t;
     g_coords.thread = thread_coords(t, b.dim);
     resume(b, t);

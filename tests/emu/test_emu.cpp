@@ -258,6 +258,46 @@ TEST_CASE("emu: the fused batch norm + ReLU kernels (batchnorm_relu.cu) against 
   }
 }
 
+// More partials per channel (planes x chunks) than a grid has blocks in y (65,535): the blocks
+// loop, and two block sums follow each other in one block (the barrier after each matters). No
+// other test, on the GPU either, reaches this. About 2 minutes emulated, so skipped unless asked
+// for: build/tests/caf_emu_tests --no-skip -tc='*65,535*'.
+TEST_CASE("emu: the fused batch norm + ReLU with more than 65,535 partials per channel (blocks loop)" *
+          doctest::skip()) {
+  const Shape4 s{65536, 1, 1, 257};  // 257 values per partial: every warp holds some
+  const size_t n = size_t(s.numel());
+  // Only planes 0 and 65,535, the two partials block 0 sums one after the other, hold values, so a
+  // block sum that mixes them moves the statistics by a large fraction, not by 1 part in 65,536.
+  std::vector<float> x(n, 0.f), gy(n, 0.f);
+  const std::vector<float> r = random_floats(4 * 257, 41, -2, 3);
+  for (size_t i = 0; i < 257; ++i) {
+    x[i] = r[i];
+    x[n - 257 + i] = r[257 + i];
+    gy[i] = r[514 + i];
+    gy[n - 257 + i] = r[771 + i];
+  }
+  const std::vector<float> gamma{1.25f}, beta{0.1f};
+  const caf::BatchNormArgs a{s, 1e-5, 0.1};
+  std::vector<float> y_ref(n), m_ref(1), is_ref(1), gx_ref(n, 0.f), gg_ref(1, 0.f), gb_ref(1, 0.f);
+  caf::cpu::batchnorm_relu_train_forward<float>(x.data(), gamma.data(), beta.data(), y_ref.data(), m_ref.data(),
+                                                is_ref.data(), nullptr, nullptr, a);
+  caf::cpu::batchnorm_relu_train_backward<float>(x.data(), gamma.data(), beta.data(), gy.data(), m_ref.data(),
+                                                 is_ref.data(), gx_ref.data(), gg_ref.data(), gb_ref.data(), a);
+  Dev<float> dx(x), dg(gamma), db(beta), dy(n), dm(1), dis(1), dgy(gy), dgx(std::vector<float>(n, 0.f)),
+      dgg(std::vector<float>(1, 0.f)), dgb(std::vector<float>(1, 0.f));
+  caf::cuda::batchnorm_relu_train_forward(dx.ptr(), dg.ptr(), db.ptr(), dy.ptr(), dm.ptr(), dis.ptr(), nullptr,
+                                          nullptr, a);
+  caf::cuda::batchnorm_relu_train_backward(dx.ptr(), dg.ptr(), db.ptr(), dgy.ptr(), dm.ptr(), dis.ptr(), dgx.ptr(),
+                                           dgg.ptr(), dgb.ptr(), a);
+  CHECK(count_nan(dy.get()) == 0);
+  CHECK(nmse(dy.get(), y_ref) < 1e-10);
+  CHECK(nmse(dm.get(), m_ref) < 1e-10);
+  CHECK(nmse(dis.get(), is_ref) < 1e-10);
+  CHECK(nmse(dgx.get(), gx_ref) < 1e-10);
+  CHECK(nmse(dgg.get(), gg_ref) < 1e-10);
+  CHECK(nmse(dgb.get(), gb_ref) < 1e-10);
+}
+
 TEST_CASE("emu: the casts and channels-last transposes (cast.cu) equal the CPU's, bit for bit") {
   // Extents that fill the 32x32 tiles exactly and ones that leave ragged edges in c and in p.
   for (const auto& [b, c, p] : std::vector<std::array<int64_t, 3>>{{1, 32, 64}, {2, 40, 33}, {3, 8, 1000}, {1, 3, 5}}) {
