@@ -6,10 +6,11 @@
 // shuffle); the last to arrive queues the parked ones and goes on. When the queue is empty and some
 // fibers are still parked, a thread never reaches a barrier the others wait at: that is reported
 // as a deadlock (on a GPU it hangs or is undefined). Released fibers queue ahead of the others
-// (depth first: one warp runs far ahead) or behind them (breadth first), in ascending or
-// descending order, a different one of the four policies in consecutive blocks, and the fibers
+// (depth first: one warp runs far ahead) or behind them (breadth first), in or against their
+// order of arrival, a different one of the four policies in consecutive blocks, and the fibers
 // start in descending order: so a missing barrier between a write and a read of shared memory
-// shows in one order or another (not every race can: fibers switch only at barriers). Blocks run one after another, in x, y, z order.
+// shows in one order or another (not every race can: fibers switch only at barriers, and a block
+// meets one policy per launch). Blocks run one after another, in x, y, z order.
 // Thread 0 of every block runs first, as a fiber: if it finishes without meeting a barrier, the
 // other threads run as plain calls, one after another (most kernels: fast); if it stops at a
 // barrier, they become fibers too. A thread that then meets a barrier thread 0 did not pass is
@@ -109,7 +110,7 @@ struct Block {
   Barrier block_barrier;
   std::vector<Barrier> warp_barriers;
   std::deque<unsigned> runnable;  // fibers to resume, front first
-  unsigned policy = 0;            // where released fibers queue (bit 0: behind; bit 1: ascending)
+  unsigned policy = 0;            // where released fibers queue (bit 0: behind; bit 1: in arrival order)
   std::vector<uint64_t> lane_bits;        // two per thread (shuffles)
   std::vector<unsigned> shuffle_parity;   // which of its two slots a thread's next shuffle uses
   const std::function<void()>* body = nullptr;
@@ -213,10 +214,10 @@ void barrier(Barrier& bar, unsigned count) {
   if (++bar.arrived == count) {
     bar.arrived = 0;
     // Ahead of everything queued (depth first: one warp runs far ahead of the others, as warps
-    // may on a GPU) or behind it (breadth first), ascending or descending: the block's policy.
-    const bool behind = b.policy & 1, ascending = b.policy & 2;
+    // may on a GPU) or behind it (breadth first), in or against arrival order: the block's policy.
+    const bool behind = b.policy & 1, in_arrival_order = b.policy & 2;
     const auto at = behind ? b.runnable.end() : b.runnable.begin();
-    if (ascending) b.runnable.insert(at, bar.waiting.begin(), bar.waiting.end());
+    if (in_arrival_order) b.runnable.insert(at, bar.waiting.begin(), bar.waiting.end());
     else b.runnable.insert(at, bar.waiting.rbegin(), bar.waiting.rend());
     bar.waiting.clear();
     return;
