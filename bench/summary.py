@@ -52,7 +52,7 @@ def main():
          ms(caf["bf16_nhwc_graph"])),
         ("step time, bf16 mixed precision, bf16 activations (augmentation, CUDA graph)", "<= 20 ms",
          ms(caf["bf16act_graph"])),
-        ("step time, bf16 mixed precision, bf16 activations, NHWC convolutions (augmentation, CUDA graph)",
+        ("step time, bf16 mixed precision, channels-last bf16 activations (augmentation, CUDA graph)",
          "<= 20 ms", ms(caf["bf16act_nhwc_graph"])),
         ("step time, bf16 mixed precision (augmentation, eager)", "-", ms(caf["bf16"])),
         ("step time, bf16 mixed precision, bf16 activations (augmentation, eager)", "-", ms(caf["bf16act"])),

@@ -30,7 +30,9 @@
 // input is float(x) + xbias[c] (exactly cast_from_bf16's value, never stored); y is bf16 (the
 // fp32 y rounded, which is what the next convolution's cast would have made of it); statistics,
 // parameters and gradients stay fp32. Each is, bit for bit, its fp32 twin on the widened input
-// with the output rounded (the CPU reference computes it that way).
+// with the output rounded (the CPU reference computes it that way). With BatchNormArgs::nhwc the
+// tensors are channels-last: the CPU reference permutes to planar and back; CUDA has its own
+// channels-last kernels (statistics summed in another order: the same up to double rounding).
 #pragma once
 
 #include <type_traits>
@@ -47,6 +49,9 @@ struct BatchNormArgs {
   // batchnorm_relu_train_backward(_bf16) only: gx = instead of += (write-first gradients,
   // nn/autograd.h); ggamma and gbeta still accumulate.
   bool overwrite_gx = false;
+  // The _bf16 functions only: x, y, gy and gx channels-last (N, H, W, C; channels-last
+  // activations, kernels/runtime.h), the logical shape s unchanged. The same values, permuted.
+  bool nhwc = false;
 };
 
 // gx += gamma * invstd * gy for the inference-mode backward (statistics are constants).

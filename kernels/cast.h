@@ -13,6 +13,9 @@
 // change alone:
 //   transpose_bf16_to_nhwc    y16[b][p][c] = x16[b][c][p]                                  (=)
 //   transpose_bf16_from_nhwc  y16[b][c][p] = x16[b][p][c]                                  (=)
+// and, for the fp32 gradients of channels-last activations (nn/ops.cpp to_planar, to_float32):
+//   transpose_f32_to_nhwc     y[b][p][c] = x[b][c][p]          (=, or += with accumulate)
+//   transpose_f32_from_nhwc   y[b][c][p] = x[b][p][c]          (=, or += with accumulate)
 // bf16 is fp32's upper 16 bits (8 exponent bits, 7 mantissa bits), held as uint16_t. The rounding
 // is __float2bfloat16_rn's (and PyTorch's), written once as CAF_HD code so the CPU reference and
 // the GPU produce the same bits.
@@ -136,7 +139,21 @@ struct TransposeBf16FromNhwc {
   CAF_HD void operator()(int64_t b, int64_t c, int64_t p) const { y[l.planar(b, c, p)] = x[l.last(b, c, p)]; }
 };
 
+// fp32 layout change, written or added.
+struct TransposeF32 {
+  const float* x;
+  float* y;
+  BcpLayout l;
+  bool to_nhwc, accumulate;
+  CAF_HD void operator()(int64_t b, int64_t c, int64_t p) const {
+    const int64_t src = to_nhwc ? l.planar(b, c, p) : l.last(b, c, p), dst = to_nhwc ? l.last(b, c, p) : l.planar(b, c, p);
+    y[dst] = accumulate ? y[dst] + x[src] : x[src];
+  }
+};
+
 namespace cpu {
+void transpose_f32_to_nhwc(const float* x, float* y, int64_t b, int64_t c, int64_t p, bool accumulate);
+void transpose_f32_from_nhwc(const float* x, float* y, int64_t b, int64_t c, int64_t p, bool accumulate);
 void transpose_bf16_to_nhwc(const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p);
 void transpose_bf16_from_nhwc(const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p);
 void cast_to_bf16_nhwc(const float* x, uint16_t* y, int64_t b, int64_t c, int64_t p);
@@ -147,6 +164,8 @@ void cast_from_bf16(const uint16_t* x, const float* bias, int64_t hw, int64_t c,
 void accumulate_bf16(const uint16_t* x, float* g, int64_t n);
 }  // namespace cpu
 namespace cuda {
+void transpose_f32_to_nhwc(const float* x, float* y, int64_t b, int64_t c, int64_t p, bool accumulate);
+void transpose_f32_from_nhwc(const float* x, float* y, int64_t b, int64_t c, int64_t p, bool accumulate);
 void transpose_bf16_to_nhwc(const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p);
 void transpose_bf16_from_nhwc(const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p);
 void cast_to_bf16_nhwc(const float* x, uint16_t* y, int64_t b, int64_t c, int64_t p);
@@ -184,6 +203,14 @@ inline void transpose_bf16_to_nhwc(Device d, const uint16_t* x, uint16_t* y, int
 }
 inline void transpose_bf16_from_nhwc(Device d, const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p) {
   CAF_DISPATCH_PLAIN(d, transpose_bf16_from_nhwc, x, y, b, c, p);
+}
+inline void transpose_f32_to_nhwc(Device d, const float* x, float* y, int64_t b, int64_t c, int64_t p,
+                                  bool accumulate) {
+  CAF_DISPATCH_PLAIN(d, transpose_f32_to_nhwc, x, y, b, c, p, accumulate);
+}
+inline void transpose_f32_from_nhwc(Device d, const float* x, float* y, int64_t b, int64_t c, int64_t p,
+                                    bool accumulate) {
+  CAF_DISPATCH_PLAIN(d, transpose_f32_from_nhwc, x, y, b, c, p, accumulate);
 }
 
 }  // namespace caf

@@ -9,6 +9,8 @@
 //   slice_channels_forward    y = x[:, c0:c1]                (=)
 //   slice_channels_backward   gx[:, c0:c1] += gy             (+=)
 //   concat_channels_forward_bf16  y = [a, b] on bf16 activations (=)
+// ChannelCopyArgs::last: every tensor channels-last (concat of channels-last bf16 activations and
+// its fp32 gradients).
 #pragma once
 
 #include "kernels/dispatch.h"
@@ -20,6 +22,7 @@ struct ChannelCopyArgs {
   int64_t src_c, src_c0;      // channels of src and first one read
   int64_t dst_c, dst_c0;      // channels of dst and first one written
   int64_t count;              // channels moved
+  bool last = false;          // src and dst channels-last (N, H, W, C; bf16 activations)
 };
 
 template <class T>
@@ -28,7 +31,14 @@ struct ChannelCopy {
   T* dst;
   ChannelCopyArgs a;
   bool accumulate;
-  CAF_HD void operator()(int64_t i) const {  // i over n * count * hw
+  CAF_HD void operator()(int64_t i) const {  // i over n * count * hw, in the layout's order
+    if (a.last) {
+      const int64_t c = i % a.count, p = (i / a.count) % a.hw, n = i / (a.hw * a.count);
+      const T v = src[(n * a.hw + p) * a.src_c + a.src_c0 + c];
+      T& d = dst[(n * a.hw + p) * a.dst_c + a.dst_c0 + c];
+      d = accumulate ? d + v : v;
+      return;
+    }
     int64_t p = i % a.hw, c = (i / a.hw) % a.count, n = i / (a.hw * a.count);
     T v = src[(n * a.src_c + a.src_c0 + c) * a.hw + p];
     T& d = dst[(n * a.dst_c + a.dst_c0 + c) * a.hw + p];
@@ -49,9 +59,9 @@ inline void channel_copy_bf16(Device d, const uint16_t* src, uint16_t* dst, Chan
   CAF_DISPATCH_PLAIN(d, channel_copy_bf16, src, dst, a);
 }
 inline void concat_channels_forward_bf16(Device d, const uint16_t* a, int64_t ca, const uint16_t* b, int64_t cb,
-                                         int64_t n, int64_t hw, uint16_t* y) {
-  channel_copy_bf16(d, a, y, {n, hw, ca, 0, ca + cb, 0, ca});
-  channel_copy_bf16(d, b, y, {n, hw, cb, 0, ca + cb, ca, cb});
+                                         int64_t n, int64_t hw, uint16_t* y, bool last = false) {
+  channel_copy_bf16(d, a, y, {n, hw, ca, 0, ca + cb, 0, ca, last});
+  channel_copy_bf16(d, b, y, {n, hw, cb, 0, ca + cb, ca, cb, last});
 }
 
 template <class T>
@@ -67,9 +77,9 @@ void concat_channels_forward(Device d, const T* a, int64_t ca, const T* b, int64
 }
 template <class T>
 void concat_channels_backward(Device d, const T* gy, int64_t ca, int64_t cb, int64_t n, int64_t hw,
-                              T* ga, T* gb, bool write_a = false, bool write_b = false) {
-  if (ga) channel_copy(d, gy, ga, {n, hw, ca + cb, 0, ca, 0, ca}, !write_a);
-  if (gb) channel_copy(d, gy, gb, {n, hw, ca + cb, ca, cb, 0, cb}, !write_b);
+                              T* ga, T* gb, bool write_a = false, bool write_b = false, bool last = false) {
+  if (ga) channel_copy(d, gy, ga, {n, hw, ca + cb, 0, ca, 0, ca, last}, !write_a);
+  if (gb) channel_copy(d, gy, gb, {n, hw, ca + cb, ca, cb, 0, cb, last}, !write_b);
 }
 template <class T>
 void slice_channels_forward(Device d, const T* x, Shape4 s, int64_t c0, int64_t c1, T* y) {

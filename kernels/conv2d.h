@@ -20,7 +20,8 @@ struct Conv2dShape {
   int64_t k;     // kernel size (odd)
   // The *_bf16 functions only: x, y (gx, gy) stored channels-last (N, H, W, C) and w (gw) as
   // (K, k, k, C), the layout of cuDNN's fastest tensor-core kernels (kernels/cast.h's *_nhwc
-  // casts make and undo it). Shapes above stay the logical NCHW ones.
+  // casts make and undo it). Shapes above stay the logical NCHW ones. conv2d_backward_bias (fp32)
+  // reads it too: gy channels-last (the gradient of a channels-last activation).
   bool nhwc = false;
   Shape4 y() const { return {x.n, k_out, x.h, x.w}; }
   int64_t weight_numel() const { return k_out * x.c * k * k; }

@@ -6,7 +6,8 @@
 //   maxpool2d_forward_index / _backward_index: the same, keeping the winner's position (uint8);
 //       the indexed backward can also write (=) the whole gx (write-first gradients)
 //   maxpool2d_forward_index_bf16: the indexed forward on bf16 activations (idx may be null); the
-//       winner is copied, so y is the bf16 of the fp32 forward on the widened input, bit for bit
+//       winner is copied, so y is the bf16 of the fp32 forward on the widened input, bit for bit;
+//       it and the indexed backward also run channels-last (last: pool_window below)
 //   avg_pool2d_forward   y = (1/k^2) * sum of the k x k window, zeros outside  (=)
 //   avg_pool2d_backward  gx += (1/k^2) * sum of gy over the same window       (+=)
 // Backward passes write each input element from one thread only (no atomics): deterministic.
@@ -56,6 +57,29 @@ struct MaxPoolBackward {
   }
 };
 
+// Output o's 2x2 window in x: where it starts, the steps to the right and lower neighbours, and
+// the window's row i and column j. Planar: o in (n, c, i, j) order; channels-last (last, bf16
+// activations, TensorImpl::channels_last): x, y, idx, gy and gx all (N, H, W, C), o in (n, i, j, c)
+// order.
+struct PoolWindow {
+  int64_t base, dw, dh, i, j;
+};
+CAF_HD PoolWindow pool_window(const Shape4& s, bool last, int64_t o) {
+  const int64_t ho = s.h / 2, wo = s.w / 2;
+  PoolWindow p;
+  if (!last) {
+    p.j = o % wo, p.i = (o / wo) % ho;
+    p.base = (o / (wo * ho)) * s.hw() + 2 * p.i * s.w + 2 * p.j;
+    p.dw = 1, p.dh = s.w;
+  } else {
+    const int64_t c = o % s.c;
+    p.j = (o / s.c) % wo, p.i = (o / (s.c * wo)) % ho;
+    p.base = ((o / (s.c * wo * ho) * s.h + 2 * p.i) * s.w + 2 * p.j) * s.c + c;
+    p.dw = s.c, p.dh = s.w * s.c;
+  }
+  return p;
+}
+
 // The same forward keeping, per output, which of its window's four inputs won (0..3 in scan order,
 // the backward's tie rule), so the backward needs no copy of x (bf16 mixed precision, nn/ops.cpp).
 // S: the storage (float, or bf16 as uint16_t, compared widened); idx may be null.
@@ -65,21 +89,21 @@ struct MaxPoolForwardIndex {
   S* y;
   uint8_t* idx;
   Shape4 s;
+  bool last = false;  // channels-last (pool_window)
   CAF_HD void operator()(int64_t o) const {
-    int64_t ho = s.h / 2, wo = s.w / 2;
-    int64_t j = o % wo, i = (o / wo) % ho, nc = o / (wo * ho);
-    const S* p = x + nc * s.hw() + 2 * i * s.w + 2 * j;
+    const PoolWindow w = pool_window(s, last, o);
+    const S* p = x + w.base;
     // The winner's stored value travels with its widened value (no indexed array: registers only).
     S best = p[0];
     float m = widen(best);
     uint8_t k = 0;
     const auto visit = [&](S v, uint8_t q) {
-      const float w = widen(v);
-      if (w > m) { m = w; best = v; k = q; }
+      const float f = widen(v);
+      if (f > m) { m = f; best = v; k = q; }
     };
-    visit(p[1], 1);
-    visit(p[s.w], 2);
-    visit(p[s.w + 1], 3);
+    visit(p[w.dw], 1);
+    visit(p[w.dh], 2);
+    visit(p[w.dh + w.dw], 3);
     y[o] = best;
     if (idx) idx[o] = k;
   }
@@ -93,20 +117,20 @@ struct MaxPoolBackwardIndex {
   float* gx;
   Shape4 s;
   bool overwrite = false;
+  bool last = false;  // channels-last (pool_window)
   CAF_HD void operator()(int64_t o) const {
-    int64_t ho = s.h / 2, wo = s.w / 2;
-    int64_t j = o % wo, i = (o / wo) % ho, nc = o / (wo * ho);
-    const int64_t base = nc * s.hw() + 2 * i * s.w + 2 * j, k = idx[o];
-    const int64_t win = base + (k & 1) + (k >> 1) * s.w;
+    const PoolWindow w = pool_window(s, last, o);
+    const int64_t k = idx[o];
+    const int64_t win = w.base + (k & 1) * w.dw + (k >> 1) * w.dh;
     if (!overwrite) {
       gx[win] += gy[o];
       return;
     }
     // This window's four, plus the uncovered column right of the last window and the uncovered
     // row below the last row of windows (and their corner).
-    const bool last_col = j == wo - 1 && s.w % 2 == 1, last_row = i == ho - 1 && s.h % 2 == 1;
+    const bool last_col = w.j == s.w / 2 - 1 && s.w % 2 == 1, last_row = w.i == s.h / 2 - 1 && s.h % 2 == 1;
     for (int64_t r = 0; r < (last_row ? 3 : 2); ++r)
-      for (int64_t c = 0; c < (last_col ? 3 : 2); ++c) gx[base + r * s.w + c] = 0.f;
+      for (int64_t c = 0; c < (last_col ? 3 : 2); ++c) gx[w.base + r * w.dh + c * w.dw] = 0.f;
     gx[win] = gy[o];
   }
 };
@@ -137,8 +161,8 @@ struct BoxMean {
 namespace cpu {
 template <class T> void maxpool2d_forward(const T* x, Shape4 s, T* y);
 void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx);
-void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx);
-void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite);
+void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx, bool last);
+void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite, bool last);
 template <class T> void maxpool2d_backward(const T* x, const T* gy, Shape4 s, T* gx);
 template <class T> void avg_pool2d_forward(const T* x, Shape4 s, int64_t k, T* y);
 template <class T> void avg_pool2d_backward(const T* gy, Shape4 s, int64_t k, T* gx);
@@ -146,8 +170,8 @@ template <class T> void avg_pool2d_backward(const T* gy, Shape4 s, int64_t k, T*
 namespace cuda {
 void maxpool2d_forward(const float* x, Shape4 s, float* y);
 void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx);
-void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx);
-void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite);
+void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx, bool last);
+void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite, bool last);
 void maxpool2d_backward(const float* x, const float* gy, Shape4 s, float* gx);
 void avg_pool2d_forward(const float* x, Shape4 s, int64_t k, float* y);
 void avg_pool2d_backward(const float* gy, Shape4 s, int64_t k, float* gx);
@@ -156,12 +180,14 @@ void avg_pool2d_backward(const float* gy, Shape4 s, int64_t k, float* gx);
 inline void maxpool2d_forward_index(Device d, const float* x, Shape4 s, float* y, uint8_t* idx) {
   CAF_DISPATCH_PLAIN(d, maxpool2d_forward_index, x, s, y, idx);
 }
-inline void maxpool2d_forward_index_bf16(Device d, const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx) {
-  CAF_DISPATCH_PLAIN(d, maxpool2d_forward_index_bf16, x, s, y, idx);
+// last: channels-last x, y, idx (and gy, gx), pool_window.
+inline void maxpool2d_forward_index_bf16(Device d, const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx,
+                                         bool last = false) {
+  CAF_DISPATCH_PLAIN(d, maxpool2d_forward_index_bf16, x, s, y, idx, last);
 }
 inline void maxpool2d_backward_index(Device d, const uint8_t* idx, const float* gy, Shape4 s, float* gx,
-                                     bool overwrite = false) {
-  CAF_DISPATCH_PLAIN(d, maxpool2d_backward_index, idx, gy, s, gx, overwrite);
+                                     bool overwrite = false, bool last = false) {
+  CAF_DISPATCH_PLAIN(d, maxpool2d_backward_index, idx, gy, s, gx, overwrite, last);
 }
 template <class T>
 void maxpool2d_forward(Device d, const T* x, Shape4 s, T* y) {

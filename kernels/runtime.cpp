@@ -137,6 +137,7 @@ bool bf16_activations() { return g_bf16_activations; }
 bool bf16_activations_active() {
   return g_bf16_activations && g_fused_bn_relu && precision() == Precision::bf16;
 }
+bool channels_last_activations() { return g_channels_last_convs && bf16_activations_active(); }
 
 Precision precision() { return precision_slot(); }
 const char* precision_name(Precision p) {

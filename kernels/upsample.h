@@ -4,6 +4,7 @@
 //   upsample_bilinear2x_backward  gx += the transpose of the forward    (+=; accumulate = false: =)
 //   upsample_bilinear2x_forward_bf16  the forward on bf16 activations: fp32 arithmetic on the
 //       widened values, the result rounded to bf16 (=)
+// The bf16 forward and the fp32 backward also run channels-last (last: x, y, gy, gx all N,H,W,C).
 // With align_corners=True output row o reads input row o*(H-1)/(2H-1). The backward is a gather:
 // each input pixel looks at the few output pixels whose source window can touch it and recomputes
 // the forward's weights exactly, so it is deterministic and needs no atomics.
@@ -32,19 +33,38 @@ CAF_HD LerpTap<T> upsample_tap(int64_t o, int64_t in) {
   return {i0, i1, src - T(i0)};
 }
 
-// T: the arithmetic; S: the storage (T itself, or bf16 as uint16_t with T = float).
+// An element index of an (N, C, h, w) tensor split into image n, channel ch and pixel p (row-major
+// within the plane): planar (the index in (n, c, row, col) order) or channels-last (last; in
+// (n, row, col, c) order). plane() is where that channel's plane starts in a tensor of the same
+// layout with hw pixels per plane; its pixel q is then at plane() + q * stride().
+struct PlaneAt {
+  int64_t n, ch, p;
+  bool last;
+  CAF_HD int64_t plane(int64_t c, int64_t hw) const { return last ? n * hw * c + ch : (n * c + ch) * hw; }
+  CAF_HD int64_t stride(int64_t c) const { return last ? c : 1; }
+};
+CAF_HD PlaneAt plane_at(int64_t k, int64_t c, int64_t hw, bool last) {
+  if (!last) return {k / hw / c, (k / hw) % c, k % hw, false};
+  return {k / (c * hw), k % c, (k / c) % hw, true};
+}
+
+// T: the arithmetic; S: the storage (T itself, or bf16 as uint16_t with T = float). last: x and y
+// channels-last (plane_at).
 template <class T, class S = T>
 struct UpsampleForward {
   const S* x;
   S* y;
   Shape4 s;  // input shape
+  bool last = false;
   CAF_HD void operator()(int64_t o) const {
-    int64_t wo = 2 * s.w, ho = 2 * s.h;
-    int64_t oc = o % wo, orow = (o / wo) % ho, nc = o / (wo * ho);
+    const int64_t wo = 2 * s.w;
+    const PlaneAt at = plane_at(o, s.c, 4 * s.hw(), last);
+    const int64_t oc = at.p % wo, orow = at.p / wo;
     LerpTap<T> ty = upsample_tap<T>(orow, s.h), tx = upsample_tap<T>(oc, s.w);
-    const S* p = x + nc * s.hw();
-    const T a = widen(p[ty.i0 * s.w + tx.i0]), b = widen(p[ty.i0 * s.w + tx.i1]);
-    const T c = widen(p[ty.i1 * s.w + tx.i0]), d = widen(p[ty.i1 * s.w + tx.i1]);
+    const S* p = x + at.plane(s.c, s.hw());
+    const int64_t st = at.stride(s.c);
+    const T a = widen(p[(ty.i0 * s.w + tx.i0) * st]), b = widen(p[(ty.i0 * s.w + tx.i1) * st]);
+    const T c = widen(p[(ty.i1 * s.w + tx.i0) * st]), d = widen(p[(ty.i1 * s.w + tx.i1) * st]);
     T top = (T(1) - tx.w1) * a + tx.w1 * b;
     T bot = (T(1) - tx.w1) * c + tx.w1 * d;
     y[o] = Narrow<S>::from((T(1) - ty.w1) * top + ty.w1 * bot);
@@ -94,11 +114,13 @@ struct UpsampleBackward {
   T* gx;
   Shape4 s;  // input shape
   bool accumulate = true;  // false: write (write-first gradients)
+  bool last = false;       // gy and gx channels-last (plane_at)
   CAF_HD void operator()(int64_t k) const {
-    int64_t c = k % s.w, r = (k / s.w) % s.h, nc = k / s.hw();
+    const PlaneAt at = plane_at(k, s.c, s.hw(), last);
+    const int64_t c = at.p % s.w, r = at.p / s.w, st = at.stride(s.c);
     const int64_t wo = 2 * s.w;
     const AxisWindow<T> ty = upsample_window<T>(r, s.h), tx = upsample_window<T>(c, s.w);
-    const T* g = gy + nc * 4 * s.hw();
+    const T* g = gy + at.plane(s.c, 4 * s.hw());  // the output plane
     T acc = 0;
 #if defined(__CUDA_ARCH__)
 #pragma unroll
@@ -111,7 +133,7 @@ struct UpsampleBackward {
 #pragma unroll
 #endif
       for (int b = 0; b < 7; ++b)
-        if (tx.w[b] != T(0)) row += tx.w[b] * g[base + b];
+        if (tx.w[b] != T(0)) row += tx.w[b] * g[(base + b) * st];
       acc += ty.w[a] * row;
     }
     gx[k] = accumulate ? gx[k] + acc : acc;
@@ -120,13 +142,13 @@ struct UpsampleBackward {
 
 namespace cpu {
 template <class T> void upsample_bilinear2x_forward(const T* x, Shape4 s, T* y);
-template <class T> void upsample_bilinear2x_backward(const T* gy, Shape4 s, T* gx, bool accumulate);
-void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y);
+template <class T> void upsample_bilinear2x_backward(const T* gy, Shape4 s, T* gx, bool accumulate, bool last);
+void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y, bool last);
 }  // namespace cpu
 namespace cuda {
 void upsample_bilinear2x_forward(const float* x, Shape4 s, float* y);
-void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y);
-void upsample_bilinear2x_backward(const float* gy, Shape4 s, float* gx, bool accumulate);
+void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y, bool last);
+void upsample_bilinear2x_backward(const float* gy, Shape4 s, float* gx, bool accumulate, bool last);
 }  // namespace cuda
 
 template <class T>
@@ -134,11 +156,11 @@ void upsample_bilinear2x_forward(Device d, const T* x, Shape4 s, T* y) {
   CAF_DISPATCH(T, d, upsample_bilinear2x_forward, x, s, y);
 }
 template <class T>
-void upsample_bilinear2x_backward(Device d, const T* gy, Shape4 s, T* gx, bool accumulate = true) {
-  CAF_DISPATCH(T, d, upsample_bilinear2x_backward, gy, s, gx, accumulate);
+void upsample_bilinear2x_backward(Device d, const T* gy, Shape4 s, T* gx, bool accumulate = true, bool last = false) {
+  CAF_DISPATCH(T, d, upsample_bilinear2x_backward, gy, s, gx, accumulate, last);
 }
-inline void upsample_bilinear2x_forward_bf16(Device d, const uint16_t* x, Shape4 s, uint16_t* y) {
-  CAF_DISPATCH_PLAIN(d, upsample_bilinear2x_forward_bf16, x, s, y);
+inline void upsample_bilinear2x_forward_bf16(Device d, const uint16_t* x, Shape4 s, uint16_t* y, bool last = false) {
+  CAF_DISPATCH_PLAIN(d, upsample_bilinear2x_forward_bf16, x, s, y, last);
 }
 
 }  // namespace caf

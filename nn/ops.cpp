@@ -26,7 +26,8 @@ void check_float(const char* op, std::initializer_list<const Tensor*> ts) {
   const Tensor* first = nullptr;
   for (const Tensor* t : ts) {
     if (!t->defined()) continue;
-    CAF_REQUIRE_SHAPE(t->dtype() == DType::f32, std::string(op) + ": expects float32, got " + t->describe());
+    CAF_REQUIRE_SHAPE(t->dtype() == DType::f32 && !t->channels_last(),
+                      std::string(op) + ": expects planar float32, got " + t->describe());
     if (first)
       CAF_REQUIRE_SHAPE(t->device() == first->device(), std::string(op) + ": tensors on different devices (" +
                                                             first->describe() + ", " + t->describe() + ")");
@@ -46,7 +47,7 @@ bool is_bf16(const Tensor& t) { return t.defined() && t.dtype() == DType::bf16; 
 // The activation ops (conv2d's input, the fused batch norm + ReLU, pooling, upsampling,
 // concatenation) also take bf16 activations (bf16_activations_active(), kernels/runtime.h).
 void check_activation(const char* op, const Tensor& x) {
-  CAF_REQUIRE_SHAPE(x.dtype() == DType::f32 || x.dtype() == DType::bf16,
+  CAF_REQUIRE_SHAPE((x.dtype() == DType::f32 && !x.channels_last()) || x.dtype() == DType::bf16,
                     std::string(op) + ": expects float32 or bf16 activations, got " + x.describe());
 }
 
@@ -176,6 +177,7 @@ class SavedInput {
       shape_ = x.shape();
       dtype_ = x.dtype();
       device_ = x.device();
+      channels_last_ = x.channels_last();  // the recipe writes the layout its producer wrote
     } else {
       x_ = x.detach();
     }
@@ -184,6 +186,7 @@ class SavedInput {
   Tensor get() const {
     if (!recipe_) return x_;
     Tensor t = Tensor::empty(shape_, dtype_, device_);
+    t.set_channels_last(channels_last_);
     (*recipe_)(is_bf16(t) ? static_cast<void*>(H(t)) : static_cast<void*>(F(t)));
     return t;
   }
@@ -194,6 +197,7 @@ class SavedInput {
   Dims shape_;
   DType dtype_ = DType::f32;
   Device device_ = Device::cpu;
+  bool channels_last_ = false;
 };
 
 // Gives y (an op's output) a recipe built from its inputs' recipes, when every input has one and
@@ -217,7 +221,10 @@ void attach_recipe(const Tensor& y, std::initializer_list<const Tensor*> inputs,
 }
 }  // namespace
 
-Tensor concat_channels(const Tensor& a, const Tensor& b) {
+Tensor concat_channels(const Tensor& a_in, const Tensor& b_in) {
+  // Both channels-last: concatenated as they are; one only: both planar.
+  const bool last = a_in.defined() && b_in.defined() && a_in.channels_last() && b_in.channels_last();
+  const Tensor a = last ? a_in : to_planar(a_in), b = last ? b_in : to_planar(b_in);
   profile::OpScope op_range("concat_channels");
   check_activation("concat_channels", a);
   check_activation("concat_channels", b);
@@ -229,17 +236,19 @@ Tensor concat_channels(const Tensor& a, const Tensor& b) {
   CAF_REQUIRE_SHAPE(sa.n == sb.n && sa.h == sb.h && sa.w == sb.w,
                     "concat_channels: " + a.describe() + " and " + b.describe() + " differ beyond channels");
   Tensor y = like_dtype(a, {sa.n, sa.c + sb.c, sa.h, sa.w});
+  y.set_channels_last(last);
   const bool bf16 = is_bf16(a);
-  const auto forward = [sa, sb, bf16, d = a.device()](const Tensor& ta, const Tensor& tb, void* out) {
-    if (bf16) concat_channels_forward_bf16(d, H(ta), sa.c, H(tb), sb.c, sa.n, sa.hw(), static_cast<uint16_t*>(out));
+  const auto forward = [sa, sb, bf16, last, d = a.device()](const Tensor& ta, const Tensor& tb, void* out) {
+    if (bf16)
+      concat_channels_forward_bf16(d, H(ta), sa.c, H(tb), sb.c, sa.n, sa.hw(), static_cast<uint16_t*>(out), last);
     else concat_channels_forward<float>(d, F(ta), sa.c, F(tb), sb.c, sa.n, sa.hw(), static_cast<float*>(out));
   };
   forward(a, b, bf16 ? static_cast<void*>(H(y)) : static_cast<void*>(F(y)));
   record(
       y, "concat_channels", {a, b},
-      [sa, sb](const Tensor& gy, const std::vector<Tensor>& g) {
+      [sa, sb, last](const Tensor& gy, const std::vector<Tensor>& g) {
         concat_channels_backward<float>(gy.device(), F(gy), sa.c, sb.c, sa.n, sa.hw(), F(g[0]), F(g[1]),
-                                        fresh_gradient(0), fresh_gradient(1));
+                                        fresh_gradient(0), fresh_gradient(1), last);
       },
       {true, true});
   attach_recipe(y, {&a, &b}, [forward](const std::vector<Tensor>& in, void* out) { forward(in[0], in[1], out); });
@@ -251,10 +260,37 @@ Tensor to_float32(const Tensor& x) {
   if (!is_bf16(x)) return x;
   profile::OpScope op_range("to_float32");
   Tensor y = like(x, x.shape());
+  if (x.channels_last()) {
+    const Shape4 s = x.shape4();
+    cast_from_bf16_nhwc(x.device(), H(x), nullptr, F(y), s.n, s.c, s.hw());
+    return record(y, "to_float32", {x}, [s](const Tensor& gy, const std::vector<Tensor>& g) {
+      transpose_f32_to_nhwc(gy.device(), F(gy), F(g[0]), s.n, s.c, s.hw(), true);
+    });
+  }
   cast_from_bf16(x.device(), H(x), nullptr, 1, 1, F(y), x.numel());
   return record(y, "to_float32", {x}, [](const Tensor& gy, const std::vector<Tensor>& g) {
     binary_forward<float>(gy.device(), BinaryOp::add, F(g[0]), F(gy), F(g[0]), gy.numel());
   });
+}
+
+Tensor to_planar(const Tensor& x) {
+  if (!x.defined() || !x.channels_last()) return x;
+  profile::OpScope op_range("to_planar");
+  CAF_REQUIRE_SHAPE(is_bf16(x), "to_planar: channels-last tensors are bf16 activations, got " + x.describe());
+  const Shape4 s = x.shape4();
+  Tensor y = like_dtype(x, x.shape());
+  const auto forward = [s, d = x.device()](const Tensor& in, void* out) {
+    transpose_bf16_from_nhwc(d, H(in), static_cast<uint16_t*>(out), s.n, s.c, s.hw());
+  };
+  forward(x, H(y));
+  record(
+      y, "to_planar", {x},
+      [s](const Tensor& gy, const std::vector<Tensor>& g) {
+        transpose_f32_to_nhwc(gy.device(), F(gy), F(g[0]), s.n, s.c, s.hw(), !fresh_gradient(0));
+      },
+      {true});
+  attach_recipe(y, {&x}, [forward](const std::vector<Tensor>& in, void* out) { forward(in[0], out); });
+  return y;
 }
 
 Tensor slice_channels(const Tensor& x, int64_t c0, int64_t c1) {
@@ -282,20 +318,30 @@ Tensor to_bf16(const Tensor& t) {
 // the raw bf16 output without the bias, which the consumer adds as it reads.
 enum class ConvOut { f32, bf16_prebias };
 
+// Whether a bf16 convolution of this shape runs channels-last: cuDNN's NHWC bf16 tensor-core
+// kernels want channel counts in multiples of 8, so the convolutions on images (3 or 6 channels)
+// and to the outputs (3 or 2) stay planar.
+bool conv_channels_last(const Conv2dShape& cs) {
+  return channels_last_convs() && cs.x.c % 8 == 0 && cs.k_out % 8 == 0;
+}
+
 // Mixed precision (kernels/runtime.h, Precision::bf16): the convolution runs on bf16 copies of x
 // and w with fp32 accumulation; y (with the bias added in fp32) and every gradient are widened back
 // into fp32 tensors. The node saves the bf16 copies it needs (x for the weight gradient, w for the
 // input gradient), half the bytes of fp32 ones. With channels_last_convs() every bf16 copy is
 // channels-last (cs.nhwc; the casts transpose on the way in and out). A bf16 x (bf16 activations)
-// is its own copy: used as it is, or only transposed.
+// is its own copy: used as it is, or only transposed; a channels-last x (channels-last
+// activations, then cs.nhwc) is used as it is, and so is its gradient's layout. With
+// channels_last_activations() the raw output (bf16_prebias) stays channels-last too.
 Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShape cs, ConvOut out) {
   const Device d = x.device();
-  // cuDNN's NHWC bf16 tensor-core kernels want channel counts in multiples of 8: the convolutions
-  // on images (3 or 6 channels) and to the outputs (3 or 2) stay planar.
-  cs.nhwc = channels_last_convs() && cs.x.c % 8 == 0 && cs.k_out % 8 == 0;
+  cs.nhwc = conv_channels_last(cs);
+  CAF_REQUIRE(cs.nhwc || !x.channels_last(), "conv2d: a channels-last input to a planar convolution (to_planar first)");
+  const bool x_last = x.channels_last(), y_last = cs.nhwc && out == ConvOut::bf16_prebias && channels_last_activations();
   const Shape4 sw{cs.k_out, cs.x.c, cs.k, cs.k};
   // x (N, C, H, W) or w (K, C, k, k), fp32 or bf16, as a bf16 copy in the convolution's layout.
   const auto to_bf16_conv = [nhwc = cs.nhwc](const Tensor& t) {
+    if (t.channels_last()) return t.detach();  // a bf16 activation, already in the layout
     if (!nhwc) return is_bf16(t) ? t.detach() : to_bf16(t);
     const Shape4 s = t.shape4();
     Tensor h = Tensor::empty({s.n, s.h, s.w, s.c}, DType::bf16, t.device());
@@ -305,11 +351,14 @@ Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShap
   };
   const Tensor x16 = to_bf16_conv(x), w16 = to_bf16_conv(w);
   const Dims planar{cs.x.n, cs.k_out, cs.x.h, cs.x.w};
-  const Tensor y16 = Tensor::empty(cs.nhwc ? Dims{cs.x.n, cs.x.h, cs.x.w, cs.k_out} : planar, DType::bf16, d);
+  const Tensor y16 = Tensor::empty(cs.nhwc && !y_last ? Dims{cs.x.n, cs.x.h, cs.x.w, cs.k_out} : planar, DType::bf16, d);
   conv2d_forward_bf16(d, H(x16), H(w16), H(y16), cs);
   Tensor y;
   if (out == ConvOut::bf16_prebias) {
-    if (cs.nhwc) {
+    if (y_last) {
+      y = y16;
+      y.set_channels_last(true);
+    } else if (cs.nhwc) {
       y = Tensor::empty(planar, DType::bf16, d);
       transpose_bf16_from_nhwc(d, H(y16), H(y), cs.x.n, cs.k_out, cs.x.hw());
     } else {
@@ -326,14 +375,15 @@ Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShap
                                                                           : SavedInput();
   const Tensor xs = w.requires_grad() && !x_saved.has_recipe() ? x16 : Tensor(),
                ws = x.requires_grad() ? w16 : Tensor();
-  return record(y, "conv2d", {x, w, b}, [cs, sw, xs, ws, x_saved, to_bf16_conv](const Tensor& gy,
-                                                                              const std::vector<Tensor>& g) {
+  return record(y, "conv2d", {x, w, b}, [cs, sw, xs, ws, x_saved, to_bf16_conv, x_last, y_last](
+                                            const Tensor& gy, const std::vector<Tensor>& g) {
     const Device dev = gy.device();
-    const Tensor gy16 = (g[0].defined() || g[1].defined()) ? to_bf16_conv(gy) : Tensor();
-    // A bf16 gradient in the convolution's layout, added into its fp32 (planar) gradient, or
-    // written there (a fresh buffer: write-first gradients).
-    const auto accumulate = [&](const Tensor& g16, const Tensor& gf, const Shape4& s, bool write) {
-      if (cs.nhwc) {
+    // gy has y's layout: channels-last y, a channels-last gradient (a plain cast to bf16).
+    const Tensor gy16 = !(g[0].defined() || g[1].defined()) ? Tensor() : y_last ? to_bf16(gy) : to_bf16_conv(gy);
+    // A bf16 gradient in the convolution's layout, added into its fp32 gradient (planar, or
+    // channels-last like x), or written there (a fresh buffer: write-first gradients).
+    const auto accumulate = [&](const Tensor& g16, const Tensor& gf, const Shape4& s, bool write, bool same_layout) {
+      if (cs.nhwc && !same_layout) {
         if (write) cast_from_bf16_nhwc(dev, H(g16), nullptr, F(gf), s.n, s.c, s.hw());
         else accumulate_bf16_nhwc(dev, H(g16), F(gf), s.n, s.c, s.hw());
       } else {
@@ -344,15 +394,19 @@ Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShap
     if (g[0].defined()) {
       const Tensor gx16 = Tensor::empty({g[0].numel()}, DType::bf16, dev);
       conv2d_backward_data_bf16(dev, H(ws), H(gy16), H(gx16), cs);
-      accumulate(gx16, g[0], cs.x, fresh_gradient(0));
+      accumulate(gx16, g[0], cs.x, fresh_gradient(0), x_last);
     }
     if (g[1].defined()) {
       const Tensor gw16 = Tensor::empty({g[1].numel()}, DType::bf16, dev);
       const Tensor xin16 = xs.defined() ? xs : to_bf16_conv(x_saved.get());
       conv2d_backward_filter_bf16(dev, H(xin16), H(gy16), H(gw16), cs);
-      accumulate(gw16, g[1], sw, false);
+      accumulate(gw16, g[1], sw, false, false);
     }
-    if (g[2].defined()) conv2d_backward_bias<float>(dev, F(gy), F(g[2]), cs);
+    if (g[2].defined()) {
+      Conv2dShape cb = cs;
+      cb.nhwc = y_last;  // conv2d_backward_bias reads gy in y's layout
+      conv2d_backward_bias<float>(dev, F(gy), F(g[2]), cb);
+    }
   }, {true});
 }
 
@@ -378,7 +432,8 @@ Conv2dShape check_conv2d(const char* op, const Tensor& x, const Tensor& w, const
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b) {
   profile::OpScope op_range("conv2d");
   const Conv2dShape cs = check_conv2d("conv2d", x, w, b);
-  if (precision() == Precision::bf16) return conv2d_bf16(x, w, b, cs, ConvOut::f32);
+  if (precision() == Precision::bf16)
+    return conv2d_bf16(conv_channels_last(cs) ? x : to_planar(x), w, b, cs, ConvOut::f32);
   Tensor y = like(x, {cs.x.n, cs.k_out, cs.x.h, cs.x.w});
   conv2d_forward<float>(x.device(), F(x), F(w), F(b), F(y), cs);
   return record(y, "conv2d", {x, w, b}, [cs, xs = SavedInput(x, w.requires_grad()), ws = w.detach()](
@@ -394,7 +449,7 @@ Tensor conv2d_prebias(const Tensor& x, const Tensor& w, const Tensor& b) {
   profile::OpScope op_range("conv2d");
   const Conv2dShape cs = check_conv2d("conv2d_prebias", x, w, b);
   CAF_REQUIRE(precision() == Precision::bf16, "conv2d_prebias: bf16 activations need bf16 mixed precision");
-  return conv2d_bf16(x, w, b, cs, ConvOut::bf16_prebias);
+  return conv2d_bf16(conv_channels_last(cs) ? x : to_planar(x), w, b, cs, ConvOut::bf16_prebias);
 }
 
 namespace {
@@ -455,10 +510,12 @@ Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta
   profile::OpScope op_range("batchnorm_relu2d_train");
   const Shape4 s = check_batchnorm("batchnorm_relu2d", x, gamma, beta, st, x_bias);
   check_train_batch("batchnorm_relu2d", s, x);
-  const BatchNormArgs a{s, st.eps, st.momentum};
+  BatchNormArgs a{s, st.eps, st.momentum};
+  a.nhwc = x.channels_last();  // bf16 only (to_planar's check); y, gy and gx in the same layout
   const Device d = x.device();
   const bool bf16 = is_bf16(x);
   Tensor y = like_dtype(x, x.shape()), mean = like(gamma, {s.c}), invstd = like(gamma, {s.c});
+  y.set_channels_last(a.nhwc);
   if (bf16)
     batchnorm_relu_train_forward_bf16(d, H(x), F(x_bias), F(gamma), F(beta), H(y), F(mean), F(invstd),
                                       F(st.running_mean), F(st.running_var), a);
@@ -503,8 +560,10 @@ Tensor batchnorm_relu2d_eval(const Tensor& x, const Tensor& gamma, const Tensor&
   if (records) return relu(batchnorm2d(x, gamma, beta, st, false));
   profile::OpScope op_range("batchnorm_relu2d_eval");
   const Shape4 s = check_batchnorm("batchnorm_relu2d_eval", x, gamma, beta, st, x_bias);
-  const BatchNormArgs a{s, st.eps, st.momentum};
+  BatchNormArgs a{s, st.eps, st.momentum};
+  a.nhwc = x.channels_last();
   Tensor y = like_dtype(x, x.shape());
+  y.set_channels_last(a.nhwc);
   if (is_bf16(x))
     batchnorm_relu_eval_forward_bf16(x.device(), H(x), F(x_bias), F(gamma), F(beta), F(st.running_mean),
                                      F(st.running_var), H(y), a);
@@ -521,10 +580,11 @@ Tensor maxpool2d(const Tensor& x) {
   Shape4 s = x.shape4();
   CAF_REQUIRE_SHAPE(s.h >= 2 && s.w >= 2, "maxpool2d of " + x.describe());
   Tensor y = like_dtype(x, {s.n, s.c, s.h / 2, s.w / 2});
-  const bool bf16 = is_bf16(x), records = grad_enabled() && x.requires_grad();
+  const bool bf16 = is_bf16(x), records = grad_enabled() && x.requires_grad(), last = x.channels_last();
+  y.set_channels_last(last);  // y, idx, gy and gx in x's layout
   // The indexed forward, writing y's dtype; idx may be null.
-  const auto forward = [s, bf16, d = x.device()](const Tensor& in, void* out, uint8_t* idx) {
-    if (bf16) maxpool2d_forward_index_bf16(d, H(in), s, static_cast<uint16_t*>(out), idx);
+  const auto forward = [s, bf16, last, d = x.device()](const Tensor& in, void* out, uint8_t* idx) {
+    if (bf16) maxpool2d_forward_index_bf16(d, H(in), s, static_cast<uint16_t*>(out), idx, last);
     else maxpool2d_forward_index(d, F(in), s, static_cast<float*>(out), idx);
   };
   void* const out = bf16 ? static_cast<void*>(H(y)) : static_cast<void*>(F(y));
@@ -535,8 +595,8 @@ Tensor maxpool2d(const Tensor& x) {
     forward(x, out, idx.data<uint8_t>());
     record(
         y, "maxpool2d", {x},
-        [s, idx](const Tensor& gy, const std::vector<Tensor>& g) {
-          maxpool2d_backward_index(gy.device(), idx.data<uint8_t>(), F(gy), s, F(g[0]), fresh_gradient(0));
+        [s, idx, last](const Tensor& gy, const std::vector<Tensor>& g) {
+          maxpool2d_backward_index(gy.device(), idx.data<uint8_t>(), F(gy), s, F(g[0]), fresh_gradient(0), last);
         },
         {true});
     attach_recipe(y, {&x}, [forward](const std::vector<Tensor>& in, void* o) {
@@ -560,16 +620,17 @@ Tensor upsample_bilinear2x(const Tensor& x) {
   check_4d("upsample_bilinear2x", x);
   Shape4 s = x.shape4();
   Tensor y = like_dtype(x, {s.n, s.c, 2 * s.h, 2 * s.w});
-  const bool bf16 = is_bf16(x);
-  const auto forward = [s, bf16, d = x.device()](const Tensor& in, void* out) {
-    if (bf16) upsample_bilinear2x_forward_bf16(d, H(in), s, static_cast<uint16_t*>(out));
+  const bool bf16 = is_bf16(x), last = x.channels_last();
+  y.set_channels_last(last);  // y, gy and gx in x's layout
+  const auto forward = [s, bf16, last, d = x.device()](const Tensor& in, void* out) {
+    if (bf16) upsample_bilinear2x_forward_bf16(d, H(in), s, static_cast<uint16_t*>(out), last);
     else upsample_bilinear2x_forward<float>(d, F(in), s, static_cast<float*>(out));
   };
   forward(x, bf16 ? static_cast<void*>(H(y)) : static_cast<void*>(F(y)));
   record(
       y, "upsample_bilinear2x", {x},
-      [s](const Tensor& gy, const std::vector<Tensor>& g) {
-        upsample_bilinear2x_backward<float>(gy.device(), F(gy), s, F(g[0]), !fresh_gradient(0));
+      [s, last](const Tensor& gy, const std::vector<Tensor>& g) {
+        upsample_bilinear2x_backward<float>(gy.device(), F(gy), s, F(g[0]), !fresh_gradient(0), last);
       },
       {true});
   attach_recipe(y, {&x}, [forward](const std::vector<Tensor>& in, void* out) { forward(in[0], out); });

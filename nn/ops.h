@@ -36,7 +36,11 @@ Tensor softmax_channels(const Tensor& x);
 Tensor concat_channels(const Tensor& a, const Tensor& b);
 // A bf16 tensor's values as float32 (exact); the gradient passes through unchanged. For looking
 // at bf16 activations and for losses on them; an f32 x is returned as it is.
+// A channels-last tensor's values are planar float32 (a transpose with the widening).
 Tensor to_float32(const Tensor& x);
+// A channels-last tensor (channels_last_activations(), kernels/runtime.h) transposed to planar,
+// the same dtype; a planar x is returned as it is. The gradient is transposed back.
+Tensor to_planar(const Tensor& x);
 Tensor slice_channels(const Tensor& x, int64_t c0, int64_t c1);  // channels [c0, c1)
 
 // layers' math
@@ -45,6 +49,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b);  // b may be u
 // output, without the bias, for a batchnorm_relu2d that adds b as it reads (its x_bias). Its node
 // still owns b (the bias gradient). conv2d and the ops below also take bf16 activations as x
 // (their outputs are then bf16 too, conv2d's fp32; gradients are always fp32). bf16 precision only.
+// With channels_last_activations() and 8k input and output channels, the output is channels-last
+// (Tensor::channels_last); conv2d and batchnorm_relu2d(_eval) take channels-last x as it is, the
+// other ops through to_planar.
 Tensor conv2d_prebias(const Tensor& x, const Tensor& w, const Tensor& b);
 struct BatchNormState {
   Tensor running_mean, running_var;  // updated in place in training mode

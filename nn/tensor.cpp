@@ -128,7 +128,15 @@ Shape4 Tensor::shape4() const {
 
 std::string Tensor::describe() const {
   if (!defined()) return "undefined";
-  return std::string(dtype_name(dtype())) + dims_str(shape()) + " on " + device_name(device());
+  return std::string(dtype_name(dtype())) + dims_str(shape()) + (channels_last() ? " channels-last" : "") + " on " +
+         device_name(device());
+}
+
+bool Tensor::channels_last() const { return checked().channels_last; }
+Tensor& Tensor::set_channels_last(bool on) {
+  CAF_REQUIRE_SHAPE(!on || ndim() == 4, "channels-last needs a 4-D tensor, got " + describe());
+  impl_->channels_last = on;
+  return *this;
 }
 
 template <class T>
@@ -155,13 +163,13 @@ Tensor Tensor::to(Device d) const {
   if (device() == d) return *this;
   Tensor t = empty(shape(), dtype(), d);
   t.copy_(*this);
-  return t;
+  return t.set_channels_last(channels_last());
 }
 
 Tensor Tensor::clone() const {
   Tensor t = empty(shape(), dtype(), device());
   t.copy_(*this);
-  return t;
+  return t.set_channels_last(channels_last());
 }
 
 void Tensor::copy_(const Tensor& src) const {
@@ -226,7 +234,7 @@ void Tensor::zero_grad() {
 
 Tensor Tensor::detach() const {
   const TensorImpl& t = checked();
-  return view_of(t.storage, t.offset, t.shape, t.dtype, t.device);
+  return view_of(t.storage, t.offset, t.shape, t.dtype, t.device).set_channels_last(t.channels_last);
 }
 
 void Tensor::backward() const { run_backward(*this); }

@@ -1,5 +1,5 @@
 // nn/tensor.h: the Tensor handle: up to 4-D (NCHW), float32 or uint8, on the CPU or a GPU,
-// contiguous, with shared storage.
+// contiguous, with shared storage; channels-last (NHWC storage) for bf16 activations only.
 //
 // bf16 tensors exist for mixed precision's convolution operands and, with bf16_activations(), the
 // activations of the ConvBnRelu chains (conv2d, batchnorm_relu2d, maxpool2d, upsample_bilinear2x,
@@ -51,6 +51,11 @@ struct TensorImpl {
   // In-place writes through this handle (copy_, fill_) drop it; writes through another view of
   // the same storage cannot be seen, so none may happen between a forward and its backward.
   std::shared_ptr<const std::function<void(void*)>> recompute;
+  // Stored channels-last: a 4-D tensor of logical shape (N, C, H, W) laid out as (N, H, W, C).
+  // Only bf16 activations are (channels_last_activations(), kernels/runtime.h): the ops that
+  // take them read and write that layout, and so do their fp32 gradients' buffers; every other
+  // op refuses them (to_planar converts). Views keep the flag.
+  bool channels_last = false;
 };
 
 class Tensor {
@@ -84,6 +89,8 @@ class Tensor {
   DType dtype() const;
   Device device() const;
   Shape4 shape4() const;  // right-aligned into N, C, H, W
+  bool channels_last() const;  // TensorImpl::channels_last
+  Tensor& set_channels_last(bool on);  // the storage's layout, as its writer made it
   std::string describe() const;  // "f32[2, 3] on cpu"
 
   template <class T>

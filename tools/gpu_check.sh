@@ -238,6 +238,9 @@ if [ -n "$PY" ]; then
     step track-caf-bf16act "$B/caf" bench step $CAFB --precision bf16 --activations bf16 \
       --track "${CAF_TRACK_STEPS:-50}" --init /tmp/caf_init.safetensors --json "$RES/track_caf_bf16act.json"
     step gate-bf16act $PY bench/compare_losses.py "$RES/track_caf_bf16act.json" "$RES/track_torch_bf16.json"
+    step track-caf-bf16act-nhwc "$B/caf" bench step $CAFB --precision bf16 --activations bf16 --layout nhwc \
+      --track "${CAF_TRACK_STEPS:-50}" --init /tmp/caf_init.safetensors --json "$RES/track_caf_bf16act_nhwc.json"
+    step gate-bf16act-nhwc $PY bench/compare_losses.py "$RES/track_caf_bf16act_nhwc.json" "$RES/track_torch_bf16.json"
   fi
 fi
 compile_timing
@@ -257,14 +260,16 @@ if command -v compute-sanitizer >/dev/null; then
     --size 64 --batch 2 --widths 16,8 --steps 2 --warmup 1 --augment
   step memcheck-graph-bf16 compute-sanitizer --tool memcheck --error-exitcode 9 "$B/caf" bench step --device cuda \
     --size 64 --batch 2 --widths 16,8 --steps 2 --warmup 1 --augment --graph --precision bf16
-  # bf16 activations with channels-last convolutions (the bf16 kernels, the bf16 transposes), eager
-  # and from a graph.
+  # Channels-last activations (bf16 activations with channels-last convolutions: the channels-last
+  # batch norm kernels, the transposes), from a graph.
   step memcheck-bf16act compute-sanitizer --tool memcheck --error-exitcode 9 "$B/caf" bench step --device cuda \
     --size 64 --batch 2 --widths 16,8 --steps 2 --warmup 1 --augment --graph --precision bf16 --activations bf16 \
     --layout nhwc
   # The fused batch norm + ReLU kernels (shared-memory reductions): races and bounds on their cases.
   step racecheck-bn-relu compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_ops" parity batchnorm_relu
   step memcheck-bn-relu compute-sanitizer --tool memcheck --error-exitcode 9 "$B/tests/caf_ops" parity batchnorm_relu
+  step racecheck-bn-relu-last compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_tests" \
+    --test-suite=gpu --test-case="*bf16 activations' ops*"
   step racecheck-augment compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_tests" \
     --test-suite=gpu --test-case='*simulation*'
 fi

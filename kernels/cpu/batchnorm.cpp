@@ -235,18 +235,23 @@ CAF_INSTANTIATE(float)
 CAF_INSTANTIATE(double)
 
 // bf16 activations: the reference is the definition itself, the fp32 op on the widened input
-// (cast_from_bf16's arithmetic) with its output rounded (cast_to_bf16's).
+// (cast_from_bf16's arithmetic) with its output rounded (cast_to_bf16's), planar; channels-last
+// tensors (a.nhwc) are permuted to planar on the way in and back on the way out.
 namespace {
-std::vector<float> widened(const uint16_t* x, const float* xbias, const Shape4& s) {
+std::vector<float> widened(const uint16_t* x, const float* xbias, const BatchNormArgs& a) {
+  const Shape4& s = a.s;
   std::vector<float> v(size_t(s.numel()));
-  cast_from_bf16(x, xbias, s.hw(), s.c, v.data(), s.numel());
+  if (a.nhwc) cast_from_bf16_nhwc(x, xbias, v.data(), s.n, s.c, s.hw());
+  else cast_from_bf16(x, xbias, s.hw(), s.c, v.data(), s.numel());
   return v;
 }
 template <class F>
-void rounded(const Shape4& s, uint16_t* y, F fp32_op) {
+void rounded(const BatchNormArgs& a, uint16_t* y, F fp32_op) {
+  const Shape4& s = a.s;
   std::vector<float> out(size_t(s.numel()));
   fp32_op(out.data());
-  cast_to_bf16(out.data(), y, s.numel());
+  if (a.nhwc) cast_to_bf16_nhwc(out.data(), y, s.n, s.c, s.hw());
+  else cast_to_bf16(out.data(), y, s.numel());
 }
 }  // namespace
 
@@ -254,29 +259,42 @@ void batchnorm_relu_train_forward_bf16(const uint16_t* x, const float* xbias, co
                                        const float* beta, uint16_t* y, float* save_mean,
                                        float* save_invstd, float* running_mean, float* running_var,
                                        const BatchNormArgs& a) {
-  const std::vector<float> xf = widened(x, xbias, a.s);
-  rounded(a.s, y, [&](float* out) {
+  const std::vector<float> xf = widened(x, xbias, a);
+  rounded(a, y, [&](float* out) {
     batchnorm_relu_train_forward(xf.data(), gamma, beta, out, save_mean, save_invstd, running_mean, running_var, a);
   });
 }
 void batchnorm_relu_apply_bf16(const uint16_t* x, const float* xbias, const float* gamma,
                                const float* beta, const float* save_mean, const float* save_invstd,
                                uint16_t* y, const BatchNormArgs& a) {
-  const std::vector<float> xf = widened(x, xbias, a.s);
-  rounded(a.s, y, [&](float* out) { batchnorm_relu_apply(xf.data(), gamma, beta, save_mean, save_invstd, out, a); });
+  const std::vector<float> xf = widened(x, xbias, a);
+  rounded(a, y, [&](float* out) { batchnorm_relu_apply(xf.data(), gamma, beta, save_mean, save_invstd, out, a); });
 }
 void batchnorm_relu_train_backward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
                                         const float* beta, const float* gy, const float* save_mean,
                                         const float* save_invstd, float* gx, float* ggamma,
                                         float* gbeta, const BatchNormArgs& a) {
-  const std::vector<float> xf = widened(x, xbias, a.s);
-  batchnorm_relu_train_backward(xf.data(), gamma, beta, gy, save_mean, save_invstd, gx, ggamma, gbeta, a);
+  const std::vector<float> xf = widened(x, xbias, a);
+  if (!a.nhwc) {
+    batchnorm_relu_train_backward(xf.data(), gamma, beta, gy, save_mean, save_invstd, gx, ggamma, gbeta, a);
+    return;
+  }
+  // Planar copies of gy and of this call's gx contribution (written: overwrite), which is then
+  // written into or added to the channels-last gx: the planar op's gx + d, element for element.
+  const Shape4& s = a.s;
+  std::vector<float> gyp(size_t(s.numel())), d(gx ? size_t(s.numel()) : 0);
+  transpose_f32_from_nhwc(gy, gyp.data(), s.n, s.c, s.hw(), false);
+  BatchNormArgs ap = a;
+  ap.overwrite_gx = true;
+  batchnorm_relu_train_backward(xf.data(), gamma, beta, gyp.data(), save_mean, save_invstd, gx ? d.data() : nullptr,
+                                ggamma, gbeta, ap);
+  if (gx) transpose_f32_to_nhwc(d.data(), gx, s.n, s.c, s.hw(), !a.overwrite_gx);
 }
 void batchnorm_relu_eval_forward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
                                       const float* beta, const float* running_mean,
                                       const float* running_var, uint16_t* y, const BatchNormArgs& a) {
-  const std::vector<float> xf = widened(x, xbias, a.s);
-  rounded(a.s, y, [&](float* out) {
+  const std::vector<float> xf = widened(x, xbias, a);
+  rounded(a, y, [&](float* out) {
     batchnorm_relu_eval_forward(xf.data(), gamma, beta, running_mean, running_var, out, a);
   });
 }

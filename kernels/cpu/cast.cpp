@@ -37,5 +37,11 @@ void transpose_bf16_to_nhwc(const uint16_t* x, uint16_t* y, int64_t b, int64_t c
 void transpose_bf16_from_nhwc(const uint16_t* x, uint16_t* y, int64_t b, int64_t c, int64_t p) {
   for_bcp(b, c, p, TransposeBf16FromNhwc{x, y, {c, p}});
 }
+void transpose_f32_to_nhwc(const float* x, float* y, int64_t b, int64_t c, int64_t p, bool accumulate) {
+  for_bcp(b, c, p, TransposeF32{x, y, {c, p}, true, accumulate});
+}
+void transpose_f32_from_nhwc(const float* x, float* y, int64_t b, int64_t c, int64_t p, bool accumulate) {
+  for_bcp(b, c, p, TransposeF32{x, y, {c, p}, false, accumulate});
+}
 
 }  // namespace caf::cpu

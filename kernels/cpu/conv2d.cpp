@@ -230,6 +230,13 @@ void conv2d_backward_filter(const T* x, const T* gy, T* gw, const Conv2dShape& s
 template <class T>
 void conv2d_backward_bias(const T* gy, T* gb, const Conv2dShape& s) {
   const int64_t HW = s.x.hw(), K = s.k_out;
+  if (s.nhwc) {  // gy channels-last: rows of K channels, summed in double per channel
+    std::vector<acc_t<T>> acc(size_t(K), acc_t<T>(0));
+    for (int64_t r = 0; r < s.x.n * HW; ++r)
+      for (int64_t o = 0; o < K; ++o) acc[size_t(o)] += gy[r * K + o];
+    for (int64_t o = 0; o < K; ++o) gb[o] += T(acc[size_t(o)]);
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t o = 0; o < K; ++o) {
     // Eight independent partial sums (in double for float data), so the loop vectorises.

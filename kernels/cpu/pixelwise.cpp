@@ -49,11 +49,11 @@ void channel_copy(const T* src, T* dst, ChannelCopyArgs a, bool accumulate) {
 void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx) {
   cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForwardIndex<>{x, y, idx, s});
 }
-void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx) {
-  cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForwardIndex<uint16_t>{x, y, idx, s});
+void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx, bool last) {
+  cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForwardIndex<uint16_t>{x, y, idx, s, last});
 }
-void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite) {
-  cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackwardIndex{idx, gy, gx, s, overwrite});
+void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite, bool last) {
+  cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackwardIndex{idx, gy, gx, s, overwrite, last});
 }
 template <class T>
 void maxpool2d_forward(const T* x, Shape4 s, T* y) {
@@ -75,15 +75,15 @@ template <class T>
 void upsample_bilinear2x_forward(const T* x, Shape4 s, T* y) {
   cpu_for_each(s.numel() * 4, UpsampleForward<T>{x, y, s});
 }
-void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y) {
-  cpu_for_each(s.numel() * 4, UpsampleForward<float, uint16_t>{x, y, s});
+void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y, bool last) {
+  cpu_for_each(s.numel() * 4, UpsampleForward<float, uint16_t>{x, y, s, last});
 }
 void channel_copy_bf16(const uint16_t* src, uint16_t* dst, ChannelCopyArgs a) {
   cpu_for_each(a.n * a.count * a.hw, ChannelCopy<uint16_t>{src, dst, a, false});
 }
 template <class T>
-void upsample_bilinear2x_backward(const T* gy, Shape4 s, T* gx, bool accumulate) {
-  cpu_for_each(s.numel(), UpsampleBackward<T>{gy, gx, s, accumulate});
+void upsample_bilinear2x_backward(const T* gy, Shape4 s, T* gx, bool accumulate, bool last) {
+  cpu_for_each(s.numel(), UpsampleBackward<T>{gy, gx, s, accumulate, last});
 }
 template <class T>
 void gaussian_blur_forward(const T* x, Shape4 s, int k, double sigma, T* y) {
@@ -109,7 +109,7 @@ void gaussian_blur_backward(const T* gy, Shape4 s, int k, double sigma, T* gx) {
   template void avg_pool2d_forward<T>(const T*, Shape4, int64_t, T*);                  \
   template void avg_pool2d_backward<T>(const T*, Shape4, int64_t, T*);                 \
   template void upsample_bilinear2x_forward<T>(const T*, Shape4, T*);                  \
-  template void upsample_bilinear2x_backward<T>(const T*, Shape4, T*, bool);           \
+  template void upsample_bilinear2x_backward<T>(const T*, Shape4, T*, bool, bool);        \
   template void gaussian_blur_forward<T>(const T*, Shape4, int, double, T*);           \
   template void gaussian_blur_backward<T>(const T*, Shape4, int, double, T*);
 CAF_INSTANTIATE(float)

@@ -23,6 +23,7 @@
 #include "kernels/batchnorm.h"
 #include "kernels/cast.h"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/error.h"
 #include "kernels/memory.h"
 
 namespace caf::cuda {
@@ -318,6 +319,168 @@ __global__ void eval_apply(In in, const float* gamma, const float* beta, const f
     });
 }
 
+// ---- channels-last (BatchNormArgs::nhwc, bf16 activations) ----
+// x is an [M][C] matrix, M = N*H*W rows. The sums: block (tile of 32 channels, chunk of kLastRows
+// rows), threads 32 (channels, so a warp reads one row's 32 neighbouring channels) x 8 (rows,
+// every 8th); each thread sums its column in double, then the 8 sums of a channel are added in
+// order through shared memory: one partial per (chunk, channel) in the same [P][C] table the
+// planar kernels fill, finalised by the same kernels. The elementwise passes are grid-stride
+// loops over the elements with c = i % C. Deterministic; the order of the sums differs from the
+// planar kernels', so statistics agree with them up to double rounding.
+constexpr int kLastTile = 32, kLastLanes = 8;
+constexpr int64_t kLastRows = 1024;
+
+struct LastPlan {
+  int64_t rows;      // M
+  int64_t partials;  // per channel: chunks of kLastRows rows
+  dim3 grid;         // (channel tiles, chunks capped; blocks loop over the rest)
+};
+LastPlan last_plan(const Shape4& s) {
+  LastPlan p;
+  p.rows = s.n * s.hw();
+  p.partials = (p.rows + kLastRows - 1) / kLastRows;
+  CAF_REQUIRE((s.c + kLastTile - 1) / kLastTile <= 65535, "channels-last batch norm: too many channels");
+  p.grid = dim3(unsigned((s.c + kLastTile - 1) / kLastTile), unsigned(std::min<int64_t>(p.partials, 65535)));
+  return p;
+}
+
+// The sum over threadIdx.y of each column, in order; valid in threadIdx.y == 0. Ends with a
+// barrier, so calls may follow each other.
+__device__ __forceinline__ double2 column_sum2(double a, double b) {
+  __shared__ double sa[kLastLanes][kLastTile], sb[kLastLanes][kLastTile];
+  sa[threadIdx.y][threadIdx.x] = a;
+  sb[threadIdx.y][threadIdx.x] = b;
+  __syncthreads();
+  if (threadIdx.y == 0) {
+    a = 0, b = 0;
+    for (int r = 0; r < kLastLanes; ++r) {
+      a += sa[r][threadIdx.x];
+      b += sb[r][threadIdx.x];
+    }
+  }
+  __syncthreads();
+  return make_double2(a, b);
+}
+
+__device__ __forceinline__ Group one() { return Group{1, false}; }
+
+template <class In>
+__global__ void stats_partials_last(In in, Shape4 s, LastPlan p, double2* out) {
+  const int64_t c = int64_t(blockIdx.x) * kLastTile + threadIdx.x;
+  const bool live = c < s.c;
+  const In x = in.at(live ? c : 0);
+  for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y) {
+    double sum = 0, sq = 0;
+    const int64_t r1 = min(p.rows, (part + 1) * kLastRows);
+    if (live)
+      for (int64_t r = part * kLastRows + threadIdx.y; r < r1; r += kLastLanes) {
+        const double v = x(r * s.c + c, one()).v[0];
+        sum += v;
+        sq += v * v;
+      }
+    const double2 t = column_sum2(sum, sq);
+    if (live && threadIdx.y == 0) out[part * s.c + c] = t;
+  }
+}
+
+template <class In>
+__global__ void grad_partials_last(In in, const float* gy, const float* gamma, const float* beta,
+                                   const float* mean, const float* invstd, Shape4 s, LastPlan p,
+                                   double2* out) {
+  const int64_t c = int64_t(blockIdx.x) * kLastTile + threadIdx.x;
+  const bool live = c < s.c;
+  const int64_t cc = live ? c : 0;
+  const In x = in.at(cc);
+  const float mu = mean[cc], is = invstd[cc], g = gamma[cc], b = beta[cc];
+  for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y) {
+    double sum = 0, sum_xc = 0;
+    const int64_t r1 = min(p.rows, (part + 1) * kLastRows);
+    if (live)
+      for (int64_t r = part * kLastRows + threadIdx.y; r < r1; r += kLastLanes) {
+        const int64_t i = r * s.c + c;
+        const float xv = x(i, one()).v[0];
+        const double gz = bn_relu_gate(bn_relu_pre(xv, mu, is, g, b), gy[i]);
+        sum += gz;
+        sum_xc += gz * (double(xv) - double(mu));
+      }
+    const double2 t = column_sum2(sum, sum_xc);
+    if (live && threadIdx.y == 0) out[part * s.c + c] = t;
+  }
+}
+
+// Column sums of an fp32 [M][C] matrix (a convolution's channels-last output gradient, for its
+// bias gradient), the same blocks and order as the statistics.
+__global__ void sum_partials_last(const float* g, Shape4 s, LastPlan p, double* out) {
+  const int64_t c = int64_t(blockIdx.x) * kLastTile + threadIdx.x;
+  const bool live = c < s.c;
+  for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y) {
+    double sum = 0;
+    const int64_t r1 = min(p.rows, (part + 1) * kLastRows);
+    if (live)
+      for (int64_t r = part * kLastRows + threadIdx.y; r < r1; r += kLastLanes) sum += g[r * s.c + c];
+    const double2 t = column_sum2(sum, 0.0);
+    if (live && threadIdx.y == 0) out[part * s.c + c] = t.x;
+  }
+}
+__global__ void sum_finalise(const double* parts, int64_t partials, int64_t c, float* out) {
+  const int64_t ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (ch >= c) return;
+  double sum = 0;
+  for (int64_t p = 0; p < partials; ++p) sum += parts[p * c + ch];
+  out[ch] += float(sum);
+}
+
+// Per element, the planar kernels' arithmetic (apply_forward, apply_backward, eval_apply).
+template <class In, class Out>
+struct ApplyLast {
+  In in;
+  const float *gamma, *beta, *mean, *invstd;
+  int64_t c;
+  Out* y;
+  __device__ void operator()(int64_t i) const {
+    const int64_t ch = i % c;
+    const float z = bn_relu_pre(in.at(ch)(i, one()).v[0], mean[ch], invstd[ch], gamma[ch], beta[ch]);
+    Quad q;
+    q.v[0] = z > 0.f ? z : 0.f;
+    store(y, i, one(), q);
+  }
+};
+template <class In>
+struct BackwardLast {
+  In in;
+  const float *gy, *gamma, *beta, *mean, *invstd;
+  const float2* coef;
+  int64_t c;
+  bool overwrite;
+  float* gx;
+  __device__ void operator()(int64_t i) const {
+    const int64_t ch = i % c;
+    const float xv = in.at(ch)(i, one()).v[0];
+    const float mu = mean[ch], is = invstd[ch], g = gamma[ch], gi = g * is;
+    const float2 ab = coef[ch];
+    const float gz = bn_relu_gate(bn_relu_pre(xv, mu, is, g, beta[ch]), gy[i]);
+    const float d = bn_relu_grad_input(gz, (xv - mu) * is, gi, ab.x, ab.y);
+    gx[i] = overwrite ? d : gx[i] + d;
+  }
+};
+template <class In, class Out>
+struct EvalLast {
+  In in;
+  const float *gamma, *beta, *running_mean, *running_var;
+  float eps;
+  int64_t c;
+  Out* y;
+  __device__ void operator()(int64_t i) const {
+    const int64_t ch = i % c;
+    const float scale = gamma[ch] / sqrtf(__fadd_rn(running_var[ch], eps));
+    const float shift = __fsub_rn(beta[ch], __fmul_rn(running_mean[ch], scale));
+    const float v = __fadd_rn(__fmul_rn(in.at(ch)(i, one()).v[0], scale), shift);
+    Quad q;
+    q.v[0] = v > 0.f ? v : 0.f;
+    store(y, i, one(), q);
+  }
+};
+
 unsigned channel_blocks(int64_t c) { return unsigned((c + kThreads - 1) / kThreads); }
 
 // The launchers, generic over the input reader and the output storage; xp: x's raw pointer, for
@@ -326,6 +489,11 @@ template <class In, class Out>
 void apply(In x, const void* xp, const float* gamma, const float* beta, const float* save_mean,
            const float* save_invstd, Out* y, const BatchNormArgs& a) {
   if (a.s.numel() == 0) return;
+  if (a.nhwc) {
+    for_each(a.s.numel(), ApplyLast<In, Out>{x, gamma, beta, save_mean, save_invstd, a.s.c, y},
+             "batchnorm_relu_apply (channels-last)");
+    return;
+  }
   const Plan p = plan_for(a.s, {xp, y});
   apply_forward<<<dim3(unsigned(a.s.c), p.grid_y), kThreads, 0, stream()>>>(
       x, gamma, beta, save_mean, save_invstd, a.s, p, y);
@@ -337,14 +505,25 @@ void train_forward(In x, const void* xp, const float* gamma, const float* beta, 
                    float* save_invstd, float* running_mean, float* running_var, const BatchNormArgs& a) {
   const Shape4& s = a.s;
   if (s.numel() == 0) return;
-  const Plan p = plan_for(s, {xp, y});
-  Buffer parts(Device::cuda, size_t(s.c * p.partials) * sizeof(double2));
-  double2* pp = static_cast<double2*>(parts.data());
-  const dim3 grid(unsigned(s.c), p.grid_y);
-  stats_partials<<<grid, kThreads, 0, stream()>>>(x, s, p, pp);
+  int64_t partials;
+  Buffer parts;
+  if (a.nhwc) {
+    const LastPlan p = last_plan(s);
+    partials = p.partials;
+    parts = Buffer(Device::cuda, size_t(s.c * partials) * sizeof(double2));
+    stats_partials_last<<<p.grid, dim3(kLastTile, kLastLanes), 0, stream()>>>(x, s, p,
+                                                                             static_cast<double2*>(parts.data()));
+  } else {
+    const Plan p = plan_for(s, {xp, y});
+    partials = p.partials;
+    parts = Buffer(Device::cuda, size_t(s.c * partials) * sizeof(double2));
+    stats_partials<<<dim3(unsigned(s.c), p.grid_y), kThreads, 0, stream()>>>(x, s, p,
+                                                                           static_cast<double2*>(parts.data()));
+  }
   CAF_CHECK_LAUNCH("batchnorm_relu_train_forward/stats");
-  stats_finalise<<<channel_blocks(s.c), kThreads, 0, stream()>>>(
-      pp, p.partials, s, a.eps, a.momentum, save_mean, save_invstd, running_mean, running_var);
+  stats_finalise<<<channel_blocks(s.c), kThreads, 0, stream()>>>(static_cast<const double2*>(parts.data()), partials, s,
+                                                                 a.eps, a.momentum, save_mean, save_invstd,
+                                                                 running_mean, running_var);
   CAF_CHECK_LAUNCH("batchnorm_relu_train_forward/finalise");
   apply(x, xp, gamma, beta, save_mean, save_invstd, y, a);  // the same pass a recompute runs
 }
@@ -353,6 +532,11 @@ template <class In, class Out>
 void eval_forward(In x, const void* xp, const float* gamma, const float* beta, const float* running_mean,
                   const float* running_var, Out* y, const BatchNormArgs& a) {
   if (a.s.numel() == 0) return;
+  if (a.nhwc) {
+    for_each(a.s.numel(), EvalLast<In, Out>{x, gamma, beta, running_mean, running_var, float(a.eps), a.s.c, y},
+             "batchnorm_relu_eval_forward (channels-last)");
+    return;
+  }
   const Plan p = plan_for(a.s, {xp, y});
   eval_apply<<<dim3(unsigned(a.s.c), p.grid_y), kThreads, 0, stream()>>>(
       x, gamma, beta, running_mean, running_var, float(a.eps), a.s, p, y);
@@ -365,44 +549,76 @@ void train_backward(In x, const void* xp, const float* gamma, const float* beta,
                     const BatchNormArgs& a) {
   const Shape4& s = a.s;
   if (s.numel() == 0 || (!gx && !ggamma && !gbeta)) return;
-  const Plan p = plan_for(s, {xp, gy, gx});
-  Buffer parts(Device::cuda, size_t(s.c * p.partials) * sizeof(double2));
   Buffer coef = gx ? Buffer(Device::cuda, size_t(s.c) * sizeof(float2)) : Buffer();
-  double2* pp = static_cast<double2*>(parts.data());
   float2* cp = static_cast<float2*>(coef.data());
-  const dim3 grid(unsigned(s.c), p.grid_y);
-  grad_partials<<<grid, kThreads, 0, stream()>>>(x, gy, gamma, beta, save_mean, save_invstd, s, p, pp);
-  CAF_CHECK_LAUNCH("batchnorm_relu_train_backward/sums");
-  grad_finalise<<<channel_blocks(s.c), kThreads, 0, stream()>>>(pp, p.partials, s, save_invstd,
-                                                                ggamma, gbeta, cp);
-  CAF_CHECK_LAUNCH("batchnorm_relu_train_backward/finalise");
-  if (gx) {
-    apply_backward<<<grid, kThreads, 0, stream()>>>(x, gy, gamma, beta, save_mean, save_invstd, cp,
-                                                    s, p, a.overwrite_gx, gx);
-    CAF_CHECK_LAUNCH("batchnorm_relu_train_backward/apply");
+  int64_t partials;
+  Buffer parts;
+  Plan p{};
+  if (a.nhwc) {
+    const LastPlan lp = last_plan(s);
+    partials = lp.partials;
+    parts = Buffer(Device::cuda, size_t(s.c * partials) * sizeof(double2));
+    grad_partials_last<<<lp.grid, dim3(kLastTile, kLastLanes), 0, stream()>>>(
+        x, gy, gamma, beta, save_mean, save_invstd, s, lp, static_cast<double2*>(parts.data()));
+  } else {
+    p = plan_for(s, {xp, gy, gx});
+    partials = p.partials;
+    parts = Buffer(Device::cuda, size_t(s.c * partials) * sizeof(double2));
+    grad_partials<<<dim3(unsigned(s.c), p.grid_y), kThreads, 0, stream()>>>(
+        x, gy, gamma, beta, save_mean, save_invstd, s, p, static_cast<double2*>(parts.data()));
   }
+  CAF_CHECK_LAUNCH("batchnorm_relu_train_backward/sums");
+  grad_finalise<<<channel_blocks(s.c), kThreads, 0, stream()>>>(static_cast<const double2*>(parts.data()), partials,
+                                                                s, save_invstd, ggamma, gbeta, cp);
+  CAF_CHECK_LAUNCH("batchnorm_relu_train_backward/finalise");
+  if (!gx) return;
+  if (a.nhwc) {
+    for_each(s.numel(), BackwardLast<In>{x, gy, gamma, beta, save_mean, save_invstd, cp, s.c, a.overwrite_gx, gx},
+             "batchnorm_relu_train_backward/apply (channels-last)");
+    return;
+  }
+  apply_backward<<<dim3(unsigned(s.c), p.grid_y), kThreads, 0, stream()>>>(x, gy, gamma, beta, save_mean,
+                                                                          save_invstd, cp, s, p, a.overwrite_gx, gx);
+  CAF_CHECK_LAUNCH("batchnorm_relu_train_backward/apply");
 }
 
 }  // namespace
 
+// kernels/cuda/conv2d.cpp's bias gradient for channels-last output gradients (Conv2dShape::nhwc):
+// gb[c] += sum over n, h, w of gy, deterministic.
+void channel_sums_nhwc(const float* gy, const Shape4& s, float* gb) {
+  if (s.numel() == 0) return;
+  const LastPlan p = last_plan(s);
+  Buffer parts(Device::cuda, size_t(s.c * p.partials) * sizeof(double));
+  sum_partials_last<<<p.grid, dim3(kLastTile, kLastLanes), 0, stream()>>>(gy, s, p, static_cast<double*>(parts.data()));
+  CAF_CHECK_LAUNCH("conv2d_backward_bias (channels-last)/sums");
+  sum_finalise<<<channel_blocks(s.c), kThreads, 0, stream()>>>(static_cast<const double*>(parts.data()), p.partials,
+                                                               s.c, gb);
+  CAF_CHECK_LAUNCH("conv2d_backward_bias (channels-last)/finalise");
+}
+
 void batchnorm_relu_apply(const float* x, const float* gamma, const float* beta,
                           const float* save_mean, const float* save_invstd, float* y,
                           const BatchNormArgs& a) {
+  CAF_REQUIRE(!a.nhwc, "batch norm + ReLU: channels-last only for bf16 activations");
   apply(F32In{x}, x, gamma, beta, save_mean, save_invstd, y, a);
 }
 void batchnorm_relu_train_forward(const float* x, const float* gamma, const float* beta, float* y,
                                   float* save_mean, float* save_invstd, float* running_mean,
                                   float* running_var, const BatchNormArgs& a) {
+  CAF_REQUIRE(!a.nhwc, "batch norm + ReLU: channels-last only for bf16 activations");
   train_forward(F32In{x}, x, gamma, beta, y, save_mean, save_invstd, running_mean, running_var, a);
 }
 void batchnorm_relu_eval_forward(const float* x, const float* gamma, const float* beta,
                                  const float* running_mean, const float* running_var, float* y,
                                  const BatchNormArgs& a) {
+  CAF_REQUIRE(!a.nhwc, "batch norm + ReLU: channels-last only for bf16 activations");
   eval_forward(F32In{x}, x, gamma, beta, running_mean, running_var, y, a);
 }
 void batchnorm_relu_train_backward(const float* x, const float* gamma, const float* beta,
                                    const float* gy, const float* save_mean, const float* save_invstd,
                                    float* gx, float* ggamma, float* gbeta, const BatchNormArgs& a) {
+  CAF_REQUIRE(!a.nhwc, "batch norm + ReLU: channels-last only for bf16 activations");
   train_backward(F32In{x}, x, gamma, beta, gy, save_mean, save_invstd, gx, ggamma, gbeta, a);
 }
 

@@ -79,9 +79,33 @@ __global__ void from_nhwc16_kernel(const uint16_t* x, uint16_t* y, int64_t c, in
   }
 }
 
+// fp32 either way, written or added: the tile is read along the source's contiguous axis and
+// written along the destination's.
+template <bool kToNhwc, bool kAccumulate>
+__global__ void transpose_f32_kernel(const float* x, float* y, int64_t c, int64_t p) {
+  __shared__ float tile[kTile][kTile + 1];  // [channel][position] within the block's tile
+  const int64_t b = blockIdx.z, p0 = int64_t(blockIdx.x) * kTile, c0 = int64_t(blockIdx.y) * kTile;
+  const BcpLayout l{c, p};
+  for (int r = threadIdx.y; r < kTile; r += kRows) {
+    // planar source: row r is a channel, threadIdx.x a position; channels-last: the reverse.
+    const int64_t ch = c0 + (kToNhwc ? r : threadIdx.x), pos = p0 + (kToNhwc ? threadIdx.x : r);
+    if (ch < c && pos < p)
+      tile[ch - c0][pos - p0] = kToNhwc ? x[l.planar(b, ch, pos)] : x[l.last(b, ch, pos)];
+  }
+  __syncthreads();
+  for (int r = threadIdx.y; r < kTile; r += kRows) {
+    const int64_t ch = c0 + (kToNhwc ? threadIdx.x : r), pos = p0 + (kToNhwc ? r : threadIdx.x);
+    if (ch < c && pos < p) {
+      float& out = y[kToNhwc ? l.last(b, ch, pos) : l.planar(b, ch, pos)];
+      const float v = tile[ch - c0][pos - p0];
+      out = kAccumulate ? out + v : v;
+    }
+  }
+}
+
 dim3 transpose_grid(int64_t b, int64_t c, int64_t p) {
   CAF_REQUIRE(b <= 65535 && (c + kTile - 1) / kTile <= 65535,
-              "bf16 layout change: batch or channel count beyond the launch limits");
+              "layout change: batch or channel count beyond the launch limits");
   return dim3(unsigned((p + kTile - 1) / kTile), unsigned((c + kTile - 1) / kTile), unsigned(b));
 }
 }  // namespace
@@ -110,6 +134,22 @@ void accumulate_bf16_nhwc(const uint16_t* x, float* g, int64_t b, int64_t c, int
   if (b * c * p == 0) return;
   from_nhwc_kernel<true><<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, nullptr, g, c, p);
   CAF_CHECK_LAUNCH("accumulate_bf16_nhwc");
+}
+void transpose_f32_to_nhwc(const float* x, float* y, int64_t b, int64_t c, int64_t p, bool accumulate) {
+  if (b * c * p == 0) return;
+  if (accumulate)
+    transpose_f32_kernel<true, true><<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, y, c, p);
+  else
+    transpose_f32_kernel<true, false><<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, y, c, p);
+  CAF_CHECK_LAUNCH("transpose_f32_to_nhwc");
+}
+void transpose_f32_from_nhwc(const float* x, float* y, int64_t b, int64_t c, int64_t p, bool accumulate) {
+  if (b * c * p == 0) return;
+  if (accumulate)
+    transpose_f32_kernel<false, true><<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, y, c, p);
+  else
+    transpose_f32_kernel<false, false><<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, y, c, p);
+  CAF_CHECK_LAUNCH("transpose_f32_from_nhwc");
 }
 
 }  // namespace caf::cuda

@@ -213,7 +213,14 @@ void conv2d_backward_filter(const float* x, const float* gy, float* gw, const Co
 
 // The bias gradient needs only the fp32 output and bias descriptors (no algorithm search): its own
 // small cache, so bf16 convolutions do not pay for an fp32 plan they never use.
+// In batchnorm_relu.cu, beside the channels-last batch norm's sums it shares its blocks with.
+void channel_sums_nhwc(const float* gy, const Shape4& s, float* gb);
+
 void conv2d_backward_bias(const float* gy, float* gb, const Conv2dShape& s) {
+  if (s.nhwc) {  // gy channels-last (a channels-last activation's gradient, nn/ops.cpp)
+    channel_sums_nhwc(gy, s.y(), gb);
+    return;
+  }
   struct BiasPlan {
     cudnnTensorDescriptor_t y = nullptr, bias = nullptr;
   };

@@ -22,12 +22,12 @@ void channel_copy(const float* src, float* dst, ChannelCopyArgs a, bool accumula
 void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx) {
   for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForwardIndex<>{x, y, idx, s}, "maxpool2d_forward_index");
 }
-void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx) {
-  for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForwardIndex<uint16_t>{x, y, idx, s},
+void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx, bool last) {
+  for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForwardIndex<uint16_t>{x, y, idx, s, last},
            "maxpool2d_forward_index_bf16");
 }
-void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite) {
-  for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackwardIndex{idx, gy, gx, s, overwrite},
+void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite, bool last) {
+  for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackwardIndex{idx, gy, gx, s, overwrite, last},
            "maxpool2d_backward_index");
 }
 void maxpool2d_forward(const float* x, Shape4 s, float* y) {
@@ -46,14 +46,14 @@ void avg_pool2d_backward(const float* gy, Shape4 s, int64_t k, float* gx) {
 void upsample_bilinear2x_forward(const float* x, Shape4 s, float* y) {
   for_each(s.numel() * 4, UpsampleForward<float>{x, y, s}, "upsample_bilinear2x_forward");
 }
-void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y) {
-  for_each(s.numel() * 4, UpsampleForward<float, uint16_t>{x, y, s}, "upsample_bilinear2x_forward_bf16");
+void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y, bool last) {
+  for_each(s.numel() * 4, UpsampleForward<float, uint16_t>{x, y, s, last}, "upsample_bilinear2x_forward_bf16");
 }
 void channel_copy_bf16(const uint16_t* src, uint16_t* dst, ChannelCopyArgs a) {
   for_each(a.n * a.count * a.hw, ChannelCopy<uint16_t>{src, dst, a, false}, "channel_copy_bf16");
 }
-void upsample_bilinear2x_backward(const float* gy, Shape4 s, float* gx, bool accumulate) {
-  for_each(s.numel(), UpsampleBackward<float>{gy, gx, s, accumulate}, "upsample_bilinear2x_backward");
+void upsample_bilinear2x_backward(const float* gy, Shape4 s, float* gx, bool accumulate, bool last) {
+  for_each(s.numel(), UpsampleBackward<float>{gy, gx, s, accumulate, last}, "upsample_bilinear2x_backward");
 }
 void gaussian_blur_forward(const float* x, Shape4 s, int k, double sigma, float* y) {
   const GaussianWindow<float> w = gaussian_window<float>(k, sigma);

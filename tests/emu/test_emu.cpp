@@ -325,6 +325,17 @@ TEST_CASE("emu: the casts and channels-last transposes (cast.cu) equal the CPU's
       CHECK(same_bits(dto.get(), to));
       CHECK(same_bits(dfrom.get(), from));
     }
+    for (bool accumulate : {false, true}) {  // fp32 both ways, written or added
+      CAPTURE(accumulate);
+      std::vector<float> to = g0, from = g0;
+      caf::cpu::transpose_f32_to_nhwc(x.data(), to.data(), b, c, p, accumulate);
+      caf::cpu::transpose_f32_from_nhwc(x.data(), from.data(), b, c, p, accumulate);
+      Dev<float> dx(x), dto(g0), dfrom(g0);
+      caf::cuda::transpose_f32_to_nhwc(dx.ptr(), dto.ptr(), b, c, p, accumulate);
+      caf::cuda::transpose_f32_from_nhwc(dx.ptr(), dfrom.ptr(), b, c, p, accumulate);
+      CHECK(same_bits(dto.get(), to));
+      CHECK(same_bits(dfrom.get(), from));
+    }
     for (bool with_bias : {false, true}) {
       std::vector<float> ref(n);
       caf::cpu::cast_from_bf16_nhwc(x16.data(), with_bias ? bias.data() : nullptr, ref.data(), b, c, p);
@@ -360,7 +371,11 @@ TEST_CASE("emu: the casts and channels-last transposes (cast.cu) equal the CPU's
 }
 
 TEST_CASE("emu: pooling, upsampling and channel copies (pixelwise.cu), write-first modes included, equal the CPU's") {
+  // last: the bf16 forwards, the fp32 backwards and the channel copies channels-last (the fp32
+  // forwards are planar only).
+  for (const bool last : {false, true})
   for (const Shape4 s : {Shape4{2, 3, 6, 8}, Shape4{1, 2, 7, 5}}) {
+    CAPTURE(last);
     CAPTURE(s.h);
     CAPTURE(s.w);
     const size_t n = size_t(s.numel()), no = size_t(s.n * s.c * (s.h / 2) * (s.w / 2));
@@ -378,18 +393,18 @@ TEST_CASE("emu: pooling, upsampling and channel copies (pixelwise.cu), write-fir
     CHECK(same_bits(di.get(), i_ref));
     std::vector<uint16_t> y16_ref(no);
     std::vector<uint8_t> i16_ref(no);
-    caf::cpu::maxpool2d_forward_index_bf16(x16.data(), s, y16_ref.data(), i16_ref.data());
+    caf::cpu::maxpool2d_forward_index_bf16(x16.data(), s, y16_ref.data(), i16_ref.data(), last);
     Dev<uint16_t> dx16(x16), dy16(no);
     Dev<uint8_t> di16(no);
-    caf::cuda::maxpool2d_forward_index_bf16(dx16.ptr(), s, dy16.ptr(), di16.ptr());
+    caf::cuda::maxpool2d_forward_index_bf16(dx16.ptr(), s, dy16.ptr(), di16.ptr(), last);
     CHECK(same_bits(dy16.get(), y16_ref));
     CHECK(same_bits(di16.get(), i16_ref));
     const std::vector<float> gy = random_floats(no, 22), g0 = random_floats(n, 23);
     for (bool overwrite : {false, true}) {
       std::vector<float> gx_ref = overwrite ? std::vector<float>(n, 7.f) : g0;
-      caf::cpu::maxpool2d_backward_index(i_ref.data(), gy.data(), s, gx_ref.data(), overwrite);
+      caf::cpu::maxpool2d_backward_index(i_ref.data(), gy.data(), s, gx_ref.data(), overwrite, last);
       Dev<float> dgy(gy), dgx = overwrite ? Dev<float>(n) : Dev<float>(g0);
-      caf::cuda::maxpool2d_backward_index(di.ptr(), dgy.ptr(), s, dgx.ptr(), overwrite);
+      caf::cuda::maxpool2d_backward_index(di.ptr(), dgy.ptr(), s, dgx.ptr(), overwrite, last);
       const std::vector<float> gx = dgx.get();
       // Overwrite mode writes every element of the input gradient (the 7s and NaNs are gone),
       // an odd last row or column included.
@@ -404,16 +419,16 @@ TEST_CASE("emu: pooling, upsampling and channel copies (pixelwise.cu), write-fir
     caf::cuda::upsample_bilinear2x_forward(dx.ptr(), s, du.ptr());
     CHECK(same_bits(du.get(), u_ref));
     std::vector<uint16_t> u16_ref(nu);
-    caf::cpu::upsample_bilinear2x_forward_bf16(x16.data(), s, u16_ref.data());
+    caf::cpu::upsample_bilinear2x_forward_bf16(x16.data(), s, u16_ref.data(), last);
     Dev<uint16_t> du16(nu);
-    caf::cuda::upsample_bilinear2x_forward_bf16(dx16.ptr(), s, du16.ptr());
+    caf::cuda::upsample_bilinear2x_forward_bf16(dx16.ptr(), s, du16.ptr(), last);
     CHECK(same_bits(du16.get(), u16_ref));
     const std::vector<float> gu = random_floats(nu, 24);
     for (bool accumulate : {true, false}) {
       std::vector<float> gx_ref = g0;
-      caf::cpu::upsample_bilinear2x_backward<float>(gu.data(), s, gx_ref.data(), accumulate);
+      caf::cpu::upsample_bilinear2x_backward<float>(gu.data(), s, gx_ref.data(), accumulate, last);
       Dev<float> dgu(gu), dgx = accumulate ? Dev<float>(g0) : Dev<float>(n);
-      caf::cuda::upsample_bilinear2x_backward(dgu.ptr(), s, dgx.ptr(), accumulate);
+      caf::cuda::upsample_bilinear2x_backward(dgu.ptr(), s, dgx.ptr(), accumulate, last);
       CHECK(count_nan(dgx.get()) == 0);
       CHECK(same_bits(dgx.get(), gx_ref));
     }
@@ -422,19 +437,19 @@ TEST_CASE("emu: pooling, upsampling and channel copies (pixelwise.cu), write-fir
     const std::vector<uint16_t> b16 = to_bf16(random_floats(size_t(s.n * cb * hw), 25));
     const size_t ny = size_t(s.n * (ca + cb) * hw);
     std::vector<uint16_t> cat_ref(ny);
-    caf::cpu::channel_copy_bf16(x16.data(), cat_ref.data(), {s.n, hw, ca, 0, ca + cb, 0, ca});
-    caf::cpu::channel_copy_bf16(b16.data(), cat_ref.data(), {s.n, hw, cb, 0, ca + cb, ca, cb});
+    caf::cpu::channel_copy_bf16(x16.data(), cat_ref.data(), {s.n, hw, ca, 0, ca + cb, 0, ca, last});
+    caf::cpu::channel_copy_bf16(b16.data(), cat_ref.data(), {s.n, hw, cb, 0, ca + cb, ca, cb, last});
     Dev<uint16_t> db16(b16), dcat(ny);
-    caf::cuda::channel_copy_bf16(dx16.ptr(), dcat.ptr(), {s.n, hw, ca, 0, ca + cb, 0, ca});
-    caf::cuda::channel_copy_bf16(db16.ptr(), dcat.ptr(), {s.n, hw, cb, 0, ca + cb, ca, cb});
+    caf::cuda::channel_copy_bf16(dx16.ptr(), dcat.ptr(), {s.n, hw, ca, 0, ca + cb, 0, ca, last});
+    caf::cuda::channel_copy_bf16(db16.ptr(), dcat.ptr(), {s.n, hw, cb, 0, ca + cb, ca, cb, last});
     CHECK(count_nan(dcat.get()) == 0);
     CHECK(same_bits(dcat.get(), cat_ref));
     const std::vector<float> gcat = random_floats(ny, 26);
     for (bool accumulate : {true, false}) {
       std::vector<float> ga_ref = g0;
-      caf::cpu::channel_copy<float>(gcat.data(), ga_ref.data(), {s.n, hw, ca + cb, 0, ca, 0, ca}, accumulate);
+      caf::cpu::channel_copy<float>(gcat.data(), ga_ref.data(), {s.n, hw, ca + cb, 0, ca, 0, ca, last}, accumulate);
       Dev<float> dgcat(gcat), dga = accumulate ? Dev<float>(g0) : Dev<float>(n);
-      caf::cuda::channel_copy(dgcat.ptr(), dga.ptr(), {s.n, hw, ca + cb, 0, ca, 0, ca}, accumulate);
+      caf::cuda::channel_copy(dgcat.ptr(), dga.ptr(), {s.n, hw, ca + cb, 0, ca, 0, ca, last}, accumulate);
       CHECK(count_nan(dga.get()) == 0);
       CHECK(same_bits(dga.get(), ga_ref));
     }

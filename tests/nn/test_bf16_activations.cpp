@@ -38,11 +38,13 @@ Tensor round16(const Tensor& f) {
   return h;
 }
 // float(x16) + bias[c] (bias may be undefined): what a bf16 activation with a pending bias means.
+// A channels-last x16 gives the planar values.
 Tensor widened(const Tensor& x16, const Tensor& bias = Tensor()) {
   const Shape4 s = x16.shape4();
   Tensor f = Tensor::empty(x16.shape(), DType::f32, x16.device());
-  cast_from_bf16(x16.device(), x16.data<uint16_t>(), bias.defined() ? bias.data<float>() : nullptr, s.hw(), s.c,
-                 f.data<float>(), f.numel());
+  const float* b = bias.defined() ? bias.data<float>() : nullptr;
+  if (x16.channels_last()) cast_from_bf16_nhwc(x16.device(), x16.data<uint16_t>(), b, f.data<float>(), s.n, s.c, s.hw());
+  else cast_from_bf16(x16.device(), x16.data<uint16_t>(), b, s.hw(), s.c, f.data<float>(), f.numel());
   return f;
 }
 std::vector<uint16_t> bits(const Tensor& x16) {
@@ -90,6 +92,73 @@ void check_batchnorm_relu(Device d, const Dims& shape, bool with_bias) {
   // Inference mode, nothing recorded: one pass, the rounding of the fp32 one.
   NoGradGuard no_grad;
   CHECK(bits(batchnorm_relu2d_eval(x16, g16, b16, s16, bias)) == bits(round16(batchnorm_relu2d_eval(x32, g32, b32, s32))));
+}
+
+// A bf16 tensor's channels-last copy (the same values), as a leaf that may take a gradient.
+Tensor channels_last_copy(const Tensor& x16) {
+  const Shape4 s = x16.shape4();
+  Tensor t = Tensor::empty(x16.shape(), DType::bf16, x16.device());
+  transpose_bf16_to_nhwc(x16.device(), x16.data<uint16_t>(), t.data<uint16_t>(), s.n, s.c, s.hw());
+  return t.set_channels_last(true);
+}
+// A channels-last tensor's gradient (channels-last storage) in planar order.
+std::vector<float> planar_grad(const Tensor& t) {
+  const Shape4 s = t.shape4();
+  const std::vector<float> g = grad_of(t);
+  std::vector<float> out(g.size());
+  const BcpLayout l{s.c, s.hw()};
+  for (int64_t b = 0; b < s.n; ++b)
+    for (int64_t c = 0; c < s.c; ++c)
+      for (int64_t p = 0; p < s.hw(); ++p) out[size_t(l.planar(b, c, p))] = g[size_t(l.last(b, c, p))];
+  return out;
+}
+
+// The fused batch norm + ReLU on a channels-last bf16 x against the planar op: y (transposed
+// back), running statistics, every gradient and the inference-mode pass, bit for bit (on the GPU
+// the statistics are summed in another order, in double: equal unless a sum falls within double
+// rounding of a float boundary).
+void check_batchnorm_relu_last(Device d, const Dims& shape, bool with_bias) {
+  Bf16Scope scope(true, true);
+  const int64_t c = shape[1];
+  Tensor xp = random16(shape, 11, d, 2.f).set_requires_grad(true);
+  Tensor xl = channels_last_copy(xp).set_requires_grad(true);
+  const Tensor bias = with_bias ? Tensor::uniform({c}, 12, -0.5f, 0.5f, d) : Tensor();
+  Tensor gp = Tensor::uniform({c}, 13, 0.5f, 1.5f, d).set_requires_grad(true);
+  Tensor bp = Tensor::uniform({c}, 14, -0.5f, 0.5f, d).set_requires_grad(true);
+  Tensor gl = gp.clone().set_requires_grad(true), bl = bp.clone().set_requires_grad(true);
+  BatchNormState sp{Tensor::zeros({c}, DType::f32, d), Tensor::full({c}, 1.f, d)};
+  BatchNormState sl{Tensor::zeros({c}, DType::f32, d), Tensor::full({c}, 1.f, d)};
+  const Tensor yp = batchnorm_relu2d(xp, gp, bp, sp, bias);
+  const Tensor yl = batchnorm_relu2d(xl, gl, bl, sl, bias);
+  REQUIRE(yl.channels_last());
+  CHECK(bits(to_planar(yl)) == bits(yp));
+  CHECK(sl.running_mean.to_vector() == sp.running_mean.to_vector());
+  CHECK(sl.running_var.to_vector() == sp.running_var.to_vector());
+  backward_through(yp, 15);
+  backward_through(yl, 15);  // to_float32 of a channels-last y is planar: the same projection
+  CHECK(planar_grad(xl) == grad_of(xp));
+  CHECK(grad_of(gl) == grad_of(gp));
+  CHECK(grad_of(bl) == grad_of(bp));
+  NoGradGuard no_grad;
+  const Tensor el = batchnorm_relu2d_eval(xl, gl, bl, sl, bias);
+  REQUIRE(el.channels_last());
+  CHECK(bits(to_planar(el)) == bits(batchnorm_relu2d_eval(xp, gp, bp, sp, bias)));
+}
+
+// op on a channels-last x16 against op on the planar x16: the output (transposed back) and the
+// input gradient, bit for bit, and the output channels-last.
+void check_moving_op_last(Device d, const Dims& shape, const std::function<Tensor(const Tensor&)>& op) {
+  Bf16Scope scope(true, true);
+  Tensor xp = random16(shape, 21, d).set_requires_grad(true);
+  Tensor xl = channels_last_copy(xp).set_requires_grad(true);
+  const Tensor yp = op(xp), yl = op(xl);
+  REQUIRE(yl.channels_last());
+  CHECK(bits(to_planar(yl)) == bits(yp));
+  backward_through(yp, 22);
+  backward_through(yl, 22);
+  CHECK(planar_grad(xl) == grad_of(xp));
+  NoGradGuard no_grad;
+  CHECK(bits(op(xl)) == bits(yl));  // the unrecorded forward writes the same
 }
 
 // op(bf16 x) against op(float(x)): output rounded and input gradient, bit for bit.
@@ -156,6 +225,7 @@ ChainRun run_chain(Device d, bool activations, bool channels_last, bool recomput
   const Tensor x = Tensor::uniform({2, 3, 16, 12}, 42, 0.f, 1.f, d);
   const Tensor h = block(store, x, true);
   if (activations) REQUIRE(h.dtype() == DType::bf16);
+  REQUIRE(h.channels_last() == (activations && channels_last));  // block's second convolution: 8 -> 8
   const Tensor y = out(store, concat_channels(side(store, h, true), h));
   REQUIRE(y.dtype() == DType::f32);
   backward_through(y, 43);
@@ -172,13 +242,17 @@ double nmse(const std::vector<float>& a, const std::vector<float>& b) { return t
 struct NetRun {
   std::vector<float> rec, logits;
 };
-NetRun run_networks(Device d, Precision p, bool activations) {
-  Bf16Scope scope(activations);
+NetRun run_networks(Device d, Precision p, bool activations, bool channels_last = false,
+                    std::vector<float>* grads = nullptr) {
+  Bf16Scope scope(activations, channels_last);
   set_precision(p);
   const test::SmallNets n(d, 4, 51);
   sum(mul(n.logits, Tensor::randn(n.logits.shape(), 54, 0, 1, d))).backward();  // runs: finite, no error
-  CHECK(test::all_finite(n.r.params().grads_flat().to_vector()));
-  CHECK(test::all_finite(n.s.params().grads_flat().to_vector()));
+  std::vector<float> g = n.r.params().grads_flat().to_vector(), gs = n.s.params().grads_flat().to_vector();
+  CHECK(test::all_finite(g));
+  CHECK(test::all_finite(gs));
+  g.insert(g.end(), gs.begin(), gs.end());
+  if (grads) *grads = g;
   return {n.rec.to_vector(), n.logits.to_vector()};
 }
 
@@ -188,6 +262,18 @@ TEST_SUITE("nn") {
 TEST_CASE("bf16 activations: the fused batch norm + ReLU is the fp32 op on float(x) + bias, rounded") {
   check_batchnorm_relu(Device::cpu, {2, 3, 5, 7}, true);
   check_batchnorm_relu(Device::cpu, {2, 4, 8, 8}, false);
+}
+
+TEST_CASE("channels-last activations: the fused batch norm + ReLU is the planar op, permuted") {
+  check_batchnorm_relu_last(Device::cpu, {2, 8, 5, 7}, true);
+  check_batchnorm_relu_last(Device::cpu, {2, 16, 4, 4}, false);
+}
+
+TEST_CASE("channels-last activations: max pooling, upsampling and concatenation are the planar ops, permuted") {
+  check_moving_op_last(Device::cpu, {2, 3, 6, 10}, [](const Tensor& x) { return maxpool2d(x); });
+  check_moving_op_last(Device::cpu, {1, 2, 7, 5}, [](const Tensor& x) { return maxpool2d(x); });
+  check_moving_op_last(Device::cpu, {2, 3, 5, 4}, [](const Tensor& x) { return upsample_bilinear2x(x); });
+  check_moving_op_last(Device::cpu, {2, 3, 4, 4}, [](const Tensor& x) { return concat_channels(x, upsample_bilinear2x(maxpool2d(x))); });
 }
 
 TEST_CASE("bf16 activations: max pooling, upsampling and concatenation are their fp32 twins, rounded") {
@@ -221,6 +307,17 @@ TEST_CASE("bf16 activations: both networks move less from bf16 with fp32 activat
   CHECK(nmse(b.logits, a.logits) < 0.7 * nmse(a.logits, f.logits));
 }
 
+TEST_CASE("channels-last activations: both networks as with planar bf16 activations") {
+  std::vector<float> gp, gl;
+  const NetRun p = run_networks(Device::cpu, Precision::bf16, true, false, &gp);
+  const NetRun l = run_networks(Device::cpu, Precision::bf16, true, true, &gl);
+  CHECK(l.rec == p.rec);
+  CHECK(l.logits == p.logits);
+  // The convolutions' bias gradients sum a channels-last gradient in another order (in double);
+  // every other gradient is the same bits.
+  CHECK(nmse(gl, gp) < 1e-12);
+}
+
 TEST_CASE("bf16 activations: bad uses are clear errors") {
   Bf16Scope scope(true);
   const Tensor x16 = random16({1, 2, 4, 4}, 61, Device::cpu);
@@ -246,6 +343,15 @@ TEST_CASE("gpu: bf16 activations' ops are their fp32 twins on the GPU, bit for b
   check_batchnorm_relu(Device::cuda, {2, 3, 5, 7}, true);    // H*W odd: scalar loads
   check_batchnorm_relu(Device::cuda, {2, 4, 8, 8}, false);   // vector loads, no bias
   check_batchnorm_relu(Device::cuda, {1, 3, 72, 72}, true);  // two chunks per plane
+  // Channels-last: one partial channel tile and a scalar-width case; two channel tiles (the second
+  // partial) and six row chunks (the last partial).
+  check_batchnorm_relu_last(Device::cuda, {2, 8, 5, 7}, true);
+  check_batchnorm_relu_last(Device::cuda, {1, 40, 72, 72}, true);
+  check_batchnorm_relu_last(Device::cuda, {2, 16, 4, 4}, false);
+  check_moving_op_last(Device::cuda, {2, 3, 6, 10}, [](const Tensor& x) { return maxpool2d(x); });
+  check_moving_op_last(Device::cuda, {1, 2, 7, 5}, [](const Tensor& x) { return maxpool2d(x); });
+  check_moving_op_last(Device::cuda, {2, 3, 5, 4}, [](const Tensor& x) { return upsample_bilinear2x(x); });
+  check_moving_op_last(Device::cuda, {2, 3, 4, 4}, [](const Tensor& x) { return concat_channels(x, upsample_bilinear2x(maxpool2d(x))); });
   check_moving_op(Device::cuda, {2, 3, 6, 10}, [](const Tensor& x) { return maxpool2d(x); });
   check_moving_op(Device::cuda, {2, 3, 5, 4}, [](const Tensor& x) { return upsample_bilinear2x(x); });
   check_moving_op(Device::cuda, {2, 3, 4, 4}, [](const Tensor& x) { return concat_channels(x, upsample_bilinear2x(maxpool2d(x))); });
@@ -267,5 +373,18 @@ TEST_CASE("gpu: bf16 activations' convolutions and chains as on the CPU") {
     CHECK(nmse(r.out, cpu.out) < 1e-5);
     CHECK(nmse(r.grads, cpu.grads) < 1e-4);
   }
+}
+
+TEST_CASE("gpu: channels-last activations: both networks as on the CPU") {
+  CAF_NEED_GPU();
+  // At random initialisation the deep batch-norm stacks amplify any rounding; the GPU's
+  // channels-last run (cuDNN's NHWC algorithms, statistics in another order) must stay nearer the
+  // CPU's than bf16 convolutions are to fp32 (run_networks above).
+  const NetRun f = run_networks(Device::cpu, Precision::fp32, false);
+  const NetRun a = run_networks(Device::cpu, Precision::bf16, false);
+  const NetRun cpu = run_networks(Device::cpu, Precision::bf16, true, true);
+  const NetRun gpu = run_networks(Device::cuda, Precision::bf16, true, true);
+  CHECK(nmse(gpu.rec, cpu.rec) < 0.25 * nmse(a.rec, f.rec));
+  CHECK(nmse(gpu.logits, cpu.logits) < 0.25 * nmse(a.logits, f.logits));
 }
 }
