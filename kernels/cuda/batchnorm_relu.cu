@@ -154,6 +154,8 @@ struct F32In {
   const float* p;
   __device__ __forceinline__ F32In at(int64_t) const { return *this; }
   __device__ __forceinline__ Quad operator()(int64_t i, Group g) const { return load(p, i, g); }
+  // Channels-last: the 4 neighbouring channels c..c+3 at i (one aligned access).
+  __device__ __forceinline__ Quad four(int64_t i, int64_t) const { return load(p, i, Group{4, true}); }
 };
 struct Bf16In {
   const uint16_t* p;
@@ -175,6 +177,13 @@ struct Bf16In {
     }
     if (bias)
       for (int j = 0; j < g.n; ++j) q.v[j] = __fadd_rn(q.v[j], b);  // cast_from_bf16's v + bias[c]
+    return q;
+  }
+  // Channels-last: the 4 neighbouring channels c..c+3 at i (one aligned access), each with its bias.
+  __device__ __forceinline__ Quad four(int64_t i, int64_t c) const {
+    Quad q = Bf16In{p, nullptr}(i, Group{4, true});
+    if (bias)
+      for (int j = 0; j < 4; ++j) q.v[j] = __fadd_rn(q.v[j], bias[c + j]);
     return q;
   }
 };
@@ -325,7 +334,8 @@ __global__ void eval_apply(In in, const float* gamma, const float* beta, const f
 // every 8th); each thread sums its column in double, then the 8 sums of a channel are added in
 // order through shared memory: one partial per (chunk, channel) in the same [P][C] table the
 // planar kernels fill, finalised by the same kernels. The elementwise passes are grid-stride
-// loops over the elements with c = i % C. Deterministic; the order of the sums differs from the
+// loops over the elements with c = i % C, four neighbouring channels per thread (one wide access)
+// when C % 4 == 0 and the pointers are 16-byte aligned. Deterministic; the order of the sums differs from the
 // planar kernels', so statistics agree with them up to double rounding.
 constexpr int kLastTile = 32, kLastLanes = 8;
 constexpr int64_t kLastRows = 1024;
@@ -481,6 +491,73 @@ struct EvalLast {
   }
 };
 
+// The same, four neighbouring channels per thread (C % 4 == 0 and every pointer 16-byte aligned:
+// last_vec4): k indexes groups of 4 elements, one wide access per tensor, one channel division.
+__device__ __forceinline__ Group four_wide() { return Group{4, true}; }
+template <class In, class Out>
+struct ApplyLast4 {
+  In in;
+  const float *gamma, *beta, *mean, *invstd;
+  int64_t c;
+  Out* y;
+  __device__ void operator()(int64_t k) const {
+    const int64_t i = 4 * k, ch = i % c;
+    Quad q = in.four(i, ch);
+    for (int j = 0; j < 4; ++j) {
+      const float z = bn_relu_pre(q.v[j], mean[ch + j], invstd[ch + j], gamma[ch + j], beta[ch + j]);
+      q.v[j] = z > 0.f ? z : 0.f;
+    }
+    store(y, i, four_wide(), q);
+  }
+};
+template <class In>
+struct BackwardLast4 {
+  In in;
+  const float *gy, *gamma, *beta, *mean, *invstd;
+  const float2* coef;
+  int64_t c;
+  bool overwrite;
+  float* gx;
+  __device__ void operator()(int64_t k) const {
+    const int64_t i = 4 * k, ch = i % c;
+    const Quad xv = in.four(i, ch), gv = load(gy, i, four_wide());
+    Quad out;
+    if (!overwrite) out = load(gx, i, four_wide());
+    for (int j = 0; j < 4; ++j) {
+      const float mu = mean[ch + j], is = invstd[ch + j], g = gamma[ch + j], gi = g * is;
+      const float2 ab = coef[ch + j];
+      const float gz = bn_relu_gate(bn_relu_pre(xv.v[j], mu, is, g, beta[ch + j]), gv.v[j]);
+      const float d = bn_relu_grad_input(gz, (xv.v[j] - mu) * is, gi, ab.x, ab.y);
+      out.v[j] = overwrite ? d : out.v[j] + d;
+    }
+    store(gx, i, four_wide(), out);
+  }
+};
+template <class In, class Out>
+struct EvalLast4 {
+  In in;
+  const float *gamma, *beta, *running_mean, *running_var;
+  float eps;
+  int64_t c;
+  Out* y;
+  __device__ void operator()(int64_t k) const {
+    const int64_t i = 4 * k, ch = i % c;
+    Quad q = in.four(i, ch);
+    for (int j = 0; j < 4; ++j) {
+      const float scale = gamma[ch + j] / sqrtf(__fadd_rn(running_var[ch + j], eps));
+      const float shift = __fsub_rn(beta[ch + j], __fmul_rn(running_mean[ch + j], scale));
+      const float v = __fadd_rn(__fmul_rn(q.v[j], scale), shift);
+      q.v[j] = v > 0.f ? v : 0.f;
+    }
+    store(y, i, four_wide(), q);
+  }
+};
+bool last_vec4(const Shape4& s, std::initializer_list<const void*> ptrs) {
+  bool ok = s.c % 4 == 0;
+  for (const void* q : ptrs) ok = ok && reinterpret_cast<uintptr_t>(q) % 16 == 0;
+  return ok;
+}
+
 unsigned channel_blocks(int64_t c) { return unsigned((c + kThreads - 1) / kThreads); }
 
 // The launchers, generic over the input reader and the output storage; xp: x's raw pointer, for
@@ -490,8 +567,12 @@ void apply(In x, const void* xp, const float* gamma, const float* beta, const fl
            const float* save_invstd, Out* y, const BatchNormArgs& a) {
   if (a.s.numel() == 0) return;
   if (a.nhwc) {
-    for_each(a.s.numel(), ApplyLast<In, Out>{x, gamma, beta, save_mean, save_invstd, a.s.c, y},
-             "batchnorm_relu_apply (channels-last)");
+    if (last_vec4(a.s, {xp, y}))
+      for_each(a.s.numel() / 4, ApplyLast4<In, Out>{x, gamma, beta, save_mean, save_invstd, a.s.c, y},
+               "batchnorm_relu_apply (channels-last)");
+    else
+      for_each(a.s.numel(), ApplyLast<In, Out>{x, gamma, beta, save_mean, save_invstd, a.s.c, y},
+               "batchnorm_relu_apply (channels-last)");
     return;
   }
   const Plan p = plan_for(a.s, {xp, y});
@@ -533,8 +614,12 @@ void eval_forward(In x, const void* xp, const float* gamma, const float* beta, c
                   const float* running_var, Out* y, const BatchNormArgs& a) {
   if (a.s.numel() == 0) return;
   if (a.nhwc) {
-    for_each(a.s.numel(), EvalLast<In, Out>{x, gamma, beta, running_mean, running_var, float(a.eps), a.s.c, y},
-             "batchnorm_relu_eval_forward (channels-last)");
+    if (last_vec4(a.s, {xp, y}))
+      for_each(a.s.numel() / 4, EvalLast4<In, Out>{x, gamma, beta, running_mean, running_var, float(a.eps), a.s.c, y},
+               "batchnorm_relu_eval_forward (channels-last)");
+    else
+      for_each(a.s.numel(), EvalLast<In, Out>{x, gamma, beta, running_mean, running_var, float(a.eps), a.s.c, y},
+               "batchnorm_relu_eval_forward (channels-last)");
     return;
   }
   const Plan p = plan_for(a.s, {xp, y});
@@ -573,8 +658,13 @@ void train_backward(In x, const void* xp, const float* gamma, const float* beta,
   CAF_CHECK_LAUNCH("batchnorm_relu_train_backward/finalise");
   if (!gx) return;
   if (a.nhwc) {
-    for_each(s.numel(), BackwardLast<In>{x, gy, gamma, beta, save_mean, save_invstd, cp, s.c, a.overwrite_gx, gx},
-             "batchnorm_relu_train_backward/apply (channels-last)");
+    if (last_vec4(s, {xp, gy, gx}))
+      for_each(s.numel() / 4,
+               BackwardLast4<In>{x, gy, gamma, beta, save_mean, save_invstd, cp, s.c, a.overwrite_gx, gx},
+               "batchnorm_relu_train_backward/apply (channels-last)");
+    else
+      for_each(s.numel(), BackwardLast<In>{x, gy, gamma, beta, save_mean, save_invstd, cp, s.c, a.overwrite_gx, gx},
+               "batchnorm_relu_train_backward/apply (channels-last)");
     return;
   }
   apply_backward<<<dim3(unsigned(s.c), p.grid_y), kThreads, 0, stream()>>>(x, gy, gamma, beta, save_mean,

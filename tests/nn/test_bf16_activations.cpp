@@ -343,9 +343,10 @@ TEST_CASE("gpu: bf16 activations' ops are their fp32 twins on the GPU, bit for b
   check_batchnorm_relu(Device::cuda, {2, 3, 5, 7}, true);    // H*W odd: scalar loads
   check_batchnorm_relu(Device::cuda, {2, 4, 8, 8}, false);   // vector loads, no bias
   check_batchnorm_relu(Device::cuda, {1, 3, 72, 72}, true);  // two chunks per plane
-  // Channels-last: one partial channel tile and a scalar-width case; two channel tiles (the second
-  // partial) and six row chunks (the last partial).
+  // Channels-last: one partial channel tile; two channel tiles (the second partial) and six row
+  // chunks (the last partial); 6 channels: one element per thread instead of four.
   check_batchnorm_relu_last(Device::cuda, {2, 8, 5, 7}, true);
+  check_batchnorm_relu_last(Device::cuda, {2, 6, 5, 7}, true);
   check_batchnorm_relu_last(Device::cuda, {1, 40, 72, 72}, true);
   check_batchnorm_relu_last(Device::cuda, {2, 16, 4, 4}, false);
   check_moving_op_last(Device::cuda, {2, 3, 6, 10}, [](const Tensor& x) { return maxpool2d(x); });
