@@ -60,6 +60,12 @@ step quickstart-cuda bash -c "set -e; Q=$OUT/quickstart; rm -rf \$Q
   test -s \$Q/model/eval/metrics.json"
 step quickstart-cuda-graph bash -c "set -e; Q=$OUT/quickstart; rm -rf \$Q/graph
   '$B/caf' train --data \$Q/data --class toy --preset tiny --epochs 1 --out \$Q/graph --device cuda --graph"
+# Channels-last bf16 activations through the trainer (a graph) and evaluation.
+step quickstart-cuda-last bash -c "set -e; Q=$OUT/quickstart; rm -rf \$Q/last
+  '$B/caf' train --data \$Q/data --class toy --preset tiny --epochs 1 --out \$Q/last --device cuda --graph \
+    --precision bf16 --activations bf16 --layout nhwc
+  '$B/caf' eval --model \$Q/last --data \$Q/data --class toy --device cuda
+  test -s \$Q/last/eval/metrics.json"
 # A run killed (SIGKILL, SIGINT) and resumed ends bit for bit where an uninterrupted one ends, on
 # "cuda" (the emulated cuDNN picks the same arithmetic in every process, so this checks caf's
 # checkpointing of device state, not cuDNN's choices: gpu_check.sh's kill-resume-gpu does that).

@@ -48,7 +48,8 @@ const char* kUsage =
     "  --layout nhwc    with --precision bf16: convolutions on channels-last bf16 copies (cuDNN's\n"
     "                   NHWC kernels); the same results on the CPU\n"
     "  --activations bf16  with --precision bf16: activations between the convolutions in bf16\n"
-    "                   (half the memory and traffic; statistics, weights, gradients stay fp32)\n"
+    "                   (half the memory and traffic; statistics, weights, gradients stay fp32);\n"
+    "                   with --layout nhwc too they stay channels-last between the convolutions\n"
     "  --graph          after one eager step, capture the whole step (sampling, simulation, both\n"
     "                   networks, Adam) as a CUDA graph and replay it: no launches, no host work\n";
 
