@@ -65,6 +65,11 @@ void syncthreads();
 uint64_t warp_exchange(uint64_t mine, unsigned src_lane);
 unsigned lane_id();
 
+// The release policy every block uses from now on (0-5, see emu_runtime.cpp), or -1 (the default):
+// a policy per block, rotating with the block's index and the launch count.
+void force_policy(int policy);
+constexpr int kPolicies = 6;
+
 struct Stats {  // since the process started
   uint64_t launches = 0, blocks = 0, fiber_blocks = 0, threads = 0, barriers = 0, shuffles = 0;
 };

@@ -7,7 +7,9 @@
 // fibers are still parked, a thread never reaches a barrier the others wait at: that is reported
 // as a deadlock (on a GPU it hangs or is undefined). Released fibers queue ahead of the others
 // (depth first: one warp runs far ahead) or behind them (breadth first), in or against their
-// order of arrival, a different one of the four policies in consecutive blocks, and the fibers
+// order of arrival, or every participant (the last to arrive included) in descending or ascending
+// thread order: a different one of these six policies in consecutive blocks and consecutive
+// launches (force_policy() fixes one), and the fibers
 // start in descending order: so a missing barrier between a write and a read of shared memory
 // shows in one order or another (not every race can: fibers switch only at barriers, and a block
 // meets one policy per launch). Blocks run one after another, in x, y, z order.
@@ -110,7 +112,7 @@ struct Block {
   Barrier block_barrier;
   std::vector<Barrier> warp_barriers;
   std::deque<unsigned> runnable;  // fibers to resume, front first
-  unsigned policy = 0;            // where released fibers queue (bit 0: behind; bit 1: in arrival order)
+  unsigned policy = 0;            // how released fibers queue (barrier())
   std::vector<uint64_t> lane_bits;        // two per thread (shuffles)
   std::vector<unsigned> shuffle_parity;   // which of its two slots a thread's next shuffle uses
   const std::function<void()>* body = nullptr;
@@ -204,14 +206,26 @@ void resume(Block& b, unsigned t) {
 #endif
 }
 
-// A barrier over `count` participants: the last to arrive queues the parked ones (in ascending
-// and descending order by turns) and goes on; the others park until then.
+// A barrier over `count` participants: the others park until the last arrives. Policies 0-3: the
+// last to arrive queues the parked ones and goes on. Policies 4 and 5: it parks too, and all are
+// queued in thread order, descending (4: the highest warp runs on first, so a warp past a
+// barrier's second use meets warp 0 still reading what the first use left) or ascending (5).
 void barrier(Barrier& bar, unsigned count) {
   Block& b = *g_block;
   if (b.direct)
     fail("a barrier that thread 0 of this block did not meet (divergent __syncthreads() or shuffle)");
   b.met_barrier = true;
-  if (++bar.arrived == count) {
+  if (++bar.arrived == count && b.policy >= 4) {
+    bar.arrived = 0;
+    bar.waiting.push_back(b.current);
+    if (b.policy == 4) std::sort(bar.waiting.begin(), bar.waiting.end(), std::greater<unsigned>());
+    else std::sort(bar.waiting.begin(), bar.waiting.end());
+    b.runnable.insert(b.runnable.begin(), bar.waiting.begin(), bar.waiting.end());
+    bar.waiting.clear();
+    yield();
+    return;
+  }
+  if (bar.arrived == count) {
     bar.arrived = 0;
     // Ahead of everything queued (depth first: one warp runs far ahead of the others, as warps
     // may on a GPU) or behind it (breadth first), in or against arrival order: the block's policy.
@@ -226,7 +240,10 @@ void barrier(Barrier& bar, unsigned count) {
   yield();
 }
 
+int g_forced_policy = -1;
+
 void run_block(Block& b) {
+  b.policy = 0;  // while thread 0 runs alone (below), the last to arrive goes on
   b.block_barrier = Barrier();
   for (Barrier& w : b.warp_barriers) w = Barrier();
   std::fill(b.shuffle_parity.begin(), b.shuffle_parity.end(), 0u);
@@ -245,9 +262,13 @@ void run_block(Block& b) {
   // Thread 0 is parked at a barrier: every thread is a fiber, resumed as the queue says.
   while (g_stacks.size() < b.threads) g_stacks.emplace_back(new Stack());
   b.runnable.clear();
-  // The policy changes from block to block, so a grid of four blocks or more meets all four.
-  b.policy = unsigned((g_coords.block.z * g_coords.grid_dim.y + g_coords.block.y) * g_coords.grid_dim.x +
-                      g_coords.block.x) % 4;
+  // The policy changes from block to block, so a grid of four blocks or more meets all four, and
+  // from launch to launch (the launch count is added), so a block that sums twice in one launch
+  // (block 0 of a grid-stride loop) meets another policy when the kernel runs again.
+  b.policy = g_forced_policy >= 0
+                 ? unsigned(g_forced_policy)
+                 : unsigned(((g_coords.block.z * g_coords.grid_dim.y + g_coords.block.y) * g_coords.grid_dim.x +
+                             g_coords.block.x + g_stats.launches) % kPolicies);
   for (unsigned t = b.threads - 1; t >= 1; --t) {  // descending first: high threads run ahead of 0
     start_fiber(b, t);
     b.runnable.push_back(t);
@@ -357,6 +378,11 @@ uint64_t warp_exchange(uint64_t mine, unsigned src_lane) {
   b.lane_bits[2 * b.current + slot] = mine;
   barrier(b.warp_barriers[w], 32);  // every lane has written
   return b.lane_bits[2 * (32 * w + src_lane) + slot];
+}
+
+void force_policy(int policy) {
+  if (policy >= kPolicies) fail("force_policy: no policy " + std::to_string(policy));
+  g_forced_policy = policy;
 }
 
 Stats stats() { return g_stats; }

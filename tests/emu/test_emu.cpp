@@ -96,6 +96,26 @@ __global__ void block_sum_kernel(const float* x, float* out) {
     if (t == 0) out[blockIdx.x] = v;
   }
 }
+// Two block sums one after the other through the same shared memory, with or without the barrier
+// after each that keeps a fast warp's second write from overtaking warp 0's first read.
+template <bool kTrailingBarrier>
+__global__ void two_sums_kernel(const float* x, float* out) {
+  __shared__ float warp_sums[8];
+  const unsigned t = threadIdx.x, lane = t % 32, warp = t / 32;
+  for (int k = 0; k < 2; ++k) {
+    float v = x[k * 256 + t];
+    for (unsigned o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    if (lane == 0) warp_sums[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+      v = lane < 8 ? warp_sums[lane] : 0.f;
+      for (unsigned o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+      if (t == 0) out[k] = v;
+    }
+    if (kTrailingBarrier) __syncthreads();
+  }
+}
+
 __global__ void divergent_barrier_kernel(float* out) {
   if (threadIdx.x != 3) __syncthreads();
   out[threadIdx.x] = 1;
@@ -108,6 +128,27 @@ __global__ void late_barrier_kernel(float* out) {
 }  // namespace
 
 TEST_SUITE("emu") {
+TEST_CASE("emu: a missing barrier between two uses of shared memory shows under the descending policy") {
+  // Small integers: every order of summation gives the same, exact sums (256 and 512).
+  std::vector<float> x(512, 1.f);
+  for (size_t i = 256; i < 512; ++i) x[i] = 2.f;
+  Dev<float> dx(x);
+  int wrong = 0;
+  for (int policy = 0; policy < caf_emu::kPolicies; ++policy) {
+    CAPTURE(policy);
+    caf_emu::force_policy(policy);
+    Dev<float> good(2), bad(2);
+    caf_emu::launch_kernel([&] { two_sums_kernel<true>(dx.ptr(), good.ptr()); }, 1, 256);
+    caf_emu::launch_kernel([&] { two_sums_kernel<false>(dx.ptr(), bad.ptr()); }, 1, 256);
+    CHECK(good.get() == std::vector<float>{256.f, 512.f});
+    const bool caught = bad.get()[0] != 256.f;
+    if (policy == 4) CHECK(caught);  // the highest warps run on and overwrite warp 0's inputs
+    wrong += caught;
+  }
+  caf_emu::force_policy(-1);
+  MESSAGE(wrong << " of " << caf_emu::kPolicies << " policies show the missing barrier");
+}
+
 
 TEST_CASE("emu: barriers and shuffles behave as on a GPU; a barrier some threads miss is a reported deadlock") {
   const std::vector<float> x = random_floats(3 * 256, 1);
@@ -259,9 +300,9 @@ TEST_CASE("emu: the fused batch norm + ReLU kernels (batchnorm_relu.cu) against 
 }
 
 // More partials per channel (planes x chunks) than a grid has blocks in y (65,535): the blocks
-// loop, and two block sums follow each other in one block (the barrier after each matters). No
-// other test, on the GPU either, reaches this. About 2 minutes emulated, so skipped unless asked
-// for: build/tests/caf_emu_tests --no-skip -tc='*65,535*'.
+// loop, and two block sums follow each other in one block (the barrier after each matters: with
+// it removed, the run under policy 4 fails). No other test, on the GPU either, reaches this. About
+// 50 s emulated, so skipped unless asked for: build/tests/caf_emu_tests --no-skip -tc='*blocks loop*'.
 TEST_CASE("emu: the fused batch norm + ReLU with more than 65,535 partials per channel (blocks loop)" *
           doctest::skip()) {
   const Shape4 s{65536, 1, 1, 257};  // 257 values per partial: every warp holds some
@@ -283,19 +324,26 @@ TEST_CASE("emu: the fused batch norm + ReLU with more than 65,535 partials per c
                                                 is_ref.data(), nullptr, nullptr, a);
   caf::cpu::batchnorm_relu_train_backward<float>(x.data(), gamma.data(), beta.data(), gy.data(), m_ref.data(),
                                                  is_ref.data(), gx_ref.data(), gg_ref.data(), gb_ref.data(), a);
-  Dev<float> dx(x), dg(gamma), db(beta), dy(n), dm(1), dis(1), dgy(gy), dgx(std::vector<float>(n, 0.f)),
-      dgg(std::vector<float>(1, 0.f)), dgb(std::vector<float>(1, 0.f));
-  caf::cuda::batchnorm_relu_train_forward(dx.ptr(), dg.ptr(), db.ptr(), dy.ptr(), dm.ptr(), dis.ptr(), nullptr,
-                                          nullptr, a);
-  caf::cuda::batchnorm_relu_train_backward(dx.ptr(), dg.ptr(), db.ptr(), dgy.ptr(), dm.ptr(), dis.ptr(), dgx.ptr(),
-                                           dgg.ptr(), dgb.ptr(), a);
-  CHECK(count_nan(dy.get()) == 0);
-  CHECK(nmse(dy.get(), y_ref) < 1e-10);
-  CHECK(nmse(dm.get(), m_ref) < 1e-10);
-  CHECK(nmse(dis.get(), is_ref) < 1e-10);
-  CHECK(nmse(dgx.get(), gx_ref) < 1e-10);
-  CHECK(nmse(dgg.get(), gg_ref) < 1e-10);
-  CHECK(nmse(dgb.get(), gb_ref) < 1e-10);
+  // The descending policy (the one that shows a missing trailing barrier, test above) and the
+  // default rotation.
+  for (const int policy : {4, -1}) {
+    CAPTURE(policy);
+    caf_emu::force_policy(policy);
+    Dev<float> dx(x), dg(gamma), db(beta), dy(n), dm(1), dis(1), dgy(gy), dgx(std::vector<float>(n, 0.f)),
+        dgg(std::vector<float>(1, 0.f)), dgb(std::vector<float>(1, 0.f));
+    caf::cuda::batchnorm_relu_train_forward(dx.ptr(), dg.ptr(), db.ptr(), dy.ptr(), dm.ptr(), dis.ptr(), nullptr,
+                                            nullptr, a);
+    caf::cuda::batchnorm_relu_train_backward(dx.ptr(), dg.ptr(), db.ptr(), dgy.ptr(), dm.ptr(), dis.ptr(), dgx.ptr(),
+                                             dgg.ptr(), dgb.ptr(), a);
+    CHECK(count_nan(dy.get()) == 0);
+    CHECK(nmse(dy.get(), y_ref) < 1e-10);
+    CHECK(nmse(dm.get(), m_ref) < 1e-10);
+    CHECK(nmse(dis.get(), is_ref) < 1e-10);
+    CHECK(nmse(dgx.get(), gx_ref) < 1e-10);
+    CHECK(nmse(dgg.get(), gg_ref) < 1e-10);
+    CHECK(nmse(dgb.get(), gb_ref) < 1e-10);
+  }
+  caf_emu::force_policy(-1);
 }
 
 TEST_CASE("emu: the casts and channels-last transposes (cast.cu) equal the CPU's, bit for bit") {
