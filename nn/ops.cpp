@@ -678,6 +678,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 
 Tensor Tensor::reshape(const Dims& shape) const {
   CAF_REQUIRE_SHAPE(dims_numel(shape) == numel(), "reshape " + describe() + " to " + dims_str(shape));
+  CAF_REQUIRE_SHAPE(!channels_last(), "reshape of " + describe() + ": to_planar first");
   Tensor y = view_of(storage(), offset(), shape, dtype(), device());
   if (dtype() != DType::f32) return y;
   return record(y, "reshape", {*this}, [](const Tensor& gy, const std::vector<Tensor>& g) {

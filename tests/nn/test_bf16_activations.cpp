@@ -331,6 +331,11 @@ TEST_CASE("bf16 activations: bad uses are clear errors") {
   const Tensor g2 = Tensor::full({2}, 1.f).set_requires_grad(true);  // inference mode that records
   CHECK_THROWS_WITH_AS(batchnorm_relu2d_eval(x16, g2, c2, st), doctest::Contains("no gradient is recorded"), Error);
   CHECK_THROWS_WITH_AS(batchnorm_relu2d_eval(f, g2, c2, st, c2), doctest::Contains("pending bias"), Error);
+  // Channels-last tensors: only the ops that take them; the others say so.
+  const Tensor xl = channels_last_copy(x16);
+  CHECK_THROWS_WITH_AS(xl.reshape({2, 16}), doctest::Contains("to_planar first"), ShapeError);
+  CHECK_THROWS_WITH_AS(batchnorm2d(xl, c2, c2, st, true), doctest::Contains("planar float32"), ShapeError);
+  CHECK(to_planar(xl).channels_last() == false);
   set_precision(Precision::tf32);
   CHECK_THROWS_WITH_AS(conv2d(x16, Tensor::randn({2, 2, 3, 3}, 63), Tensor()), doctest::Contains("bf16 mixed precision"),
                        ShapeError);
