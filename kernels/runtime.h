@@ -101,10 +101,11 @@ bool bf16_activations_active();
 // Channels-last activations: bf16 activations with channels-last convolutions (both switches on).
 // A convolution with a pending bias (ConvBnRelu) then leaves its raw bf16 output channels-last
 // (TensorImpl::channels_last) instead of transposing it back, the fused batch norm + ReLU reads and
-// writes that layout, and the next convolution takes it as its operand as it is; their gradients
-// stay fp32, channels-last too. Pooling, upsampling, concatenation and the convolutions that stay
-// planar (3, 6 or 2 channels) transpose to planar first (nn/ops.cpp to_planar). Same values as
-// planar bf16 activations; on the GPU the batch statistics are summed in another order.
+// writes that layout, and so do max pooling, upsampling and concatenation; the next convolution
+// takes it as its operand as it is. Their gradients stay fp32, channels-last too. The
+// convolutions that stay planar (3, 6 or 2 channels) and every other op take planar tensors
+// (nn/ops.cpp to_planar transposes). Same values as planar bf16 activations; on the GPU the batch
+// statistics are summed in another order.
 bool channels_last_activations();
 
 // One line describing the device that runs (name, memory, capability), for logs and JSON.

@@ -50,8 +50,9 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b);  // b may be u
 // still owns b (the bias gradient). conv2d and the ops below also take bf16 activations as x
 // (their outputs are then bf16 too, conv2d's fp32; gradients are always fp32). bf16 precision only.
 // With channels_last_activations() and 8k input and output channels, the output is channels-last
-// (Tensor::channels_last); conv2d and batchnorm_relu2d(_eval) take channels-last x as it is, the
-// other ops through to_planar.
+// (Tensor::channels_last); conv2d (8k channels), batchnorm_relu2d(_eval), maxpool2d,
+// upsample_bilinear2x and concat_channels take channels-last x as it is, and their outputs keep
+// the layout; a convolution that stays planar transposes it (to_planar), the other ops refuse it.
 Tensor conv2d_prebias(const Tensor& x, const Tensor& w, const Tensor& b);
 struct BatchNormState {
   Tensor running_mean, running_var;  // updated in place in training mode

@@ -162,18 +162,20 @@ void* raw(const Tensor& t) {
 Tensor Tensor::to(Device d) const {
   if (device() == d) return *this;
   Tensor t = empty(shape(), dtype(), d);
+  t.set_channels_last(channels_last());
   t.copy_(*this);
-  return t.set_channels_last(channels_last());
+  return t;
 }
 
 Tensor Tensor::clone() const {
   Tensor t = empty(shape(), dtype(), device());
+  t.set_channels_last(channels_last());
   t.copy_(*this);
-  return t.set_channels_last(channels_last());
+  return t;
 }
 
 void Tensor::copy_(const Tensor& src) const {
-  CAF_REQUIRE_SHAPE(numel() == src.numel() && dtype() == src.dtype(),
+  CAF_REQUIRE_SHAPE(numel() == src.numel() && dtype() == src.dtype() && channels_last() == src.channels_last(),
                     "copy_ from " + src.describe() + " into " + describe());
   copy_bytes(device(), raw(*this), src.device(), raw(src), size_t(numel()) * dtype_size(dtype()));
   impl_->recompute.reset();  // the recipe no longer describes these values

@@ -54,7 +54,9 @@ struct TensorImpl {
   // Stored channels-last: a 4-D tensor of logical shape (N, C, H, W) laid out as (N, H, W, C).
   // Only bf16 activations are (channels_last_activations(), kernels/runtime.h): the ops that
   // take them read and write that layout, and so do their fp32 gradients' buffers; every other
-  // op refuses them (to_planar converts). Views keep the flag.
+  // op refuses them (to_planar converts). detach(), to() and clone() keep the flag; copy_ needs
+  // the same layout on both sides. A channels-last leaf's grad() holds its gradient in the same
+  // (channels-last) order, though that buffer carries no flag.
   bool channels_last = false;
 };
 

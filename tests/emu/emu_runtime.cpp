@@ -262,7 +262,7 @@ void run_block(Block& b) {
   // Thread 0 is parked at a barrier: every thread is a fiber, resumed as the queue says.
   while (g_stacks.size() < b.threads) g_stacks.emplace_back(new Stack());
   b.runnable.clear();
-  // The policy changes from block to block, so a grid of four blocks or more meets all four, and
+  // The policy changes from block to block, so a grid of six blocks or more meets all six, and
   // from launch to launch (the launch count is added), so a block that sums twice in one launch
   // (block 0 of a grid-stride loop) meets another policy when the kernel runs again.
   b.policy = g_forced_policy >= 0

@@ -80,6 +80,15 @@ struct Dev {
   size_t off = 0;
 };
 
+// Fixes the emulator's release policy for one scope (caf_emu::force_policy), restored however the
+// scope ends.
+struct ForcedPolicy {
+  explicit ForcedPolicy(int policy) { caf_emu::force_policy(policy); }
+  ~ForcedPolicy() { caf_emu::force_policy(-1); }
+  ForcedPolicy(const ForcedPolicy&) = delete;
+  ForcedPolicy& operator=(const ForcedPolicy&) = delete;
+};
+
 // ---- the emulator itself -------------------------------------------------------------------
 // One block sums its 256 values as caf's reductions do: a shuffle tree per warp, then warp 0
 // adds the 8 warp sums from shared memory.
@@ -136,7 +145,7 @@ TEST_CASE("emu: a missing barrier between two uses of shared memory shows under 
   int wrong = 0;
   for (int policy = 0; policy < caf_emu::kPolicies; ++policy) {
     CAPTURE(policy);
-    caf_emu::force_policy(policy);
+    const ForcedPolicy forced(policy);
     Dev<float> good(2), bad(2);
     caf_emu::launch_kernel([&] { two_sums_kernel<true>(dx.ptr(), good.ptr()); }, 1, 256);
     caf_emu::launch_kernel([&] { two_sums_kernel<false>(dx.ptr(), bad.ptr()); }, 1, 256);
@@ -145,7 +154,6 @@ TEST_CASE("emu: a missing barrier between two uses of shared memory shows under 
     if (policy == 4) CHECK(caught);  // the highest warps run on and overwrite warp 0's inputs
     wrong += caught;
   }
-  caf_emu::force_policy(-1);
   MESSAGE(wrong << " of " << caf_emu::kPolicies << " policies show the missing barrier");
 }
 
@@ -328,7 +336,7 @@ TEST_CASE("emu: the fused batch norm + ReLU with more than 65,535 partials per c
   // default rotation.
   for (const int policy : {4, -1}) {
     CAPTURE(policy);
-    caf_emu::force_policy(policy);
+    const ForcedPolicy forced(policy);
     Dev<float> dx(x), dg(gamma), db(beta), dy(n), dm(1), dis(1), dgy(gy), dgx(std::vector<float>(n, 0.f)),
         dgg(std::vector<float>(1, 0.f)), dgb(std::vector<float>(1, 0.f));
     caf::cuda::batchnorm_relu_train_forward(dx.ptr(), dg.ptr(), db.ptr(), dy.ptr(), dm.ptr(), dis.ptr(), nullptr,
@@ -343,7 +351,6 @@ TEST_CASE("emu: the fused batch norm + ReLU with more than 65,535 partials per c
     CHECK(nmse(dgg.get(), gg_ref) < 1e-10);
     CHECK(nmse(dgb.get(), gb_ref) < 1e-10);
   }
-  caf_emu::force_policy(-1);
 }
 
 TEST_CASE("emu: the casts and channels-last transposes (cast.cu) equal the CPU's, bit for bit") {
