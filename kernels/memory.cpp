@@ -64,6 +64,11 @@ void CachingAllocator::release(void* ptr, size_t bytes) {
   stats_.bytes_cached += size;
 }
 
+bool CachingAllocator::in_private_pool(void* ptr) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return pool_of_.count(ptr) > 0;
+}
+
 AllocStats CachingAllocator::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return stats_;

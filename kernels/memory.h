@@ -66,6 +66,7 @@ class CachingAllocator : public Allocator {
   virtual void before_flush() {}                 // e.g. wait for queued work that uses the blocks
   virtual bool can_flush() const { return true; }  // false while a CUDA graph is being captured
   virtual std::string out_of_memory_detail() const { return {}; }
+  bool in_private_pool(void* ptr) const;  // a CUDA graph's block, kept for its replays
 
  private:
   void flush_locked();

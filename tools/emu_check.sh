@@ -14,9 +14,18 @@
 # Knobs: BUILD (build-emu), CAF_EMU_SKIP_SUITE=1 skips the gpu suite (about 3 minutes on 2 cores),
 # CAF_EMU_EPOCHS (2) the main job's epochs, CAF_EMU_QUICK=1 (CI: .ci/run) only the kernel tests,
 # parity and the gpu suite without its one slow case already checked bit for bit on an H200
-# (CutPaste, NSA and the Poisson solver), and builds only the test programs.
+# (CutPaste, NSA and the Poisson solver), and builds only the test programs. CAF_EMU_ASAN=1: the
+# same with AddressSanitizer and UBSan (CAF_SANITIZE, build-emu-asan/): device memory is host
+# memory, so a kernel reading or writing past its tensor (or a freed one) is reported, as
+# compute-sanitizer's memcheck would on a GPU (the allocator poisons the slack of every block).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+SAN=()
+if [ -n "${CAF_EMU_ASAN:-}" ]; then
+  SAN=(-DCAF_SANITIZE=ON)
+  BUILD=${BUILD:-build-emu-asan}
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+fi
 BUILD=${BUILD:-build-emu}
 OUT=${OUT:-/tmp/caf_emu_check}
 mkdir -p "$OUT"
@@ -34,7 +43,7 @@ step() {  # step NAME CMD... : run, record pass/fail and seconds
 
 echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 bash tools/setup.sh >/dev/null
-step configure cmake -S . -B "$BUILD" -G Ninja -DCAF_EMU=ON -DCMAKE_BUILD_TYPE=Release
+step configure cmake -S . -B "$BUILD" -G Ninja -DCAF_EMU=ON -DCMAKE_BUILD_TYPE=Release "${SAN[@]}"
 B=$BUILD
 if [ -n "${CAF_EMU_QUICK:-}" ]; then
   step build cmake --build "$BUILD" -j "$(nproc)" --target caf_emu_tests caf_ops caf_tests

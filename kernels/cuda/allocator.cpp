@@ -7,6 +7,9 @@
 
 #include "kernels/cuda/check.h"
 #include "kernels/memory.h"
+#if defined(CAF_EMU_BUILD)
+#include <sanitizer/asan_interface.h>
+#endif
 
 namespace caf {
 
@@ -15,12 +18,23 @@ namespace {
 class CudaCachingAllocator final : public CachingAllocator {
 #if defined(CAF_EMU_BUILD)
   // The CPU emulator (tests/emu) only: every block handed out, fresh or from the cache, is filled
-  // with 0xFF bytes (NaN as float and bf16), so that reading an element nobody wrote shows.
+  // with 0xFF bytes (NaN as float and bf16), so that reading an element nobody wrote shows. With
+  // AddressSanitizer (CAF_SANITIZE too: tools/emu_check.sh CAF_EMU_ASAN=1) the rest of the size
+  // class past the request and every cached block are poisoned, so a kernel that reads or writes
+  // past its tensor, or a freed one, is reported; not a graph's pool, whose blocks its replays use
+  // with the sizes of the capture.
  public:
   void* allocate(size_t bytes) override {
     void* p = CachingAllocator::allocate(bytes);
+    const size_t block = alloc_size_class(bytes);
+    ASAN_UNPOISON_MEMORY_REGION(p, block);
     std::memset(p, 0xFF, bytes);
+    if (!in_private_pool(p)) ASAN_POISON_MEMORY_REGION(static_cast<char*>(p) + bytes, block - bytes);
     return p;
+  }
+  void release(void* ptr, size_t bytes) override {
+    if (ptr && !in_private_pool(ptr)) ASAN_POISON_MEMORY_REGION(ptr, alloc_size_class(bytes));
+    CachingAllocator::release(ptr, bytes);
   }
 
  private:

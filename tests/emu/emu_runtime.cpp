@@ -22,6 +22,10 @@
 // no signal mask) and through ucontext elsewhere.
 #include <algorithm>
 #include <cstdio>
+#if defined(__SANITIZE_ADDRESS__) || defined(__clang__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
 #include <sys/mman.h>
 #include <cstdlib>
 #include <cstring>
@@ -156,19 +160,68 @@ bool on_fiber();
 
 bool on_fiber() { return g_block && !g_block->direct; }
 
+// AddressSanitizer (a CAF_EMU build with CAF_SANITIZE, tools/emu_check.sh CAF_EMU_ASAN=1) must be
+// told of every stack switch: it tracks one stack per thread. Before a switch, the stack being
+// entered; after it, on the new stack, where it came from (the scheduler's stack, remembered).
+#if defined(__SANITIZE_ADDRESS__)
+#define CAF_EMU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CAF_EMU_ASAN 1
+#endif
+#endif
+#if defined(CAF_EMU_ASAN)
+void* g_scheduler_fake = nullptr;  // the scheduler's fake stack while a fiber runs
+const void* g_scheduler_bottom = nullptr;
+size_t g_scheduler_size = 0;
+void* g_fiber_fake = nullptr;  // the running fiber's, while it is switched out (one at a time runs)
+#endif
+void entering_fiber(unsigned t) {
+#if defined(CAF_EMU_ASAN)
+  __sanitizer_start_switch_fiber(&g_scheduler_fake, g_stacks[t]->get(), kStackBytes);
+#else
+  (void)t;
+#endif
+}
+void back_on_scheduler() {
+#if defined(CAF_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(g_scheduler_fake, nullptr, nullptr);
+#endif
+}
+void on_fiber_now(void* fake) {
+#if defined(CAF_EMU_ASAN)
+  __sanitizer_finish_switch_fiber(fake, &g_scheduler_bottom, &g_scheduler_size);
+#else
+  (void)fake;
+#endif
+}
+// fake: where the fiber's fake stack is kept while it is switched out; null when it ends.
+void leaving_fiber(void** fake) {
+#if defined(CAF_EMU_ASAN)
+  __sanitizer_start_switch_fiber(fake, g_scheduler_bottom, g_scheduler_size);
+#else
+  (void)fake;
+#endif
+}
+
 void yield() {
   Block& b = *g_block;
+  void* fake = nullptr;
+  leaving_fiber(&fake);
 #if defined(__x86_64__)
   caf_emu_switch(&b.fibers[b.current].sp, b.scheduler_sp);
 #else
   swapcontext(&b.fibers[b.current].ctx, &b.scheduler);
 #endif
+  on_fiber_now(fake);
 }
 
 void fiber_main() {
+  on_fiber_now(nullptr);
   Block& b = *g_block;
   (*b.body)();
   b.fibers[b.current].done = true;
+  leaving_fiber(nullptr);
 #if defined(__x86_64__)
   caf_emu_switch(&b.fibers[b.current].sp, b.scheduler_sp);  // never resumed
   std::abort();
@@ -179,6 +232,11 @@ void fiber_main() {
 void start_fiber(Block& b, unsigned t) {
   Fiber& f = b.fibers[t];
   f.done = false;
+#if defined(CAF_EMU_ASAN)
+  // The last fiber on this stack ended by a switch, not a return: its frames' redzones are still
+  // poisoned.
+  __asan_unpoison_memory_region(g_stacks[t]->get(), kStackBytes);
+#endif
 #if defined(__x86_64__)
   // A stack that caf_emu_switch "returns" into fiber_main from: six zero registers, then
   // fiber_main's address, then an empty slot so that fiber_main starts with the stack alignment
@@ -199,11 +257,13 @@ void start_fiber(Block& b, unsigned t) {
 }
 
 void resume(Block& b, unsigned t) {
+  entering_fiber(t);
 #if defined(__x86_64__)
   caf_emu_switch(&b.scheduler_sp, b.fibers[t].sp);
 #else
   swapcontext(&b.scheduler, &b.fibers[t].ctx);
 #endif
+  back_on_scheduler();
 }
 
 // A barrier over `count` participants: the others park until the last arrives. Policies 0-3: the
