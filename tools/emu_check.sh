@@ -24,7 +24,7 @@ SAN=()
 if [ -n "${CAF_EMU_ASAN:-}" ]; then
   SAN=(-DCAF_SANITIZE=ON)
   BUILD=${BUILD:-build-emu-asan}
-  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:halt_on_error=1:allocator_may_return_null=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 fi
 BUILD=${BUILD:-build-emu}
 OUT=${OUT:-/tmp/caf_emu_check}
