@@ -335,8 +335,8 @@ __global__ void eval_apply(In in, const float* gamma, const float* beta, const f
 // order through shared memory: one partial per (chunk, channel) in the same [P][C] table the
 // planar kernels fill, finalised by the same kernels. The elementwise passes are grid-stride
 // loops over the elements with c = i % C, four neighbouring channels per thread (one wide access)
-// when C % 4 == 0 and the pointers are 16-byte aligned. Deterministic; the order of the sums differs from the
-// planar kernels', so statistics agree with them up to double rounding.
+// when C % 4 == 0 and the pointers are 16-byte aligned. Deterministic; the order of the sums
+// differs from the planar kernels', so statistics agree with them up to double rounding.
 constexpr int kLastTile = 32, kLastLanes = 8;
 constexpr int64_t kLastRows = 1024;
 

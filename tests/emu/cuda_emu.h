@@ -16,7 +16,8 @@
 // reference (the emulated kernels are compiled without floating-point contraction, as nvcc
 // -fmad=false), copies and fills through pointers that are not device allocations.
 // What it cannot catch: data races (fibers switch only at barriers), out-of-bounds accesses by
-// kernels (device memory is plain host memory), timing, the GPU's own library functions (expf,
+// kernels (device memory is plain host memory; an AddressSanitizer build, CAF_EMU_ASAN=1
+// tools/emu_check.sh, does catch them outside a graph's pool), timing, the GPU's own library functions (expf,
 // logf, rsqrtf: the host's are used), the __CUDA_ARCH__ branches of shared headers (one host pass
 // compiles everything), cuDNN's and cuBLAS's own behaviour (a CAF_EMU build emulates their
 // interfaces over caf's CPU references; the kernel tests leave them out). So an emulated pass is
