@@ -371,7 +371,7 @@ __device__ __forceinline__ double2 column_sum2(double a, double b) {
   return make_double2(a, b);
 }
 
-__device__ __forceinline__ Group one() { return Group{1, false}; }
+__device__ __forceinline__ Group one() { return Group{1, false}; }  // a single element
 
 template <class In>
 __global__ void stats_partials_last(In in, Shape4 s, LastPlan p, double2* out) {
@@ -439,22 +439,35 @@ __global__ void sum_finalise(const double* parts, int64_t partials, int64_t c, f
   out[ch] += float(sum);
 }
 
-// Per element, the planar kernels' arithmetic (apply_forward, apply_backward, eval_apply).
-template <class In, class Out>
+// Per element, the planar kernels' arithmetic (apply_forward, apply_backward, eval_apply): kN = 1
+// element per thread, or kN = 4 neighbouring channels (C % 4 == 0 and every pointer 16-byte
+// aligned: last_vec4) with one wide access per tensor and one channel division. k indexes groups
+// of kN elements.
+template <int kN>
+__device__ __forceinline__ Group last_group() { return Group{kN, kN == 4}; }
+// x's kN values at element i (channel ch), each with its channel's bias.
+template <int kN, class In>
+__device__ __forceinline__ Quad last_read(const In& in, int64_t i, int64_t ch) {
+  if constexpr (kN == 4) return in.four(i, ch);
+  else return in.at(ch)(i, last_group<1>());
+}
+template <int kN, class In, class Out>
 struct ApplyLast {
   In in;
   const float *gamma, *beta, *mean, *invstd;
   int64_t c;
   Out* y;
-  __device__ void operator()(int64_t i) const {
-    const int64_t ch = i % c;
-    const float z = bn_relu_pre(in.at(ch)(i, one()).v[0], mean[ch], invstd[ch], gamma[ch], beta[ch]);
-    Quad q;
-    q.v[0] = z > 0.f ? z : 0.f;
-    store(y, i, one(), q);
+  __device__ void operator()(int64_t k) const {
+    const int64_t i = kN * k, ch = i % c;
+    Quad q = last_read<kN>(in, i, ch);
+    for (int j = 0; j < kN; ++j) {
+      const float z = bn_relu_pre(q.v[j], mean[ch + j], invstd[ch + j], gamma[ch + j], beta[ch + j]);
+      q.v[j] = z > 0.f ? z : 0.f;
+    }
+    store(y, i, last_group<kN>(), q);
   }
 };
-template <class In>
+template <int kN, class In>
 struct BackwardLast {
   In in;
   const float *gy, *gamma, *beta, *mean, *invstd;
@@ -462,93 +475,38 @@ struct BackwardLast {
   int64_t c;
   bool overwrite;
   float* gx;
-  __device__ void operator()(int64_t i) const {
-    const int64_t ch = i % c;
-    const float xv = in.at(ch)(i, one()).v[0];
-    const float mu = mean[ch], is = invstd[ch], g = gamma[ch], gi = g * is;
-    const float2 ab = coef[ch];
-    const float gz = bn_relu_gate(bn_relu_pre(xv, mu, is, g, beta[ch]), gy[i]);
-    const float d = bn_relu_grad_input(gz, (xv - mu) * is, gi, ab.x, ab.y);
-    gx[i] = overwrite ? d : gx[i] + d;
-  }
-};
-template <class In, class Out>
-struct EvalLast {
-  In in;
-  const float *gamma, *beta, *running_mean, *running_var;
-  float eps;
-  int64_t c;
-  Out* y;
-  __device__ void operator()(int64_t i) const {
-    const int64_t ch = i % c;
-    const float scale = gamma[ch] / sqrtf(__fadd_rn(running_var[ch], eps));
-    const float shift = __fsub_rn(beta[ch], __fmul_rn(running_mean[ch], scale));
-    const float v = __fadd_rn(__fmul_rn(in.at(ch)(i, one()).v[0], scale), shift);
-    Quad q;
-    q.v[0] = v > 0.f ? v : 0.f;
-    store(y, i, one(), q);
-  }
-};
-
-// The same, four neighbouring channels per thread (C % 4 == 0 and every pointer 16-byte aligned:
-// last_vec4): k indexes groups of 4 elements, one wide access per tensor, one channel division.
-__device__ __forceinline__ Group four_wide() { return Group{4, true}; }
-template <class In, class Out>
-struct ApplyLast4 {
-  In in;
-  const float *gamma, *beta, *mean, *invstd;
-  int64_t c;
-  Out* y;
   __device__ void operator()(int64_t k) const {
-    const int64_t i = 4 * k, ch = i % c;
-    Quad q = in.four(i, ch);
-    for (int j = 0; j < 4; ++j) {
-      const float z = bn_relu_pre(q.v[j], mean[ch + j], invstd[ch + j], gamma[ch + j], beta[ch + j]);
-      q.v[j] = z > 0.f ? z : 0.f;
-    }
-    store(y, i, four_wide(), q);
-  }
-};
-template <class In>
-struct BackwardLast4 {
-  In in;
-  const float *gy, *gamma, *beta, *mean, *invstd;
-  const float2* coef;
-  int64_t c;
-  bool overwrite;
-  float* gx;
-  __device__ void operator()(int64_t k) const {
-    const int64_t i = 4 * k, ch = i % c;
-    const Quad xv = in.four(i, ch), gv = load(gy, i, four_wide());
+    const int64_t i = kN * k, ch = i % c;
+    const Quad xv = last_read<kN>(in, i, ch), gv = load(gy, i, last_group<kN>());
     Quad out;
-    if (!overwrite) out = load(gx, i, four_wide());
-    for (int j = 0; j < 4; ++j) {
+    if (!overwrite) out = load(gx, i, last_group<kN>());
+    for (int j = 0; j < kN; ++j) {
       const float mu = mean[ch + j], is = invstd[ch + j], g = gamma[ch + j], gi = g * is;
       const float2 ab = coef[ch + j];
       const float gz = bn_relu_gate(bn_relu_pre(xv.v[j], mu, is, g, beta[ch + j]), gv.v[j]);
       const float d = bn_relu_grad_input(gz, (xv.v[j] - mu) * is, gi, ab.x, ab.y);
       out.v[j] = overwrite ? d : out.v[j] + d;
     }
-    store(gx, i, four_wide(), out);
+    store(gx, i, last_group<kN>(), out);
   }
 };
-template <class In, class Out>
-struct EvalLast4 {
+template <int kN, class In, class Out>
+struct EvalLast {
   In in;
   const float *gamma, *beta, *running_mean, *running_var;
   float eps;
   int64_t c;
   Out* y;
   __device__ void operator()(int64_t k) const {
-    const int64_t i = 4 * k, ch = i % c;
-    Quad q = in.four(i, ch);
-    for (int j = 0; j < 4; ++j) {
+    const int64_t i = kN * k, ch = i % c;
+    Quad q = last_read<kN>(in, i, ch);
+    for (int j = 0; j < kN; ++j) {
       const float scale = gamma[ch + j] / sqrtf(__fadd_rn(running_var[ch + j], eps));
       const float shift = __fsub_rn(beta[ch + j], __fmul_rn(running_mean[ch + j], scale));
       const float v = __fadd_rn(__fmul_rn(q.v[j], scale), shift);
       q.v[j] = v > 0.f ? v : 0.f;
     }
-    store(y, i, four_wide(), q);
+    store(y, i, last_group<kN>(), q);
   }
 };
 bool last_vec4(const Shape4& s, std::initializer_list<const void*> ptrs) {
@@ -567,10 +525,10 @@ void apply(In x, const void* xp, const float* gamma, const float* beta, const fl
   if (a.s.numel() == 0) return;
   if (a.nhwc) {
     if (last_vec4(a.s, {xp, y}))
-      for_each(a.s.numel() / 4, ApplyLast4<In, Out>{x, gamma, beta, save_mean, save_invstd, a.s.c, y},
+      for_each(a.s.numel() / 4, ApplyLast<4, In, Out>{x, gamma, beta, save_mean, save_invstd, a.s.c, y},
                "batchnorm_relu_apply (channels-last)");
     else
-      for_each(a.s.numel(), ApplyLast<In, Out>{x, gamma, beta, save_mean, save_invstd, a.s.c, y},
+      for_each(a.s.numel(), ApplyLast<1, In, Out>{x, gamma, beta, save_mean, save_invstd, a.s.c, y},
                "batchnorm_relu_apply (channels-last)");
     return;
   }
@@ -614,10 +572,10 @@ void eval_forward(In x, const void* xp, const float* gamma, const float* beta, c
   if (a.s.numel() == 0) return;
   if (a.nhwc) {
     if (last_vec4(a.s, {xp, y}))
-      for_each(a.s.numel() / 4, EvalLast4<In, Out>{x, gamma, beta, running_mean, running_var, float(a.eps), a.s.c, y},
+      for_each(a.s.numel() / 4, EvalLast<4, In, Out>{x, gamma, beta, running_mean, running_var, float(a.eps), a.s.c, y},
                "batchnorm_relu_eval_forward (channels-last)");
     else
-      for_each(a.s.numel(), EvalLast<In, Out>{x, gamma, beta, running_mean, running_var, float(a.eps), a.s.c, y},
+      for_each(a.s.numel(), EvalLast<1, In, Out>{x, gamma, beta, running_mean, running_var, float(a.eps), a.s.c, y},
                "batchnorm_relu_eval_forward (channels-last)");
     return;
   }
@@ -659,10 +617,10 @@ void train_backward(In x, const void* xp, const float* gamma, const float* beta,
   if (a.nhwc) {
     if (last_vec4(s, {xp, gy, gx}))
       for_each(s.numel() / 4,
-               BackwardLast4<In>{x, gy, gamma, beta, save_mean, save_invstd, cp, s.c, a.overwrite_gx, gx},
+               BackwardLast<4, In>{x, gy, gamma, beta, save_mean, save_invstd, cp, s.c, a.overwrite_gx, gx},
                "batchnorm_relu_train_backward/apply (channels-last)");
     else
-      for_each(s.numel(), BackwardLast<In>{x, gy, gamma, beta, save_mean, save_invstd, cp, s.c, a.overwrite_gx, gx},
+      for_each(s.numel(), BackwardLast<1, In>{x, gy, gamma, beta, save_mean, save_invstd, cp, s.c, a.overwrite_gx, gx},
                "batchnorm_relu_train_backward/apply (channels-last)");
     return;
   }
