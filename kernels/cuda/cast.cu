@@ -135,21 +135,22 @@ void accumulate_bf16_nhwc(const uint16_t* x, float* g, int64_t b, int64_t c, int
   from_nhwc_kernel<true><<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, nullptr, g, c, p);
   CAF_CHECK_LAUNCH("accumulate_bf16_nhwc");
 }
-void transpose_f32_to_nhwc(const float* x, float* y, int64_t b, int64_t c, int64_t p, bool accumulate) {
+namespace {
+template <bool kToNhwc>
+void transpose_f32(const float* x, float* y, int64_t b, int64_t c, int64_t p, bool accumulate, const char* what) {
   if (b * c * p == 0) return;
   if (accumulate)
-    transpose_f32_kernel<true, true><<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, y, c, p);
+    transpose_f32_kernel<kToNhwc, true><<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, y, c, p);
   else
-    transpose_f32_kernel<true, false><<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, y, c, p);
-  CAF_CHECK_LAUNCH("transpose_f32_to_nhwc");
+    transpose_f32_kernel<kToNhwc, false><<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, y, c, p);
+  CAF_CHECK_LAUNCH(what);
+}
+}  // namespace
+void transpose_f32_to_nhwc(const float* x, float* y, int64_t b, int64_t c, int64_t p, bool accumulate) {
+  transpose_f32<true>(x, y, b, c, p, accumulate, "transpose_f32_to_nhwc");
 }
 void transpose_f32_from_nhwc(const float* x, float* y, int64_t b, int64_t c, int64_t p, bool accumulate) {
-  if (b * c * p == 0) return;
-  if (accumulate)
-    transpose_f32_kernel<false, true><<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, y, c, p);
-  else
-    transpose_f32_kernel<false, false><<<transpose_grid(b, c, p), dim3(kTile, kRows), 0, stream()>>>(x, y, c, p);
-  CAF_CHECK_LAUNCH("transpose_f32_from_nhwc");
+  transpose_f32<false>(x, y, b, c, p, accumulate, "transpose_f32_from_nhwc");
 }
 
 }  // namespace caf::cuda
