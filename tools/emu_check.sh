@@ -5,7 +5,8 @@
 #   "cuda" against the CPU) -> the gpu test suite -> the README's main job with --device cuda
 #   (short) -> a killed and resumed run on "cuda" -> caf bench step at a small shape in each
 #   configuration gpu_check.sh times (eager, graph, bf16, channels-last, bf16 activations,
-#   reproducible algorithms; with the host round-trip and allocation counters).
+#   reproducible algorithms; with the host round-trip and allocation counters); the kernel harness
+#   bench/kernels (kdev_batchnorm_relu --quick: its checks against the CPU, in CI too).
 # What a pass means: caf's own CUDA code (kernels, launch configurations, the cuDNN/cuBLAS call
 # sequences, graph capture, the trainer's device paths) computes what the CPU computes. What it
 # does not mean: that it runs on a GPU. Races, speed, memory limits and cuDNN's own behaviour
@@ -46,8 +47,9 @@ bash tools/setup.sh >/dev/null
 step configure cmake -S . -B "$BUILD" -G Ninja -DCAF_EMU=ON -DCMAKE_BUILD_TYPE=Release "${SAN[@]}"
 B=$BUILD
 if [ -n "${CAF_EMU_QUICK:-}" ]; then
-  step build cmake --build "$BUILD" -j "$(nproc)" --target caf_emu_tests caf_ops caf_tests
+  step build cmake --build "$BUILD" -j "$(nproc)" --target caf_emu_tests caf_ops caf_tests kdev_batchnorm_relu
   step emu-kernels "$B/tests/caf_emu_tests"
+  step kdev-bn-relu "$B/bench/kdev_batchnorm_relu" --quick
   step parity "$B/tests/caf_ops" parity
   step gpu-suite "$B/tests/caf_tests" --test-suite=gpu --test-case-exclude='*Poisson*'
   echo; echo "=== summary (emulated: caf's CUDA code on the CPU, not a GPU)"
@@ -58,6 +60,7 @@ fi
 step build cmake --build "$BUILD" -j "$(nproc)"
 step info "$B/caf" info
 step emu-kernels "$B/tests/caf_emu_tests"
+step kdev-bn-relu "$B/bench/kdev_batchnorm_relu" --quick
 step parity "$B/tests/caf_ops" parity
 [ -z "${CAF_EMU_SKIP_SUITE:-}" ] && step gpu-suite "$B/tests/caf_tests" --test-suite=gpu
 # The README's main job on "cuda": the toy class, the tiny preset (a few epochs: the emulator is

@@ -244,6 +244,10 @@ if [ -n "$PY" ]; then
   fi
 fi
 compile_timing
+# The fused batch norm + ReLU's passes alone, planar and channels-last, at the networks' shapes:
+# checked against the CPU reference, then ms, GB/s and the share of the memory bandwidth, with the
+# candidate channels-last statistics kernel beside the product's (bench/kernels; about 20 s).
+step kdev-bn-relu "$B/bench/kdev_batchnorm_relu" ${CAF_DRY:+--quick} --json "$RES/kdev_batchnorm_relu.json"
 # A run killed (SIGKILL, SIGINT) and resumed, against an uninterrupted one, on the GPU (after the
 # table and the loss gates, which issue 7 needs first; tools/emu_check.sh checks caf's side of it
 # without a GPU): each
@@ -270,6 +274,7 @@ if command -v compute-sanitizer >/dev/null; then
   step memcheck-bn-relu compute-sanitizer --tool memcheck --error-exitcode 9 "$B/tests/caf_ops" parity batchnorm_relu
   step racecheck-bn-relu-last compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_tests" \
     --test-suite=gpu --test-case="*bf16 activations' ops*"
+  step racecheck-kdev-bn-relu compute-sanitizer --tool racecheck --error-exitcode 9 "$B/bench/kdev_batchnorm_relu" --quick
   step racecheck-augment compute-sanitizer --tool racecheck --error-exitcode 9 "$B/tests/caf_tests" \
     --test-suite=gpu --test-case='*simulation*'
 fi

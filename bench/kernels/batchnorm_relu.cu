@@ -1,0 +1,428 @@
+// bench/kernels/batchnorm_relu.cu: kernel-development harness (STYLE 9) for the fused batch norm
+// + ReLU on bf16 activations, planar and channels-last: every pass is first checked against the
+// CPU reference, then timed with CUDA events at the paper's shapes, and printed as ms, GB/s and
+// the share of the device's memory bandwidth. These passes are memory-bound, so GB/s against the
+// ceiling says how much a kernel could still gain, which a step's per-op breakdown cannot.
+//
+// Key decisions:
+//  - The product's passes are called through kernels/batchnorm.h, as nn/ops.cpp calls them; the
+//    statistics alone are the forward's time less the apply pass's (the finaliser between them
+//    is one thread per channel).
+//  - A candidate kernel lives here, not in the product, until a GPU has timed it against the
+//    product's: `stats2`, the channels-last statistics with 2 neighbouring channels per thread
+//    (a warp reads 128 bytes of a row in one 32-bit load per thread; the product's reads 64 bytes
+//    in 16-bit loads). The same rows, lanes and order of sums as the product's, so its partials
+//    are the product's bit for bit; it is checked through the statistics it finalises to.
+//  - Bytes are the compulsory traffic of each pass (each tensor read or written once per pass,
+//    bf16 2 bytes, fp32 4): stats reads x; apply and eval read x and write y; the forward is
+//    stats + apply; the backward's sums read x and gy, its apply pass reads x and gy and writes
+//    gx (overwrite, as write-first gradients run it). Per-channel vectors are left out.
+//
+// Dimension letters: N, C, H, W of the logical shape; M = N*H*W rows of a channels-last [M][C].
+// Usage: kdev_batchnorm_relu [--quick] [--json FILE]; --quick: small shapes and one trial (the
+// CPU emulator, tests/emu, runs it that way: its times are not a GPU's).
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/batchnorm.h"
+#include "kernels/cast.h"
+#include "kernels/cuda/check.h"
+#include "kernels/error.h"
+#include "kernels/host_rng.h"
+#include "kernels/memory.h"
+#include "kernels/runtime.h"
+#include "train/atomic_file.h"
+
+namespace caf::kdev {
+
+// ---- the candidate kernel ----
+constexpr int kTile = 32, kLanes = 8;  // threads per block: 32 (x) by 8 row lanes (y), as the product's
+constexpr int64_t kRows = 1024;        // rows per partial, as the product's
+
+// Partial sums of x + bias and of its square per (chunk of kRows rows, channel) into out[P][C],
+// two neighbouring channels per thread. C even (so a pair never straddles a row and the 32-bit
+// load is aligned when x is).
+__global__ void stats2_partials_last(const uint16_t* x, const float* bias, Shape4 s, int64_t rows,
+                                     int64_t partials, double2* out) {
+  __shared__ double sh[4][kLanes][kTile];
+  const int64_t c = 2 * (int64_t(blockIdx.x) * kTile + threadIdx.x);
+  const bool live = c < s.c;
+  const float b0 = live && bias ? bias[c] : 0.f, b1 = live && bias ? bias[c + 1] : 0.f;
+  for (int64_t part = blockIdx.y; part < partials; part += gridDim.y) {
+    double s0 = 0, q0 = 0, s1 = 0, q1 = 0;
+    const int64_t r1 = min(rows, (part + 1) * kRows);
+    if (live)
+      for (int64_t r = part * kRows + threadIdx.y; r < r1; r += kLanes) {
+        const uint32_t t = *reinterpret_cast<const uint32_t*>(x + r * s.c + c);
+        float v0 = bf16_to_f32(uint16_t(t & 0xffffu)), v1 = bf16_to_f32(uint16_t(t >> 16));
+        if (bias) v0 = __fadd_rn(v0, b0), v1 = __fadd_rn(v1, b1);  // cast_from_bf16's v + bias[c]
+        const double d0 = v0, d1 = v1;
+        s0 += d0, q0 += d0 * d0, s1 += d1, q1 += d1 * d1;
+      }
+    sh[0][threadIdx.y][threadIdx.x] = s0, sh[1][threadIdx.y][threadIdx.x] = q0;
+    sh[2][threadIdx.y][threadIdx.x] = s1, sh[3][threadIdx.y][threadIdx.x] = q1;
+    __syncthreads();
+    if (live && threadIdx.y == 0) {
+      double t[4] = {0, 0, 0, 0};
+      for (int l = 0; l < kLanes; ++l)
+        for (int k = 0; k < 4; ++k) t[k] += sh[k][l][threadIdx.x];
+      out[part * s.c + c] = make_double2(t[0], t[1]);
+      out[part * s.c + c + 1] = make_double2(t[2], t[3]);
+    }
+    __syncthreads();  // sh is rewritten by the next chunk
+  }
+}
+
+// ---- its launcher ----
+int64_t stats2_partials_count(const Shape4& s) { return (s.n * s.hw() + kRows - 1) / kRows; }
+
+void stats2_last(const uint16_t* x, const float* bias, const Shape4& s, double2* parts) {
+  CAF_REQUIRE(s.c % 2 == 0 && reinterpret_cast<uintptr_t>(x) % 4 == 0,
+              "stats2: needs an even channel count and a 4-byte aligned x");
+  const int64_t partials = stats2_partials_count(s);
+  const dim3 grid(unsigned((s.c / 2 + kTile - 1) / kTile), unsigned(std::min<int64_t>(partials, 65535)));
+  stats2_partials_last<<<grid, dim3(kTile, kLanes), 0, cuda::stream()>>>(x, bias, s, s.n * s.hw(), partials, parts);
+  CAF_CHECK_LAUNCH("stats2_partials_last");
+}
+
+// ---- the harness ----
+namespace {
+
+template <class T>
+struct DeviceArray {
+  Buffer b;
+  int64_t n = 0;
+  explicit DeviceArray(int64_t count) : b(Device::cuda, size_t(std::max<int64_t>(count, 1)) * sizeof(T)), n(count) {}
+  T* get() const { return static_cast<T*>(b.data()); }
+  void put(const std::vector<T>& h) { copy_bytes(Device::cuda, b.data(), Device::cpu, h.data(), h.size() * sizeof(T)); }
+  std::vector<T> fetch() const {
+    std::vector<T> h(static_cast<size_t>(n));
+    copy_bytes(Device::cpu, h.data(), Device::cuda, b.data(), h.size() * sizeof(T));
+    return h;
+  }
+};
+
+// The inputs of one shape, on the host and on the device: x as a convolution's raw bf16 output
+// with its bias (the order of x's elements is the layout's), the parameters, an output gradient.
+struct Problem {
+  BatchNormArgs a;
+  std::vector<uint16_t> x;
+  std::vector<float> bias, gamma, beta, gy, running_mean, running_var;
+  Problem(const Shape4& s, bool nhwc, uint64_t seed) {
+    a.s = s;
+    a.nhwc = nhwc;
+    HostRng rng(seed);
+    x.resize(size_t(s.numel()));
+    gy.resize(x.size());
+    for (auto& v : x) v = f32_to_bf16(float(rng.normal() * 1.5 + 0.25));
+    for (auto& v : gy) v = float(rng.uniform(-1, 1));
+    for (int64_t c = 0; c < s.c; ++c) {
+      bias.push_back(float(rng.uniform(-0.5, 0.5)));
+      gamma.push_back(float(rng.uniform(0.5, 1.5)));
+      beta.push_back(float(rng.uniform(-0.2, 0.2)));
+      running_mean.push_back(float(rng.uniform(-0.1, 0.1)));
+      running_var.push_back(float(rng.uniform(0.8, 1.2)));
+    }
+  }
+};
+
+struct OnDevice {
+  DeviceArray<uint16_t> x, y;
+  DeviceArray<float> bias, gamma, beta, gy, gx, mean, invstd, rmean, rvar, ggamma, gbeta;
+  DeviceArray<double2> parts;
+  explicit OnDevice(const Problem& p)
+      : x(p.a.s.numel()), y(p.a.s.numel()), bias(p.a.s.c), gamma(p.a.s.c), beta(p.a.s.c),
+        gy(p.a.s.numel()), gx(p.a.s.numel()), mean(p.a.s.c), invstd(p.a.s.c), rmean(p.a.s.c),
+        rvar(p.a.s.c), ggamma(p.a.s.c), gbeta(p.a.s.c), parts(p.a.s.c * stats2_partials_count(p.a.s)) {
+    x.put(p.x), bias.put(p.bias), gamma.put(p.gamma), beta.put(p.beta), gy.put(p.gy);
+    rmean.put(p.running_mean), rvar.put(p.running_var);
+  }
+};
+
+// What the CPU reference computes for one problem.
+struct Expected {
+  std::vector<uint16_t> y, y_eval;
+  std::vector<float> mean, invstd, rmean, rvar, gx, ggamma, gbeta;
+};
+Expected cpu_reference(const Problem& p) {
+  const Shape4& s = p.a.s;
+  Expected e;
+  e.y.resize(size_t(s.numel()));
+  e.y_eval.resize(e.y.size());
+  e.gx.resize(e.y.size());
+  e.mean.resize(size_t(s.c)), e.invstd.resize(size_t(s.c));
+  e.rmean = p.running_mean, e.rvar = p.running_var;
+  e.ggamma.assign(size_t(s.c), 0.f), e.gbeta.assign(size_t(s.c), 0.f);
+  BatchNormArgs a = p.a;
+  cpu::batchnorm_relu_train_forward_bf16(p.x.data(), p.bias.data(), p.gamma.data(), p.beta.data(), e.y.data(),
+                                         e.mean.data(), e.invstd.data(), e.rmean.data(), e.rvar.data(), a);
+  cpu::batchnorm_relu_eval_forward_bf16(p.x.data(), p.bias.data(), p.gamma.data(), p.beta.data(),
+                                        p.running_mean.data(), p.running_var.data(), e.y_eval.data(), a);
+  a.overwrite_gx = true;
+  cpu::batchnorm_relu_train_backward_bf16(p.x.data(), p.bias.data(), p.gamma.data(), p.beta.data(), p.gy.data(),
+                                          e.mean.data(), e.invstd.data(), e.gx.data(), e.ggamma.data(),
+                                          e.gbeta.data(), a);
+  return e;
+}
+
+double widen(float v) { return v; }
+double widen(uint16_t v) { return bf16_to_f32(v); }
+
+// Normalised mean squared error of got against want, infinite on a NaN or infinity.
+template <class T>
+double nmse(const std::vector<T>& got, const std::vector<T>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double g = widen(got[i]), w = widen(want[i]);
+    if (!std::isfinite(g)) return INFINITY;
+    num += (g - w) * (g - w);
+    den += w * w;
+  }
+  return den > 0 ? num / den : num;
+}
+double max_rel(const std::vector<float>& got, const std::vector<float>& want) {
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;
+    worst = std::max(worst, std::fabs(double(got[i]) - want[i]) / std::max(1e-30, std::fabs(double(want[i]))));
+  }
+  return worst;
+}
+
+// Tolerances, with their reasons:
+// - kStatsRel: the device sums in double in another order than the CPU (and the two layouts in
+//   different orders again), so the float mean, invstd and running statistics may differ in the
+//   last bit: 2 float ulps.
+// - kNmse: y and gx follow from those statistics (and gx from per-channel sums, also in double in
+//   another order): a last-bit change of a statistic moves some bf16 y by one ulp (2^-8
+//   relative) and gx by a float ulp; a real indexing or arithmetic error gives NMSE near 1.
+// - The apply and inference passes, given the same statistics, are the CPU's arithmetic element
+//   for element (kernels/batchnorm.h): compared bit for bit.
+constexpr double kStatsRel = 2.4e-7, kNmse = 1e-9;
+
+int g_failures = 0;
+void verdict(const std::string& what, bool ok, const std::string& detail) {
+  std::printf("  %-58s %s  %s\n", what.c_str(), ok ? "ok  " : "FAIL", detail.c_str());
+  if (!ok) ++g_failures;
+}
+std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+std::string describe(const Shape4& s, bool nhwc) {
+  char b[96];
+  std::snprintf(b, sizeof b, "%lldx%lldx%lldx%lld %s", (long long)s.n, (long long)s.c, (long long)s.h,
+                (long long)s.w, nhwc ? "nhwc" : "nchw");
+  return b;
+}
+
+// The per-channel statistics the partials finalise to (stats_finalise's arithmetic, on the host).
+void finalise(const std::vector<double2>& parts, const Shape4& s, double eps, std::vector<float>& mean,
+              std::vector<float>& invstd) {
+  const int64_t partials = int64_t(parts.size()) / s.c;
+  const double m = double(s.n * s.hw());
+  mean.assign(size_t(s.c), 0.f), invstd.assign(size_t(s.c), 0.f);
+  for (int64_t c = 0; c < s.c; ++c) {
+    double sum = 0, sq = 0;
+    for (int64_t p = 0; p < partials; ++p) sum += parts[size_t(p * s.c + c)].x, sq += parts[size_t(p * s.c + c)].y;
+    const double mu = sum / m;
+    const double var = std::max(0.0, sq / m - mu * mu);
+    mean[size_t(c)] = float(mu);
+    invstd[size_t(c)] = float(1.0 / std::sqrt(var + eps));
+  }
+}
+
+// Every pass on the device against the CPU reference.
+void validate(const Shape4& s, bool nhwc) {
+  const Problem p(s, nhwc, hash_name(describe(s, nhwc).c_str()));
+  const Expected e = cpu_reference(p);
+  OnDevice d(p);
+  const std::string tag = describe(s, nhwc);
+  BatchNormArgs a = p.a;
+  // bf16 NaNs in y before every pass that writes it: an unwritten element fails.
+  const auto poison_y = [&] { fill(Device::cuda, reinterpret_cast<uint8_t*>(d.y.get()), 2 * s.numel(), uint8_t(0xff)); };
+  poison_y();
+  cuda::batchnorm_relu_train_forward_bf16(d.x.get(), d.bias.get(), d.gamma.get(), d.beta.get(), d.y.get(),
+                                          d.mean.get(), d.invstd.get(), d.rmean.get(), d.rvar.get(), a);
+  const double stats = std::max({max_rel(d.mean.fetch(), e.mean), max_rel(d.invstd.fetch(), e.invstd),
+                                 max_rel(d.rmean.fetch(), e.rmean), max_rel(d.rvar.fetch(), e.rvar)});
+  const double ey = nmse(d.y.fetch(), e.y);
+  verdict(tag + " forward", stats <= kStatsRel && ey <= kNmse,
+          fmt("statistics max rel %.2g, ", stats) + fmt("y NMSE %.2g", ey));
+  // From here on the device runs on the CPU's statistics, so apply and inference are exact.
+  d.mean.put(e.mean), d.invstd.put(e.invstd);
+  poison_y();
+  cuda::batchnorm_relu_apply_bf16(d.x.get(), d.bias.get(), d.gamma.get(), d.beta.get(), d.mean.get(),
+                                  d.invstd.get(), d.y.get(), a);
+  verdict(tag + " apply", d.y.fetch() == e.y, "bit for bit");
+  d.rmean.put(p.running_mean), d.rvar.put(p.running_var);
+  poison_y();
+  cuda::batchnorm_relu_eval_forward_bf16(d.x.get(), d.bias.get(), d.gamma.get(), d.beta.get(), d.rmean.get(),
+                                         d.rvar.get(), d.y.get(), a);
+  verdict(tag + " inference", d.y.fetch() == e.y_eval, "bit for bit");
+  a.overwrite_gx = true;
+  fill(Device::cuda, d.gx.get(), s.numel(), NAN);  // an unwritten element fails
+  fill(Device::cuda, d.ggamma.get(), s.c, 0.f), fill(Device::cuda, d.gbeta.get(), s.c, 0.f);
+  cuda::batchnorm_relu_train_backward_bf16(d.x.get(), d.bias.get(), d.gamma.get(), d.beta.get(), d.gy.get(),
+                                           d.mean.get(), d.invstd.get(), d.gx.get(), d.ggamma.get(),
+                                           d.gbeta.get(), a);
+  const double egx = nmse(d.gx.fetch(), e.gx);
+  const double ep = std::max(nmse(d.ggamma.fetch(), e.ggamma), nmse(d.gbeta.fetch(), e.gbeta));
+  verdict(tag + " backward (gx overwritten)", egx <= kNmse && ep <= kNmse,
+          fmt("gx NMSE %.2g, ", egx) + fmt("ggamma/gbeta NMSE %.2g", ep));
+  if (nhwc && s.c % 2 == 0) {
+    stats2_last(d.x.get(), d.bias.get(), s, d.parts.get());
+    std::vector<float> mean, invstd;
+    finalise(d.parts.fetch(), s, a.eps, mean, invstd);
+    const double e2 = std::max(max_rel(mean, e.mean), max_rel(invstd, e.invstd));
+    verdict(tag + " candidate stats2 (2 channels per thread)", e2 <= kStatsRel, fmt("statistics max rel %.2g", e2));
+  }
+}
+
+// Median over trials of the mean time of one call, from CUDA events on caf's stream.
+template <class F>
+double time_ms(F f, int trials, int calls) {
+  cudaEvent_t t0, t1;
+  CAF_CHECK_CUDA(cudaEventCreate(&t0));
+  CAF_CHECK_CUDA(cudaEventCreate(&t1));
+  f(), f();  // warm-up: the caching allocator's blocks, the first launches
+  std::vector<double> ms;
+  for (int t = 0; t < trials; ++t) {
+    CAF_CHECK_CUDA(cudaEventRecord(t0, cuda::stream()));
+    for (int i = 0; i < calls; ++i) f();
+    CAF_CHECK_CUDA(cudaEventRecord(t1, cuda::stream()));
+    CAF_CHECK_CUDA(cudaEventSynchronize(t1));
+    float e = 0;
+    CAF_CHECK_CUDA(cudaEventElapsedTime(&e, t0, t1));
+    ms.push_back(double(e) / calls);
+  }
+  CAF_CHECK_CUDA(cudaEventDestroy(t0));
+  CAF_CHECK_CUDA(cudaEventDestroy(t1));
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// Nominal memory bandwidth (bytes/s) from the memory clock and bus width: double data rate. 0 when
+// the device does not say (the emulator).
+double memory_ceiling() {
+  int khz = 0, bits = 0;
+  if (cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, 0) != cudaSuccess ||
+      cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, 0) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return 2.0 * khz * 1e3 * bits / 8.0;
+}
+
+struct Row {
+  std::string shape, pass;
+  double ms, bytes;
+};
+
+void time_shape(const Shape4& s, bool nhwc, int trials, int calls, std::vector<Row>& rows) {
+  const Problem p(s, nhwc, 7);
+  OnDevice d(p);
+  BatchNormArgs a = p.a;
+  const double n = double(s.numel());
+  auto forward = [&] {
+    cuda::batchnorm_relu_train_forward_bf16(d.x.get(), d.bias.get(), d.gamma.get(), d.beta.get(), d.y.get(),
+                                            d.mean.get(), d.invstd.get(), d.rmean.get(), d.rvar.get(), a);
+  };
+  forward();  // statistics for the passes that read them
+  auto apply = [&] {
+    cuda::batchnorm_relu_apply_bf16(d.x.get(), d.bias.get(), d.gamma.get(), d.beta.get(), d.mean.get(),
+                                    d.invstd.get(), d.y.get(), a);
+  };
+  auto eval = [&] {
+    cuda::batchnorm_relu_eval_forward_bf16(d.x.get(), d.bias.get(), d.gamma.get(), d.beta.get(), d.rmean.get(),
+                                           d.rvar.get(), d.y.get(), a);
+  };
+  BatchNormArgs b = a;
+  b.overwrite_gx = true;
+  auto backward = [&] {
+    cuda::batchnorm_relu_train_backward_bf16(d.x.get(), d.bias.get(), d.gamma.get(), d.beta.get(), d.gy.get(),
+                                             d.mean.get(), d.invstd.get(), d.gx.get(), d.ggamma.get(),
+                                             d.gbeta.get(), b);
+  };
+  const std::string tag = describe(s, nhwc);
+  const double f = time_ms(forward, trials, calls), ap = time_ms(apply, trials, calls);
+  rows.push_back({tag, "forward (stats + apply)", f, 6 * n});
+  rows.push_back({tag, "apply", ap, 4 * n});
+  rows.push_back({tag, "stats (forward - apply)", f - ap, 2 * n});
+  if (nhwc && s.c % 2 == 0)
+    rows.push_back({tag, "stats2 candidate (partials only)",
+                    time_ms([&] { stats2_last(d.x.get(), d.bias.get(), s, d.parts.get()); }, trials, calls), 2 * n});
+  rows.push_back({tag, "inference", time_ms(eval, trials, calls), 4 * n});
+  rows.push_back({tag, "backward (sums + apply, gx =)", time_ms(backward, trials, calls), 16 * n});
+}
+
+int run(int argc, char** argv) {
+  bool quick = false;
+  std::string json;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (k == "--quick") quick = true;
+    else if (k == "--json" && i + 1 < argc) json = argv[++i];
+    else throw ConfigError("unknown argument '" + k + "'", "usage: kdev_batchnorm_relu [--quick] [--json FILE]");
+  }
+  if (!cuda_available()) {
+    std::printf("kdev_batchnorm_relu: no GPU (or CAF_DEVICE=cpu): nothing to check or time\n");
+    return 0;
+  }
+  std::printf("device: %s\n", device_description(Device::cuda));
+  std::printf("check against the CPU reference (bf16 activations with a bias; tolerances in the source):\n");
+  const std::vector<Shape4> checks = {{2, 72, 33, 31}, {2, 6, 20, 20}, {3, 40, 45, 47}, {2, 5, 9, 7}};
+  for (const Shape4& s : checks)
+    for (bool nhwc : {false, true}) validate(s, nhwc);
+  if (g_failures) {
+    std::printf("%d check(s) failed: nothing timed\n", g_failures);
+    return 1;
+  }
+  // The fused op's shapes in DRAEM's networks at the paper's 256x256, batch 8 (R width 128: 128
+  // to 1024 channels; S width 64), one per (channels, size) pair that differs in work.
+  const std::vector<Shape4> shapes =
+      quick ? std::vector<Shape4>{{2, 64, 16, 16}}
+            : std::vector<Shape4>{{8, 64, 256, 256}, {8, 128, 256, 256}, {8, 256, 128, 128},
+                                  {8, 512, 64, 64},  {8, 1024, 32, 32},  {8, 1024, 16, 16}};
+  const int trials = quick ? 1 : 5, calls = quick ? 1 : 10;
+  const double ceiling = memory_ceiling();
+  std::vector<Row> rows;
+  for (const Shape4& s : shapes)
+    for (bool nhwc : {false, true}) time_shape(s, nhwc, trials, calls, rows);
+  std::printf("\ntimes (median of %d trials of %d calls, CUDA events; GB/s from the compulsory bytes; "
+              "ceiling %s):\n", trials, calls, ceiling > 0 ? fmt("%.0f GB/s nominal", ceiling * 1e-9).c_str() : "unknown");
+  std::printf("  %-26s %-34s %9s %9s %7s\n", "shape", "pass", "ms", "GB/s", "% peak");
+  nlohmann::json out = nlohmann::json::array();
+  for (const Row& r : rows) {
+    const double gbs = r.ms > 0 ? r.bytes / (r.ms * 1e-3) * 1e-9 : 0;
+    std::printf("  %-26s %-34s %9.4f %9.1f %7s\n", r.shape.c_str(), r.pass.c_str(), r.ms, gbs,
+                ceiling > 0 ? fmt("%.1f", 100 * gbs * 1e9 / ceiling).c_str() : "-");
+    out.push_back({{"shape", r.shape}, {"pass", r.pass}, {"ms", r.ms}, {"bytes", r.bytes}, {"gb_per_s", gbs}});
+  }
+  if (!json.empty()) {
+    const nlohmann::json j = {{"tool", "kdev_batchnorm_relu"}, {"device", device_description(Device::cuda)},
+                              {"ceiling_gb_per_s", ceiling * 1e-9}, {"quick", quick}, {"rows", out}};
+    write_file_atomic(json, {j.dump(2) + "\n"});
+    std::printf("json: %s\n", json.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace caf::kdev
+
+int main(int argc, char** argv) {
+  try {
+    return caf::kdev::run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kdev_batchnorm_relu: %s\n", caf::describe(e).c_str());
+    return 2;
+  }
+}
