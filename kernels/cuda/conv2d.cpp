@@ -30,9 +30,10 @@ namespace {
 
 // The algorithms Find timed that ran (or the heuristics' ranking), deterministic ones first
 // (fastest or best-ranked first within each group).
-// `next` moves on when cuDNN refuses one at call time (CUDNN_STATUS_BAD_PARAM or NOT_SUPPORTED,
-// which it reports before launching anything): seen once for a bf16 backward-data convolution at
-// 64x64, batch 2, under compute-sanitizer, while Find had reported the algorithm as working.
+// `next` moves on when cuDNN refuses one at call time (a BAD_PARAM or NOT_SUPPORTED status or
+// sub-code, reported before launching anything: refuses()): seen once for a bf16 backward-data
+// convolution at 64x64, batch 2, under compute-sanitizer, while Find had reported the algorithm
+// as working.
 template <class Algo>
 struct Candidate {
   Algo algo;
@@ -91,11 +92,20 @@ Candidates<Algo> candidates(const Perf* perf, int count, const char* what, bool 
   return c;
 }
 
+// A status that refuses the algorithm (or its configuration) without running anything: cuDNN 9
+// reports a refusal as BAD_PARAM or NOT_SUPPORTED or as one of their sub-codes
+// (NOT_SUPPORTED_SHAPE = 3002, ...: the thousands say the category, CUDNN_STATUS_CATEGORY).
+bool refuses(cudnnStatus_t st) {
+  const int category = int(st) / 1000 * 1000;
+  return category == CUDNN_STATUS_BAD_PARAM || category == CUDNN_STATUS_NOT_SUPPORTED;
+}
+
 // Runs call(algo, workspace, bytes) with the plan's current algorithm, under the math type Find
 // timed it with, moving to the next one when cuDNN refuses it (see Candidates).
 template <class Algo, class Call>
 void run_with(const Candidates<Algo>& c, cudnnConvolutionDescriptor_t conv, const char* what,
               const std::string& shape, Call call) {
+  std::string last;  // the last refusal, for the error when every candidate was refused
   for (; c.next < c.list.size(); ++c.next) {
     const Candidate<Algo>& k = c.list[c.next];
     const Algo algo = k.algo;
@@ -105,7 +115,7 @@ void run_with(const Candidates<Algo>& c, cudnnConvolutionDescriptor_t conv, cons
       clear_library_error(what, __FILE__, __LINE__);
       return;
     }
-    if (st != CUDNN_STATUS_BAD_PARAM && st != CUDNN_STATUS_NOT_SUPPORTED)
+    if (!refuses(st))
       throw CudnnError(format_error("cuDNN", what, __FILE__, __LINE__, cudnnGetErrorString(st)) + " at " + shape,
                        "check tensor shapes and that the cuDNN library matches the one caf was built against");
     const bool next_exists = c.next + 1 < c.list.size();
@@ -116,9 +126,11 @@ void run_with(const Candidates<Algo>& c, cudnnConvolutionDescriptor_t conv, cons
                      : "",
                  c.timed ? "" : " (algorithms reproducible: a process that was not refused "
                                            "uses another algorithm, so runs may no longer agree bit for bit)");
+    last = cudnnGetErrorString(st);
     cudaGetLastError();
   }
-  throw CudnnError(std::string("cuDNN ran no algorithm for ") + what + " at " + shape,
+  throw CudnnError(std::string("cuDNN ran no algorithm for ") + what + " at " + shape +
+                       (last.empty() ? std::string() : " (the last refusal: " + last + ")"),
                    "try another --precision (tf32 or fp32)");
 }
 

@@ -86,7 +86,21 @@ bool workspace_ok(int algo, const cudnnTensorStruct& x, const void* ws, size_t w
   return need == 0 || (ws != nullptr && ws_bytes >= need);
 }
 
+int g_refusals = 0;
+cudnnStatus_t g_refusal = CUDNN_STATUS_SUCCESS;
+// The refusal a test asked for (caf_emu::cudnn_refuse_next), or SUCCESS.
+cudnnStatus_t take_refusal() {
+  if (g_refusals <= 0) return CUDNN_STATUS_SUCCESS;
+  --g_refusals;
+  return g_refusal;
+}
+
 }  // namespace
+
+void caf_emu::cudnn_refuse_next(int calls, cudnnStatus_t status) {
+  g_refusals = calls;
+  g_refusal = status;
+}
 
 const char* cudnnGetErrorString(cudnnStatus_t s) {
   switch (s) {
@@ -94,6 +108,7 @@ const char* cudnnGetErrorString(cudnnStatus_t s) {
     case CUDNN_STATUS_NOT_INITIALIZED: return "CUDNN_STATUS_NOT_INITIALIZED";
     case CUDNN_STATUS_BAD_PARAM: return "CUDNN_STATUS_BAD_PARAM (emulated)";
     case CUDNN_STATUS_NOT_SUPPORTED: return "CUDNN_STATUS_NOT_SUPPORTED (emulated)";
+    case CUDNN_STATUS_NOT_SUPPORTED_SHAPE: return "CUDNN_STATUS_NOT_SUPPORTED_SHAPE (emulated)";
     case CUDNN_STATUS_INTERNAL_ERROR: return "CUDNN_STATUS_INTERNAL_ERROR";
   }
   return "cuDNN error";
@@ -173,6 +188,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void* alpha, cudnnTen
                                       cudnnTensorDescriptor_t yd, void* y) {
   Conv2dShape s;
   if (const cudnnStatus_t st = conv_shape(*xd, *wd, *cd, *yd, &s)) return st;
+  if (const cudnnStatus_t st = take_refusal()) return st;
   if (!workspace_ok(algo, *xd, ws, ws_bytes)) return CUDNN_STATUS_BAD_PARAM;
   if (blend(alpha, beta) != 0) return CUDNN_STATUS_NOT_SUPPORTED;  // caf's forward always writes
   const bool bf16 = xd->type == CUDNN_DATA_BFLOAT16;
@@ -193,6 +209,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t, const void* alpha, cud
                                            const void* beta, cudnnTensorDescriptor_t dxd, void* dx) {
   Conv2dShape s;
   if (const cudnnStatus_t st = conv_shape(*dxd, *wd, *cd, *dyd, &s)) return st;
+  if (const cudnnStatus_t st = take_refusal()) return st;
   if (!workspace_ok(algo, *dxd, ws, ws_bytes)) return CUDNN_STATUS_BAD_PARAM;
   const int mode = blend(alpha, beta);
   const bool bf16 = dxd->type == CUDNN_DATA_BFLOAT16;
@@ -215,6 +232,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t, const void* alpha, c
                                              void* dw) {
   Conv2dShape s;
   if (const cudnnStatus_t st = conv_shape(*xd, *dwd, *cd, *dyd, &s)) return st;
+  if (const cudnnStatus_t st = take_refusal()) return st;
   if (!workspace_ok(algo, *xd, ws, ws_bytes)) return CUDNN_STATUS_BAD_PARAM;
   const int mode = blend(alpha, beta);
   const bool bf16 = xd->type == CUDNN_DATA_BFLOAT16;

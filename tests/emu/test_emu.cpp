@@ -531,3 +531,44 @@ TEST_CASE("emu: the reductions (reduce.cu) against the CPU") {
 }
 
 }  // TEST_SUITE
+
+#if defined(CAF_EMU_BUILD)
+// The whole backend emulated (CAF_EMU=ON): kernels/cuda/conv2d.cpp over the emulated cuDNN.
+#include <cudnn.h>
+
+#include "kernels/conv2d.h"
+#include "kernels/error.h"
+
+TEST_SUITE("emu") {
+TEST_CASE("emu: a convolution cuDNN refuses with a cuDNN 9 sub-code moves to the next algorithm") {
+  // Shapes no other test uses, so their plans (and the candidates they step through) are fresh.
+  caf::Conv2dShape s;
+  s.x = {1, 3, 7, 5};
+  s.k_out = 2;
+  s.k = 3;
+  const std::vector<float> x = random_floats(size_t(s.x.numel()), 41), w = random_floats(2 * 3 * 9, 42),
+                           b = random_floats(2, 43);
+  std::vector<float> ref(size_t(2 * 7 * 5));
+  caf::cpu::conv2d_forward<float>(x.data(), w.data(), b.data(), ref.data(), s);
+  Dev<float> dx(x), dw(w), db(b), dy(ref.size());
+  caf_emu::cudnn_refuse_next(1, CUDNN_STATUS_NOT_SUPPORTED_SHAPE);  // the first candidate
+  caf::cuda::conv2d_forward(dx.ptr(), dw.ptr(), db.ptr(), dy.ptr(), s);
+  CHECK(nmse(dy.get(), ref) < 1e-12);
+
+  // Every candidate refused: an error that names the shape and the last refusal.
+  s.x = {1, 3, 7, 6};
+  Dev<float> dx2(random_floats(size_t(s.x.numel()), 44)), dy2(size_t(2 * 7 * 6));
+  caf_emu::cudnn_refuse_next(1000, CUDNN_STATUS_NOT_SUPPORTED_SHAPE);
+  std::string message;
+  try {
+    caf::cuda::conv2d_forward(dx2.ptr(), dw.ptr(), db.ptr(), dy2.ptr(), s);
+  } catch (const caf::CudnnError& e) {
+    message = e.what();
+  }
+  caf_emu::cudnn_refuse_next(0, CUDNN_STATUS_SUCCESS);
+  CAPTURE(message);
+  CHECK(message.find("ran no algorithm") != std::string::npos);
+  CHECK(message.find("NOT_SUPPORTED_SHAPE") != std::string::npos);
+}
+}  // TEST_SUITE
+#endif

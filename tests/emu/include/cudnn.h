@@ -17,6 +17,7 @@ enum cudnnStatus_t {
   CUDNN_STATUS_NOT_INITIALIZED = 1001,
   CUDNN_STATUS_BAD_PARAM = 2000,
   CUDNN_STATUS_NOT_SUPPORTED = 3000,
+  CUDNN_STATUS_NOT_SUPPORTED_SHAPE = 3002,  // cuDNN 9's sub-codes: the thousands give the category
   CUDNN_STATUS_INTERNAL_ERROR = 4000,
 };
 enum cudnnDataType_t { CUDNN_DATA_FLOAT = 0, CUDNN_DATA_BFLOAT16 = 9 };
@@ -122,3 +123,9 @@ cudnnStatus_t cudnnBatchNormalizationBackward(cudnnHandle_t, cudnnBatchNormMode_
                                               cudnnTensorDescriptor_t bnd, const void* scale, void* dscale,
                                               void* dbias, double eps, const void* save_mean,
                                               const void* save_invstd);
+
+namespace caf_emu {
+// Test hook: the next `calls` convolution calls (forward, backward data, backward filter) return
+// `status` without running, as cuDNN refuses an algorithm at call time (after Find had listed it).
+void cudnn_refuse_next(int calls, cudnnStatus_t status);
+}  // namespace caf_emu
