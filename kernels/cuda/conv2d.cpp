@@ -22,6 +22,7 @@
 
 #include "kernels/conv2d.h"
 #include "kernels/cuda/check.h"
+#include "kernels/memory.h"
 #include "kernels/runtime.h"
 
 namespace caf::cuda {
@@ -164,6 +165,10 @@ ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16, bool nh
 
   const bool exact = !bf16 && !tf32;
   cudnnHandle_t h_ = cudnn();
+  // Find allocates its own scratch (workspaces, and buffers for the tensors) with cudaMalloc, and
+  // skips or fails an algorithm it cannot allocate for: give it the blocks caf's cache holds free.
+  // A plan is made once per shape, in a warm-up step, so the re-allocations happen once.
+  if (timed) allocator(Device::cuda).empty_cache();
   constexpr int kMax = 16;
   int got = 0;
   cudnnConvolutionFwdAlgoPerf_t fwd[kMax];

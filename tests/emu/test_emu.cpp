@@ -570,5 +570,18 @@ TEST_CASE("emu: a convolution cuDNN refuses with a cuDNN 9 sub-code moves to the
   CHECK(message.find("ran no algorithm") != std::string::npos);
   CHECK(message.find("NOT_SUPPORTED_SHAPE") != std::string::npos);
 }
+
+TEST_CASE("emu: cuDNN's algorithm search runs after caf's cache of free blocks is released") {
+  // Find allocates its scratch itself (cudaMalloc), so blocks caf holds free must go back first.
+  { caf::Buffer held(caf::Device::cuda, size_t(8) << 20); }  // released into the cache
+  REQUIRE(caf::allocator(caf::Device::cuda).stats().bytes_cached >= int64_t(8) << 20);
+  caf::Conv2dShape s;  // a shape no other test uses: a new plan, so a Find
+  s.x = {1, 4, 5, 5};
+  s.k_out = 3;
+  s.k = 3;
+  Dev<float> dx(random_floats(size_t(s.x.numel()), 45)), dw(random_floats(3 * 4 * 9, 46)), dy(3 * 25);
+  caf::cuda::conv2d_forward(dx.ptr(), dw.ptr(), nullptr, dy.ptr(), s);
+  CHECK(caf::allocator(caf::Device::cuda).stats().bytes_cached < int64_t(8) << 20);
+}
 }  // TEST_SUITE
 #endif
