@@ -103,7 +103,7 @@ def main():
     print("|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} |")
-    for key in ("tf32", "tf32_unfused", "augment", "bf16", "bf16act"):
+    for key in ("tf32", "tf32_unfused", "augment", "bf16", "bf16act", "bf16act_nhwc_graph"):
         r = caf[key]
         if r and r.get("phases_ms"):
             print(f"\nphases, caf {key} (median ms): " +

@@ -39,8 +39,9 @@ test -f "$D/model/report/report.json"
 grep -q 'host round trips per step: 0.00 copies, 0.00 synchronisations' "$D/bench.log"
 grep -q 'fwd conv2d' "$D/bench.log"
 grep -q '"ph": "X"' "$D/trace.json" && grep -q '"phases_ms"' "$D/bench.json"
-"$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 2 --warmup 1 --augment --graph >"$D/graph.log"
+"$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 2 --warmup 1 --augment --graph --ops >"$D/graph.log"
 grep -q 'CUDA graph: one step captured' "$D/graph.log"
+grep -q 'profiled eager steps' "$D/graph.log" && grep -q 'bwd conv2d' "$D/graph.log"  # --ops after the replays
 "$CAF" checkpoint-new --widths 4,2 --out "$D/init.safetensors" >/dev/null
 "$CAF" bench step --device cpu --size 32 --batch 2 --track 2 --init "$D/init.safetensors" --json "$D/track.json" >/dev/null
 grep -q '"track"' "$D/track.json"

@@ -196,18 +196,19 @@ step bench-step-bf16-graph "$B/caf" bench step $CAFB --precision bf16 --augment 
 # bf16 with channels-last convolutions (cuDNN's NHWC kernels; off by default until timed here).
 step bench-step-bf16-nhwc-graph "$B/caf" bench step $CAFB --precision bf16 --layout nhwc --augment --graph \
   --json "$RES/caf_bf16_nhwc_graph.json"
-# bf16 activations between the convolutions (opt-in until timed here): eager with the op breakdown
-# and the peak memory, then graphs with planar and with channels-last convolutions.
 # cuDNN's heuristics instead of Find's timings (--algos reproducible: runs that repeat across
 # processes): what the choice costs, against bench-step-graph.
 step bench-step-reproducible "$B/caf" bench step $CAFB --precision tf32 --augment --graph --algos reproducible \
   --json "$RES/caf_reproducible.json"
+# bf16 activations between the convolutions (opt-in until timed here): eager with the op breakdown
+# and the peak memory, then graphs with planar and with channels-last convolutions; the
+# channels-last one also profiles eager steps after its replays (--ops: phases and ops, ~3 s).
 step bench-step-bf16act "$B/caf" bench step $CAFB --precision bf16 --activations bf16 --augment --ops \
   --json "$RES/caf_bf16act.json"
 step bench-step-bf16act-graph "$B/caf" bench step $CAFB --precision bf16 --activations bf16 --augment --graph \
   --json "$RES/caf_bf16act_graph.json"
 step bench-step-bf16act-nhwc-graph "$B/caf" bench step $CAFB --precision bf16 --activations bf16 --layout nhwc \
-  --augment --graph --json "$RES/caf_bf16act_nhwc_graph.json"
+  --augment --graph --ops --json "$RES/caf_bf16act_nhwc_graph.json"
 [ -z "${CAF_QUICK:-}" ] && step bench-step-fastest "$B/caf" bench step $CAFB --precision tf32 --augment --graph \
   --algos fastest --json "$RES/caf_fastest.json"
 [ -z "${CAF_QUICK:-}" ] && step bench-step-fp32 "$B/caf" bench step $CAFB --precision fp32 --steps 10 --warmup 3 \
