@@ -167,7 +167,7 @@ ConvPlan make_plan(const Conv2dShape& s, bool tf32, bool det, bool bf16, bool nh
   cudnnHandle_t h_ = cudnn();
   // Find allocates its own scratch (workspaces, and buffers for the tensors) with cudaMalloc, and
   // skips or fails an algorithm it cannot allocate for: give it the blocks caf's cache holds free.
-  // A plan is made once per shape, in a warm-up step, so the re-allocations happen once.
+  // A plan is made once per shape (in the first step that meets it), so this happens once per shape.
   if (timed) allocator(Device::cuda).empty_cache();
   constexpr int kMax = 16;
   int got = 0;
