@@ -32,7 +32,7 @@ if [ -z "${CAF_FULL:-}" ]; then CAF_QUICK=${CAF_QUICK:-1}; else CAF_QUICK=; fi
 OUTDIR=${OUT:-/tmp}
 LOG=$OUTDIR/gpu_check.log
 RES=${CAF_RESULTS:-/tmp/caf_results}  # JSON results, the trace, the gate inputs (archived into $OUTDIR)
-mkdir -p "$RES"
+mkdir -p "$RES" "$OUTDIR"
 : >"$LOG"
 exec 3>&1  # the caller's stdout, for the signal handler (the tee below may be gone by then)
 exec > >(tee -a "$LOG") 2>&1
