@@ -174,15 +174,13 @@ Expected cpu_reference(const Problem& p) {
   return e;
 }
 
-double widen(float v) { return v; }
-double widen(uint16_t v) { return bf16_to_f32(v); }
-
-// Normalised mean squared error of got against want, infinite on a NaN or infinity.
+// Normalised mean squared error of got against want (float, or bf16 widened: kernels/cast.h),
+// infinite on a NaN or infinity.
 template <class T>
 double nmse(const std::vector<T>& got, const std::vector<T>& want) {
   double num = 0, den = 0;
   for (size_t i = 0; i < got.size(); ++i) {
-    const double g = widen(got[i]), w = widen(want[i]);
+    const double g = caf::widen(got[i]), w = caf::widen(want[i]);
     if (!std::isfinite(g)) return INFINITY;
     num += (g - w) * (g - w);
     den += w * w;
@@ -244,10 +242,10 @@ void finalise(const std::vector<double2>& parts, const Shape4& s, double eps, st
 
 // Every pass on the device against the CPU reference.
 void validate(const Shape4& s, bool nhwc) {
-  const Problem p(s, nhwc, hash_name(describe(s, nhwc).c_str()));
+  const std::string tag = describe(s, nhwc);
+  const Problem p(s, nhwc, hash_name(tag.c_str()));
   const Expected e = cpu_reference(p);
   OnDevice d(p);
-  const std::string tag = describe(s, nhwc);
   BatchNormArgs a = p.a;
   // bf16 NaNs in y before every pass that writes it: an unwritten element fails.
   const auto poison_y = [&] { fill(Device::cuda, reinterpret_cast<uint8_t*>(d.y.get()), 2 * s.numel(), uint8_t(0xff)); };
