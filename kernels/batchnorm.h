@@ -29,8 +29,9 @@
 // x is a convolution's raw bf16 output and xbias its bias (per channel, may be null), so the op's
 // input is float(x) + xbias[c] (exactly cast_from_bf16's value, never stored); y is bf16 (the
 // fp32 y rounded, which is what the next convolution's cast would have made of it); statistics,
-// parameters and gradients stay fp32. Each is, bit for bit, its fp32 twin on the widened input
-// with the output rounded (the CPU reference computes it that way). With BatchNormArgs::nhwc the
+// parameters and gradients stay fp32 (the backward's gy and gx may be bf16: BatchNormArgs::gy_bf16,
+// gx_bf16). Each is, bit for bit, its fp32 twin on the widened input with the output rounded (the
+// CPU reference computes it that way). With BatchNormArgs::nhwc the
 // tensors are channels-last: the CPU reference permutes to planar and back; CUDA has its own
 // channels-last kernels (statistics summed in another order: the same up to double rounding).
 #pragma once
@@ -52,6 +53,11 @@ struct BatchNormArgs {
   // The _bf16 functions only: x, y, gy and gx channels-last (N, H, W, C; channels-last
   // activations, kernels/runtime.h), the logical shape s unchanged. The same values, permuted.
   bool nhwc = false;
+  // batchnorm_relu_train_backward_bf16 only (bf16 gradients, kernels/runtime.h): gy holds bf16
+  // (uint16_t) values, read widened; gx receives bf16 values, the fp32 gx rounded (write only:
+  // overwrite_gx). Otherwise both are float.
+  bool gy_bf16 = false;
+  bool gx_bf16 = false;
 };
 
 // gx += gamma * invstd * gy for the inference-mode backward (statistics are constants).
@@ -130,8 +136,8 @@ void batchnorm_relu_train_forward_bf16(const uint16_t* x, const float* xbias, co
                                        float* save_invstd, float* running_mean, float* running_var,
                                        const BatchNormArgs& a);
 void batchnorm_relu_train_backward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
-                                        const float* beta, const float* gy, const float* save_mean,
-                                        const float* save_invstd, float* gx, float* ggamma,
+                                        const float* beta, const void* gy, const float* save_mean,
+                                        const float* save_invstd, void* gx, float* ggamma,
                                         float* gbeta, const BatchNormArgs& a);
 void batchnorm_relu_apply_bf16(const uint16_t* x, const float* xbias, const float* gamma,
                                const float* beta, const float* save_mean, const float* save_invstd,
@@ -147,8 +153,8 @@ void batchnorm_relu_train_forward_bf16(const uint16_t* x, const float* xbias, co
                                        float* save_invstd, float* running_mean, float* running_var,
                                        const BatchNormArgs& a);
 void batchnorm_relu_train_backward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
-                                        const float* beta, const float* gy, const float* save_mean,
-                                        const float* save_invstd, float* gx, float* ggamma,
+                                        const float* beta, const void* gy, const float* save_mean,
+                                        const float* save_invstd, void* gx, float* ggamma,
                                         float* gbeta, const BatchNormArgs& a);
 void batchnorm_relu_apply_bf16(const uint16_t* x, const float* xbias, const float* gamma,
                                const float* beta, const float* save_mean, const float* save_invstd,
@@ -242,8 +248,8 @@ inline void batchnorm_relu_train_forward_bf16(Device d, const uint16_t* x, const
                      running_mean, running_var, a);
 }
 inline void batchnorm_relu_train_backward_bf16(Device d, const uint16_t* x, const float* xbias,
-                                               const float* gamma, const float* beta, const float* gy,
-                                               const float* save_mean, const float* save_invstd, float* gx,
+                                               const float* gamma, const float* beta, const void* gy,
+                                               const float* save_mean, const float* save_invstd, void* gx,
                                                float* ggamma, float* gbeta, const BatchNormArgs& a) {
   CAF_DISPATCH_PLAIN(d, batchnorm_relu_train_backward_bf16, x, xbias, gamma, beta, gy, save_mean, save_invstd,
                      gx, ggamma, gbeta, a);

@@ -53,11 +53,13 @@ namespace cpu {
 void conv2d_forward_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, const Conv2dShape& s);
 void conv2d_backward_data_bf16(const uint16_t* w, const uint16_t* gy, uint16_t* gx, const Conv2dShape& s);
 void conv2d_backward_filter_bf16(const uint16_t* x, const uint16_t* gy, uint16_t* gw, const Conv2dShape& s);
+void conv2d_backward_bias_bf16(const uint16_t* gy, float* gb, const Conv2dShape& s);
 }  // namespace cpu
 namespace cuda {
 void conv2d_forward_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, const Conv2dShape& s);
 void conv2d_backward_data_bf16(const uint16_t* w, const uint16_t* gy, uint16_t* gx, const Conv2dShape& s);
 void conv2d_backward_filter_bf16(const uint16_t* x, const uint16_t* gy, uint16_t* gw, const Conv2dShape& s);
+void conv2d_backward_bias_bf16(const uint16_t* gy, float* gb, const Conv2dShape& s);
 }  // namespace cuda
 inline void conv2d_forward_bf16(Device d, const uint16_t* x, const uint16_t* w, uint16_t* y, const Conv2dShape& s) {
   CAF_DISPATCH_PLAIN(d, conv2d_forward_bf16, x, w, y, s);
@@ -69,6 +71,11 @@ inline void conv2d_backward_data_bf16(Device d, const uint16_t* w, const uint16_
 inline void conv2d_backward_filter_bf16(Device d, const uint16_t* x, const uint16_t* gy, uint16_t* gw,
                                         const Conv2dShape& s) {
   CAF_DISPATCH_PLAIN(d, conv2d_backward_filter_bf16, x, gy, gw, s);
+}
+// gb (fp32) += sum_{n,h,w} of a bf16 gy (bf16 gradients, kernels/runtime.h), in gy's layout
+// (s.nhwc): conv2d_backward_bias on the widened gy, the same sums in the same order.
+inline void conv2d_backward_bias_bf16(Device d, const uint16_t* gy, float* gb, const Conv2dShape& s) {
+  CAF_DISPATCH_PLAIN(d, conv2d_backward_bias_bf16, gy, gb, s);
 }
 
 template <class T>

@@ -106,7 +106,7 @@ Precision& precision_slot() {
 void set_precision(Precision p) { precision_slot() = p; }
 
 namespace {
-// CAF_FUSE=0 / CAF_RECOMPUTE=0 / CAF_WRITE_FIRST=0 in the environment turn the defaults off (an escape hatch for any
+// CAF_FUSE=0 / CAF_RECOMPUTE=0 / CAF_WRITE_FIRST=0 / CAF_BF16_GRADS=0 in the environment turn the defaults off (an escape hatch for any
 // program, e.g. `caf train` on a GPU where the fused kernels misbehave).
 bool env_off(const char* name) {
   const char* v = std::getenv(name);
@@ -119,6 +119,7 @@ bool g_recompute_activations = !env_off("CAF_RECOMPUTE");
 bool g_channels_last_convs = false;
 bool g_bf16_activations = false;
 bool g_write_first_gradients = !env_off("CAF_WRITE_FIRST");
+bool g_bf16_gradients = !env_off("CAF_BF16_GRADS");
 }  // namespace
 void set_deterministic(bool on) { g_deterministic = on; }
 bool deterministic() { return g_deterministic; }
@@ -132,6 +133,8 @@ void set_channels_last_convs(bool on) { g_channels_last_convs = on; }
 bool channels_last_convs() { return g_channels_last_convs; }
 void set_write_first_gradients(bool on) { g_write_first_gradients = on; }
 bool write_first_gradients() { return g_write_first_gradients; }
+void set_bf16_gradients(bool on) { g_bf16_gradients = on; }
+bool bf16_gradients() { return g_bf16_gradients; }
 void set_bf16_activations(bool on) { g_bf16_activations = on; }
 bool bf16_activations() { return g_bf16_activations; }
 bool bf16_activations_active() {

@@ -3,11 +3,13 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <atomic>
 #include <limits>
 
+#include "kernels/cast.h"
 #include "kernels/error.h"
 #include "kernels/profile.h"
 #include "kernels/runtime.h"
@@ -18,9 +20,10 @@ namespace {
 thread_local bool g_grad_enabled = true;
 thread_local const std::vector<bool>* g_fresh = nullptr;  // the running backward's fresh inputs
 bool g_poison_fresh = false;
-std::atomic<int64_t> g_fresh_given{0};
+std::atomic<int64_t> g_fresh_given{0}, g_bf16_given{0};
 }
 int64_t fresh_gradients_given() { return g_fresh_given.load(); }
+int64_t bf16_gradients_given() { return g_bf16_given.load(); }
 
 bool fresh_gradient(size_t i) { return g_fresh && i < g_fresh->size() && (*g_fresh)[i]; }
 void set_poison_fresh_gradients(bool on) { g_poison_fresh = on; }
@@ -31,7 +34,7 @@ NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false;
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
 
 Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, BackwardFn fn,
-              std::vector<bool> write_first) {
+              std::vector<bool> write_first, std::vector<bool> write_bf16, bool takes_bf16) {
   if (!g_grad_enabled) return out;
   bool any = false;
   for (const auto& t : inputs) any = any || (t.defined() && t.requires_grad());
@@ -43,6 +46,8 @@ Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, B
   node->out_shape = out.shape();
   node->device = out.device();
   node->writes_first = std::move(write_first);
+  node->writes_bf16 = std::move(write_bf16);
+  node->takes_bf16 = takes_bf16;
   for (const auto& t : inputs) {
     Edge e;
     if (t.defined() && t.requires_grad()) {
@@ -56,6 +61,15 @@ Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, B
 }
 
 namespace {
+
+// Testing: NaN in every element of a fresh buffer (bf16's NaN through the cast, as fill_ is fp32's).
+void poison(const Tensor& t) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  if (t.dtype() != DType::bf16) return t.fill_(nan);
+  Tensor f = Tensor::empty(t.shape(), DType::f32, t.device());
+  f.fill_(nan);
+  cast_to_bf16(t.device(), f.data<float>(), t.data<uint16_t>(), t.numel());
+}
 
 // The buffer that accumulates a gradient: the node's output gradient for results, the leaf's own.
 Tensor node_gradient(Node& n) {
@@ -110,6 +124,13 @@ void run_backward(const Tensor& root) {
   Tensor seed = gradient_buffer(r);
   seed.fill_(1.f);
   const bool write_first = write_first_gradients();
+  // bf16 gradients need the gradient's only contribution: count the input edges naming each node.
+  const bool half_grads = write_first && bf16_gradients();
+  std::unordered_map<const Node*, int> consumers;
+  if (half_grads)
+    for (const auto& n : order)
+      for (const Edge& e : n->inputs)
+        if (e.fn) ++consumers[e.fn.get()];
   // One profile range per run of nodes with the same tag: "R backward", "S backward", ...
   std::optional<profile::Scope> range;
   const char* range_tag = "";
@@ -132,10 +153,13 @@ void run_backward(const Tensor& root) {
                      n->writes_first[i];
         for (size_t j = 0; first && j < n->inputs.size(); ++j) first = j == i || n->inputs[j].fn != in.fn;
         if (first) {
-          in.fn->grad = Tensor::empty(in.fn->out_shape, DType::f32, in.fn->device);
-          if (g_poison_fresh) in.fn->grad.fill_(std::numeric_limits<float>::quiet_NaN());
+          const bool half = half_grads && i < n->writes_bf16.size() && n->writes_bf16[i] && in.fn->takes_bf16 &&
+                            consumers[in.fn.get()] == 1;
+          in.fn->grad = Tensor::empty(in.fn->out_shape, half ? DType::bf16 : DType::f32, in.fn->device);
+          if (g_poison_fresh) poison(in.fn->grad);
           fresh[i] = true;
           ++g_fresh_given;
+          if (half) ++g_bf16_given;
         }
         gin.push_back(gradient_buffer(in));
       }

@@ -24,6 +24,11 @@ namespace caf {
 // then write (=) every element of gin[i] instead of adding (+=). That saves the zero fill and the
 // read of the zeros for most activation gradients (those with one consumer, and the first-run
 // consumer of the others).
+// bf16 gradients (bf16_gradients(), kernels/runtime.h): a fresh buffer is bf16 instead of fp32
+// when the writing op declared at record() time that it can write input i's gradient in bf16, the
+// producing op declared that its backward takes a bf16 output gradient, and the gradient has this
+// one contribution (no other input edge of the graph names the producer). Ops see it in the
+// tensors' dtype: gin[i] bf16 (written, never added to) or gout bf16.
 using BackwardFn = std::function<void(const Tensor& gout, const std::vector<Tensor>& gin)>;
 
 struct Node;
@@ -47,6 +52,8 @@ struct Node {
   Tensor grad;  // gradient of the output, allocated (zeroed) at the first contribution
   bool released = false;
   std::vector<bool> writes_first;  // per input: the backward can overwrite (record()'s write_first)
+  std::vector<bool> writes_bf16;   // per input: ... and can write it in bf16 (record()'s write_bf16)
+  bool takes_bf16 = false;         // the backward accepts a bf16 output gradient (record()'s takes_bf16)
 };
 
 // Inside a node's backward: whether gin[i] is a fresh buffer the backward must overwrite.
@@ -57,6 +64,8 @@ bool fresh_gradient(size_t i);
 void set_poison_fresh_gradients(bool on);
 // How many fresh buffers backward passes have handed out since the process started.
 int64_t fresh_gradients_given();
+// How many of them were bf16 (bf16 gradients, above).
+int64_t bf16_gradients_given();
 
 bool grad_enabled();
 
@@ -74,9 +83,10 @@ class NoGradGuard {
 
 // Attaches a node to `out` when gradients are enabled and any input requires them; returns out.
 // write_first[i] (may be shorter than inputs): the backward overwrites input i's gradient when
-// fresh_gradient(i) says so (see BackwardFn).
+// fresh_gradient(i) says so (see BackwardFn); write_bf16[i]: it can also write that fresh gradient
+// as bf16; takes_bf16: the backward accepts a bf16 gout (bf16 gradients, above).
 Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, BackwardFn fn,
-              std::vector<bool> write_first = {});
+              std::vector<bool> write_first = {}, std::vector<bool> write_bf16 = {}, bool takes_bf16 = false);
 
 // Backward from a one-element tensor (called by Tensor::backward).
 void run_backward(const Tensor& root);

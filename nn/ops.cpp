@@ -43,6 +43,8 @@ Tensor like(const Tensor& x, const Dims& shape) { return Tensor::empty(shape, DT
 Tensor like_dtype(const Tensor& x, const Dims& shape) { return Tensor::empty(shape, x.dtype(), x.device()); }
 uint16_t* H(const Tensor& t) { return t.defined() ? t.data<uint16_t>() : nullptr; }
 bool is_bf16(const Tensor& t) { return t.defined() && t.dtype() == DType::bf16; }
+// A float or bf16 tensor's storage (gradients that may be either: bf16 gradients, nn/autograd.h).
+void* P(const Tensor& t) { return is_bf16(t) ? static_cast<void*>(H(t)) : static_cast<void*>(F(t)); }
 
 // The activation ops (conv2d's input, the fused batch norm + ReLU, pooling, upsampling,
 // concatenation) also take bf16 activations (bf16_activations_active(), kernels/runtime.h).
@@ -375,11 +377,20 @@ Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShap
                                                                           : SavedInput();
   const Tensor xs = w.requires_grad() && !x_saved.has_recipe() ? x16 : Tensor(),
                ws = x.requires_grad() ? w16 : Tensor();
-  return record(y, "conv2d", {x, w, b}, [cs, sw, xs, ws, x_saved, to_bf16_conv, x_last, y_last](
+  // bf16 gradients (nn/autograd.h): cuDNN's bf16 input gradient can be x's gradient as it is when
+  // x is a bf16 activation in the convolution's layout; a channels-last raw output takes a bf16
+  // output gradient (the fused batch norm's, already the operand the casts below would make).
+  const bool gx_bf16_ok = is_bf16(x) && x_last == cs.nhwc;
+  return record(y, "conv2d", {x, w, b}, [cs, sw, xs, ws, x_saved, to_bf16_conv, x_last, y_last, out](
                                             const Tensor& gy, const std::vector<Tensor>& g) {
     const Device dev = gy.device();
-    // gy has y's layout: channels-last y, a channels-last gradient (a plain cast to bf16).
-    const Tensor gy16 = !(g[0].defined() || g[1].defined()) ? Tensor() : y_last ? to_bf16(gy) : to_bf16_conv(gy);
+    // gy has y's layout: channels-last y, a channels-last gradient (a plain cast to bf16), or
+    // already bf16 (bf16 gradients).
+    const bool prebias = out == ConvOut::bf16_prebias;
+    const Tensor gy16 = !(g[0].defined() || g[1].defined() || (prebias && g[2].defined())) ? Tensor()
+                        : is_bf16(gy)                        ? gy
+                        : y_last                             ? to_bf16(gy)
+                                                             : to_bf16_conv(gy);
     // A bf16 gradient in the convolution's layout, added into its fp32 gradient (planar, or
     // channels-last like x), or written there (a fresh buffer: write-first gradients).
     const auto accumulate = [&](const Tensor& g16, const Tensor& gf, const Shape4& s, bool write, bool same_layout) {
@@ -391,7 +402,9 @@ Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShap
         else accumulate_bf16(dev, H(g16), F(gf), gf.numel());
       }
     };
-    if (g[0].defined()) {
+    if (is_bf16(g[0])) {  // a fresh bf16 gradient in x's layout: cuDNN writes it (beta = 0)
+      conv2d_backward_data_bf16(dev, H(ws), H(gy16), H(g[0]), cs);
+    } else if (g[0].defined()) {
       const Tensor gx16 = Tensor::empty({g[0].numel()}, DType::bf16, dev);
       conv2d_backward_data_bf16(dev, H(ws), H(gy16), H(gx16), cs);
       accumulate(gx16, g[0], cs.x, fresh_gradient(0), x_last);
@@ -402,12 +415,18 @@ Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShap
       conv2d_backward_filter_bf16(dev, H(xin16), H(gy16), H(gw16), cs);
       accumulate(gw16, g[1], sw, false, false);
     }
-    if (g[2].defined()) {
+    if (g[2].defined() && prebias) {
+      // The bias of a raw output feeds only a training-mode batch norm, which removes it: its
+      // gradient is zero but for rounding. It is summed from gy16, the bf16 gradient the
+      // convolution uses (in the convolution's layout), so that it is the same whether the
+      // gradient came as fp32 or as bf16 (bf16 gradients, nn/autograd.h).
+      conv2d_backward_bias_bf16(dev, H(gy16), F(g[2]), cs);
+    } else if (g[2].defined()) {
       Conv2dShape cb = cs;
       cb.nhwc = y_last;  // conv2d_backward_bias reads gy in y's layout
       conv2d_backward_bias<float>(dev, F(gy), F(g[2]), cb);
     }
-  }, {true});
+  }, {true}, {gx_bf16_ok}, y_last);
 }
 
 Conv2dShape check_conv2d(const char* op, const Tensor& x, const Tensor& w, const Tensor& b) {
@@ -530,14 +549,16 @@ Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta
          [a, bf16, xs, xb, gs, bs, mean, invstd](const Tensor& gy, const std::vector<Tensor>& g) {
            BatchNormArgs ab = a;
            ab.overwrite_gx = fresh_gradient(0);
+           ab.gy_bf16 = is_bf16(gy);  // bf16 gradients: a convolution's input gradient as cuDNN wrote it
+           ab.gx_bf16 = is_bf16(g[0]);  // ... and this one rounded, for the convolution that made x
            if (bf16)
-             batchnorm_relu_train_backward_bf16(gy.device(), H(xs), F(xb), F(gs), F(bs), F(gy), F(mean), F(invstd),
-                                                F(g[0]), F(g[1]), F(g[2]), ab);
+             batchnorm_relu_train_backward_bf16(gy.device(), H(xs), F(xb), F(gs), F(bs), P(gy), F(mean), F(invstd),
+                                                P(g[0]), F(g[1]), F(g[2]), ab);
            else
              batchnorm_relu_train_backward<float>(gy.device(), F(xs), F(gs), F(bs), F(gy), F(mean), F(invstd),
                                                   F(g[0]), F(g[1]), F(g[2]), ab);
          },
-         {true});
+         {true}, {bf16}, bf16);
   // y's recipe holds only what the node above holds anyway (parameters do not change before the
   // backward: the optimiser steps after it). Attached only when a graph is recorded.
   if (y.impl()->grad_fn && recompute_activations())

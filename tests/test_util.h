@@ -48,7 +48,8 @@ struct SmallNets {
 struct RuntimeSwitches {
   Precision precision_ = precision();
   bool act_ = bf16_activations(), last_ = channels_last_convs(), fuse_ = fused_bn_relu(),
-       recompute_ = recompute_activations(), write_first_ = write_first_gradients();
+       recompute_ = recompute_activations(), write_first_ = write_first_gradients(),
+       bf16_grads_ = bf16_gradients();
   RuntimeSwitches() = default;
   RuntimeSwitches(const RuntimeSwitches&) = delete;
   RuntimeSwitches& operator=(const RuntimeSwitches&) = delete;
@@ -59,6 +60,7 @@ struct RuntimeSwitches {
     set_fused_bn_relu(fuse_);
     set_recompute_activations(recompute_);
     set_write_first_gradients(write_first_);
+    set_bf16_gradients(bf16_grads_);
   }
 };
 

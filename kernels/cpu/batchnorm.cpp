@@ -7,6 +7,7 @@
 
 #include "kernels/batchnorm.h"
 #include "kernels/cast.h"
+#include "kernels/error.h"
 #include "kernels/launch.h"
 
 namespace caf::cpu {
@@ -271,24 +272,42 @@ void batchnorm_relu_apply_bf16(const uint16_t* x, const float* xbias, const floa
   rounded(a, y, [&](float* out) { batchnorm_relu_apply(xf.data(), gamma, beta, save_mean, save_invstd, out, a); });
 }
 void batchnorm_relu_train_backward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
-                                        const float* beta, const float* gy, const float* save_mean,
-                                        const float* save_invstd, float* gx, float* ggamma,
+                                        const float* beta, const void* gy, const float* save_mean,
+                                        const float* save_invstd, void* gx, float* ggamma,
                                         float* gbeta, const BatchNormArgs& a) {
+  CAF_REQUIRE(!a.gx_bf16 || a.overwrite_gx, "batchnorm_relu_train_backward_bf16: a bf16 gx is written, never added to");
   const std::vector<float> xf = widened(x, xbias, a);
-  if (!a.nhwc) {
-    batchnorm_relu_train_backward(xf.data(), gamma, beta, gy, save_mean, save_invstd, gx, ggamma, gbeta, a);
+  const Shape4& s = a.s;
+  // A bf16 gy widened (exact), in its layout.
+  std::vector<float> gy32(a.gy_bf16 ? size_t(s.numel()) : 0);
+  if (a.gy_bf16) cast_from_bf16(static_cast<const uint16_t*>(gy), nullptr, 1, 1, gy32.data(), s.numel());
+  const float* gyf = a.gy_bf16 ? gy32.data() : static_cast<const float*>(gy);
+  if (!a.nhwc && !a.gx_bf16) {
+    batchnorm_relu_train_backward(xf.data(), gamma, beta, gyf, save_mean, save_invstd, static_cast<float*>(gx), ggamma,
+                                  gbeta, a);
     return;
   }
   // Planar copies of gy and of this call's gx contribution (written: overwrite), which is then
-  // written into or added to the channels-last gx: the planar op's gx + d, element for element.
-  const Shape4& s = a.s;
-  std::vector<float> gyp(size_t(s.numel())), d(gx ? size_t(s.numel()) : 0);
-  transpose_f32_from_nhwc(gy, gyp.data(), s.n, s.c, s.hw(), false);
+  // written into or added to gx in its layout (or rounded into a bf16 gx): the planar op's gx + d,
+  // element for element.
+  std::vector<float> gyp, d(gx ? size_t(s.numel()) : 0);
+  if (a.nhwc) {
+    gyp.resize(size_t(s.numel()));
+    transpose_f32_from_nhwc(gyf, gyp.data(), s.n, s.c, s.hw(), false);
+    gyf = gyp.data();
+  }
   BatchNormArgs ap = a;
   ap.overwrite_gx = true;
-  batchnorm_relu_train_backward(xf.data(), gamma, beta, gyp.data(), save_mean, save_invstd, gx ? d.data() : nullptr,
-                                ggamma, gbeta, ap);
-  if (gx) transpose_f32_to_nhwc(d.data(), gx, s.n, s.c, s.hw(), !a.overwrite_gx);
+  batchnorm_relu_train_backward(xf.data(), gamma, beta, gyf, save_mean, save_invstd, gx ? d.data() : nullptr, ggamma,
+                                gbeta, ap);
+  if (!gx) return;
+  if (a.gx_bf16) {
+    uint16_t* g16 = static_cast<uint16_t*>(gx);
+    if (a.nhwc) cast_to_bf16_nhwc(d.data(), g16, s.n, s.c, s.hw());
+    else cast_to_bf16(d.data(), g16, s.numel());
+  } else {
+    transpose_f32_to_nhwc(d.data(), static_cast<float*>(gx), s.n, s.c, s.hw(), !a.overwrite_gx);
+  }
 }
 void batchnorm_relu_eval_forward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
                                       const float* beta, const float* running_mean,

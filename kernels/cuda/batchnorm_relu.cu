@@ -138,7 +138,19 @@ __device__ __forceinline__ void store(float* p, int64_t i, Group g, const Quad& 
     for (int j = 0; j < g.n; ++j) p[i + j] = q.v[j];
   }
 }
-// bf16: 4 values are 8 bytes (one uint2), element i in the low half of the first word.
+// bf16: 4 values are 8 bytes (one uint2), element i in the low half of the first word; widened
+// exactly on the way in, rounded as cast_to_bf16 does on the way out.
+__device__ __forceinline__ Quad load(const uint16_t* p, int64_t i, Group g) {
+  Quad q;
+  if (g.wide) {
+    const uint2 t = *reinterpret_cast<const uint2*>(p + i);
+    q.v[0] = bf16_to_f32(uint16_t(t.x & 0xffffu)), q.v[1] = bf16_to_f32(uint16_t(t.x >> 16));
+    q.v[2] = bf16_to_f32(uint16_t(t.y & 0xffffu)), q.v[3] = bf16_to_f32(uint16_t(t.y >> 16));
+  } else {
+    for (int j = 0; j < g.n; ++j) q.v[j] = bf16_to_f32(p[i + j]);
+  }
+  return q;
+}
 __device__ __forceinline__ void store(uint16_t* p, int64_t i, Group g, const Quad& q) {
   if (g.wide) {
     const uint32_t lo = uint32_t(f32_to_bf16(q.v[0])) | (uint32_t(f32_to_bf16(q.v[1])) << 16);
@@ -167,14 +179,7 @@ struct Bf16In {
     return r;
   }
   __device__ __forceinline__ Quad operator()(int64_t i, Group g) const {
-    Quad q;
-    if (g.wide) {
-      const uint2 t = *reinterpret_cast<const uint2*>(p + i);
-      q.v[0] = bf16_to_f32(uint16_t(t.x & 0xffffu)), q.v[1] = bf16_to_f32(uint16_t(t.x >> 16));
-      q.v[2] = bf16_to_f32(uint16_t(t.y & 0xffffu)), q.v[3] = bf16_to_f32(uint16_t(t.y >> 16));
-    } else {
-      for (int j = 0; j < g.n; ++j) q.v[j] = bf16_to_f32(p[i + j]);
-    }
+    Quad q = load(p, i, g);
     if (bias)
       for (int j = 0; j < g.n; ++j) q.v[j] = __fadd_rn(q.v[j], b);  // cast_from_bf16's v + bias[c]
     return q;
@@ -247,8 +252,8 @@ __global__ void apply_forward(In in, const float* gamma, const float* beta,
     });
 }
 
-template <class In>
-__global__ void grad_partials(In in, const float* gy, const float* gamma,
+template <class In, class Gy>
+__global__ void grad_partials(In in, const Gy* gy, const float* gamma,
                               const float* beta, const float* mean, const float* invstd, Shape4 s,
                               Plan p, double2* out) {
   const int64_t c = blockIdx.x;
@@ -286,10 +291,10 @@ __global__ void grad_finalise(const double2* parts, int64_t partials, Shape4 s,
   if (coef) coef[c] = make_float2(float(sum / m), float(sum_xhat / m));
 }
 
-template <class In>
-__global__ void apply_backward(In in, const float* gy, const float* gamma,
+template <class In, class Gy, class Gx>
+__global__ void apply_backward(In in, const Gy* gy, const float* gamma,
                                const float* beta, const float* mean, const float* invstd,
-                               const float2* coef, Shape4 s, Plan p, bool overwrite, float* gx) {
+                               const float2* coef, Shape4 s, Plan p, bool overwrite, Gx* gx) {
   const int64_t c = blockIdx.x;
   const In x = in.at(c);
   const float mu = mean[c], is = invstd[c], g = gamma[c], b = beta[c], gi = g * is;
@@ -392,8 +397,8 @@ __global__ void stats_partials_last(In in, Shape4 s, LastPlan p, double2* out) {
   }
 }
 
-template <class In>
-__global__ void grad_partials_last(In in, const float* gy, const float* gamma, const float* beta,
+template <class In, class Gy>
+__global__ void grad_partials_last(In in, const Gy* gy, const float* gamma, const float* beta,
                                    const float* mean, const float* invstd, Shape4 s, LastPlan p,
                                    double2* out) {
   const int64_t c = int64_t(blockIdx.x) * kLastTile + threadIdx.x;
@@ -408,7 +413,7 @@ __global__ void grad_partials_last(In in, const float* gy, const float* gamma, c
       for (int64_t r = part * kLastRows + threadIdx.y; r < r1; r += kLastLanes) {
         const int64_t i = r * s.c + c;
         const float xv = x(i, one()).v[0];
-        const double gz = bn_relu_gate(bn_relu_pre(xv, mu, is, g, b), gy[i]);
+        const double gz = bn_relu_gate(bn_relu_pre(xv, mu, is, g, b), load(gy, i, one()).v[0]);
         sum += gz;
         sum_xc += gz * (double(xv) - double(mu));
       }
@@ -417,16 +422,17 @@ __global__ void grad_partials_last(In in, const float* gy, const float* gamma, c
   }
 }
 
-// Column sums of an fp32 [M][C] matrix (a convolution's channels-last output gradient, for its
-// bias gradient), the same blocks and order as the statistics.
-__global__ void sum_partials_last(const float* g, Shape4 s, LastPlan p, double* out) {
+// Column sums of an fp32 or bf16 [M][C] matrix (a convolution's channels-last output gradient,
+// for its bias gradient), the same blocks and order as the statistics.
+template <class G>
+__global__ void sum_partials_last(const G* g, Shape4 s, LastPlan p, double* out) {
   const int64_t c = int64_t(blockIdx.x) * kLastTile + threadIdx.x;
   const bool live = c < s.c;
   for (int64_t part = blockIdx.y; part < p.partials; part += gridDim.y) {
     double sum = 0;
     const int64_t r1 = min(p.rows, (part + 1) * kLastRows);
     if (live)
-      for (int64_t r = part * kLastRows + threadIdx.y; r < r1; r += kLastLanes) sum += g[r * s.c + c];
+      for (int64_t r = part * kLastRows + threadIdx.y; r < r1; r += kLastLanes) sum += load(g, r * s.c + c, one()).v[0];
     const double2 t = column_sum2(sum, 0.0);
     if (live && threadIdx.y == 0) out[part * s.c + c] = t.x;
   }
@@ -436,6 +442,14 @@ __global__ void sum_finalise(const double* parts, int64_t partials, int64_t c, f
   if (ch >= c) return;
   double sum = 0;
   for (int64_t p = 0; p < partials; ++p) sum += parts[p * c + ch];
+  out[ch] += float(sum);
+}
+// The same over the planar statistics kernel's partials (their .x: the sums).
+__global__ void sum_finalise_x(const double2* parts, int64_t partials, int64_t c, float* out) {
+  const int64_t ch = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (ch >= c) return;
+  double sum = 0;
+  for (int64_t p = 0; p < partials; ++p) sum += parts[p * c + ch].x;
   out[ch] += float(sum);
 }
 
@@ -467,14 +481,15 @@ struct ApplyLast {
     store(y, i, last_group<kN>(), q);
   }
 };
-template <int kN, class In>
+template <int kN, class In, class Gy, class Gx>
 struct BackwardLast {
   In in;
-  const float *gy, *gamma, *beta, *mean, *invstd;
+  const Gy* gy;
+  const float *gamma, *beta, *mean, *invstd;
   const float2* coef;
   int64_t c;
   bool overwrite;
-  float* gx;
+  Gx* gx;
   __device__ void operator()(int64_t k) const {
     const int64_t i = kN * k, ch = i % c;
     const Quad xv = last_read<kN>(in, i, ch), gv = load(gy, i, last_group<kN>());
@@ -585,9 +600,10 @@ void eval_forward(In x, const void* xp, const float* gamma, const float* beta, c
   CAF_CHECK_LAUNCH("batchnorm_relu_eval_forward");
 }
 
-template <class In>
-void train_backward(In x, const void* xp, const float* gamma, const float* beta, const float* gy,
-                    const float* save_mean, const float* save_invstd, float* gx, float* ggamma, float* gbeta,
+// Gy, Gx: float, or uint16_t for bf16 gradients (BatchNormArgs::gy_bf16, gx_bf16).
+template <class In, class Gy, class Gx>
+void train_backward(In x, const void* xp, const float* gamma, const float* beta, const Gy* gy,
+                    const float* save_mean, const float* save_invstd, Gx* gx, float* ggamma, float* gbeta,
                     const BatchNormArgs& a) {
   const Shape4& s = a.s;
   if (s.numel() == 0 || (!gx && !ggamma && !gbeta)) return;
@@ -617,10 +633,10 @@ void train_backward(In x, const void* xp, const float* gamma, const float* beta,
   if (a.nhwc) {
     if (last_vec4(s, {xp, gy, gx}))
       for_each(s.numel() / 4,
-               BackwardLast<4, In>{x, gy, gamma, beta, save_mean, save_invstd, cp, s.c, a.overwrite_gx, gx},
+               BackwardLast<4, In, Gy, Gx>{x, gy, gamma, beta, save_mean, save_invstd, cp, s.c, a.overwrite_gx, gx},
                "batchnorm_relu_train_backward/apply (channels-last)");
     else
-      for_each(s.numel(), BackwardLast<1, In>{x, gy, gamma, beta, save_mean, save_invstd, cp, s.c, a.overwrite_gx, gx},
+      for_each(s.numel(), BackwardLast<1, In, Gy, Gx>{x, gy, gamma, beta, save_mean, save_invstd, cp, s.c, a.overwrite_gx, gx},
                "batchnorm_relu_train_backward/apply (channels-last)");
     return;
   }
@@ -632,8 +648,10 @@ void train_backward(In x, const void* xp, const float* gamma, const float* beta,
 }  // namespace
 
 // kernels/cuda/conv2d.cpp's bias gradient for channels-last output gradients (Conv2dShape::nhwc):
-// gb[c] += sum over n, h, w of gy, deterministic.
-void channel_sums_nhwc(const float* gy, const Shape4& s, float* gb) {
+// gb[c] += sum over n, h, w of gy (fp32, or bf16 widened), deterministic.
+namespace {
+template <class G>
+void channel_sums(const G* gy, const Shape4& s, float* gb) {
   if (s.numel() == 0) return;
   const LastPlan p = last_plan(s);
   Buffer parts(Device::cuda, size_t(s.c * p.partials) * sizeof(double));
@@ -642,6 +660,22 @@ void channel_sums_nhwc(const float* gy, const Shape4& s, float* gb) {
   sum_finalise<<<channel_blocks(s.c), kThreads, 0, stream()>>>(static_cast<const double*>(parts.data()), p.partials,
                                                                s.c, gb);
   CAF_CHECK_LAUNCH("conv2d_backward_bias (channels-last)/finalise");
+}
+}  // namespace
+void channel_sums_nhwc(const float* gy, const Shape4& s, float* gb) { channel_sums(gy, s, gb); }
+void channel_sums_nhwc(const uint16_t* gy, const Shape4& s, float* gb) { channel_sums(gy, s, gb); }
+// The bias gradient of a planar bf16 gy: the planar statistics' partial sums (their squares unused),
+// then the partials' sums in order.
+void channel_sums_planar(const uint16_t* gy, const Shape4& s, float* gb) {
+  if (s.numel() == 0) return;
+  const Plan p = plan_for(s, {gy});
+  Buffer parts(Device::cuda, size_t(s.c * p.partials) * sizeof(double2));
+  stats_partials<<<dim3(unsigned(s.c), p.grid_y), kThreads, 0, stream()>>>(Bf16In{gy, nullptr}, s, p,
+                                                                         static_cast<double2*>(parts.data()));
+  CAF_CHECK_LAUNCH("conv2d_backward_bias (bf16)/sums");
+  sum_finalise_x<<<channel_blocks(s.c), kThreads, 0, stream()>>>(static_cast<const double2*>(parts.data()),
+                                                                 p.partials, s.c, gb);
+  CAF_CHECK_LAUNCH("conv2d_backward_bias (bf16)/finalise");
 }
 
 void batchnorm_relu_apply(const float* x, const float* gamma, const float* beta,
@@ -686,10 +720,19 @@ void batchnorm_relu_eval_forward_bf16(const uint16_t* x, const float* xbias, con
   eval_forward(Bf16In{x, xbias}, x, gamma, beta, running_mean, running_var, y, a);
 }
 void batchnorm_relu_train_backward_bf16(const uint16_t* x, const float* xbias, const float* gamma,
-                                        const float* beta, const float* gy, const float* save_mean,
-                                        const float* save_invstd, float* gx, float* ggamma,
+                                        const float* beta, const void* gy, const float* save_mean,
+                                        const float* save_invstd, void* gx, float* ggamma,
                                         float* gbeta, const BatchNormArgs& a) {
-  train_backward(Bf16In{x, xbias}, x, gamma, beta, gy, save_mean, save_invstd, gx, ggamma, gbeta, a);
+  CAF_REQUIRE(!a.gx_bf16 || a.overwrite_gx, "batchnorm_relu_train_backward_bf16: a bf16 gx is written, never added to");
+  const Bf16In in{x, xbias};
+  const auto run = [&](const auto* g_y) {
+    if (a.gx_bf16)
+      train_backward(in, x, gamma, beta, g_y, save_mean, save_invstd, static_cast<uint16_t*>(gx), ggamma, gbeta, a);
+    else
+      train_backward(in, x, gamma, beta, g_y, save_mean, save_invstd, static_cast<float*>(gx), ggamma, gbeta, a);
+  };
+  if (a.gy_bf16) run(static_cast<const uint16_t*>(gy));
+  else run(static_cast<const float*>(gy));
 }
 
 }  // namespace caf::cuda

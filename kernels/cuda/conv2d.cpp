@@ -232,6 +232,8 @@ void conv2d_backward_filter(const float* x, const float* gy, float* gw, const Co
 // small cache, so bf16 convolutions do not pay for an fp32 plan they never use.
 // In batchnorm_relu.cu, beside the channels-last batch norm's sums it shares its blocks with.
 void channel_sums_nhwc(const float* gy, const Shape4& s, float* gb);
+void channel_sums_nhwc(const uint16_t* gy, const Shape4& s, float* gb);
+void channel_sums_planar(const uint16_t* gy, const Shape4& s, float* gb);
 
 void conv2d_backward_bias(const float* gy, float* gb, const Conv2dShape& s) {
   if (s.nhwc) {  // gy channels-last (a channels-last activation's gradient, nn/ops.cpp)
@@ -283,6 +285,12 @@ void conv2d_backward_filter_bf16(const uint16_t* x, const uint16_t* gy, uint16_t
              return cudnnConvolutionBackwardFilter(cudnn(), &kOne, p.x, x, p.y, gy, p.conv, algo, ws, bytes,
                                                    &kZero, p.w, gw);
            });
+}
+
+// caf's own sums (batchnorm_relu.cu), which read bf16: cuDNN's backward bias wants y's data type.
+void conv2d_backward_bias_bf16(const uint16_t* gy, float* gb, const Conv2dShape& s) {
+  if (s.nhwc) channel_sums_nhwc(gy, s.y(), gb);
+  else channel_sums_planar(gy, s.y(), gb);
 }
 
 }  // namespace caf::cuda

@@ -13,6 +13,7 @@
 #include "kernels/cast.h"
 #include "kernels/channels.h"
 #include "kernels/conv2d.h"
+#include "kernels/error.h"
 #include "kernels/pool.h"
 #include "kernels/runtime.h"
 #include "kernels/upsample.h"
@@ -28,8 +29,9 @@ namespace {
 // The switches for one scope (the others pinned to their defaults, whatever the environment says);
 // fresh buffers NaN-poisoned while write-first is on.
 struct WriteFirstScope : test::RuntimeSwitches {
-  WriteFirstScope(bool write_first, Precision p, bool bf16_act, bool channels_last = false) {
+  WriteFirstScope(bool write_first, Precision p, bool bf16_act, bool channels_last = false, bool bf16_grads = true) {
     set_write_first_gradients(write_first);
+    set_bf16_gradients(bf16_grads);
     set_poison_fresh_gradients(write_first);
     set_precision(p);
     set_bf16_activations(bf16_act);
@@ -44,6 +46,7 @@ struct WriteFirstScope : test::RuntimeSwitches {
 struct Mode {
   Precision p;
   bool act, last;
+  bool grads16 = true;  // bf16 gradients (their default), where bf16 activations allow them
 };
 const Mode kModes[] = {{Precision::fp32, false, false},
                        {Precision::bf16, false, false},
@@ -60,7 +63,7 @@ std::vector<float> cat(std::vector<float> a, const std::vector<float>& b) {
 // uncovered last row and column must be written 0), upsampling, convolutions' input gradients,
 // the fused batch norm + ReLU's; the gradients of the input and of every parameter.
 std::vector<float> run_ops(Device d, bool write_first, const Mode& m) {
-  WriteFirstScope scope(write_first, m.p, m.act, m.last);
+  WriteFirstScope scope(write_first, m.p, m.act, m.last, m.grads16);
   ParamStore store;
   ConvBnRelu a(store, "a.0", "a.1", 3, 8), b(store, "b.0", "b.1", 8, 8), c(store, "c.0", "c.1", 16, 8);
   Conv2d out(store, "out", 8, 2);
@@ -104,7 +107,7 @@ void check_ops(Device d) {
 
 // Both networks, forward and backward, every parameter's gradient.
 std::vector<float> run_networks(Device d, bool write_first, const Mode& m) {
-  WriteFirstScope scope(write_first, m.p, m.act, m.last);
+  WriteFirstScope scope(write_first, m.p, m.act, m.last, m.grads16);
   const test::SmallNets n(d, 2, 81);
   add(mean(square(sub(n.rec, n.x))), mean(mul(n.logits, Tensor::randn(n.logits.shape(), 84, 0, 1, d)))).backward();
   return cat(n.r.params().grads_flat().to_vector(), n.s.params().grads_flat().to_vector());
@@ -201,9 +204,149 @@ void check_kernels(Device d) {
   }
 }
 
+// bf16 gradients (kernels/runtime.h bf16_gradients()), their kernels: the fused batch norm's
+// backward with a bf16 gy is its backward on the widened gy (exact), with a bf16 gx its fp32 gx
+// rounded, every element of a NaN-filled bf16 gx written, the parameter gradients unchanged; a
+// convolution's bias gradient from a bf16 gy is the one from the widened gy. Planar and
+// channels-last, vector and scalar paths (C % 4, H*W % 4).
+Tensor rounded16(const Tensor& f) {
+  Tensor h = Tensor::empty(f.shape(), DType::bf16, f.device());
+  cast_to_bf16(f.device(), f.data<float>(), h.data<uint16_t>(), f.numel());
+  return h;
+}
+Tensor widened32(const Tensor& h) {
+  Tensor f = Tensor::empty(h.shape(), DType::f32, h.device());
+  cast_from_bf16(h.device(), h.data<uint16_t>(), nullptr, 1, 1, f.data<float>(), f.numel());
+  return f;
+}
+void check_bf16_gradient_kernels(Device d) {
+  for (const Dims& xs : {Dims{2, 3, 5, 7}, Dims{2, 8, 4, 4}, Dims{3, 6, 3, 5}, Dims{2, 40, 9, 8}})
+    for (bool nhwc : {false, true}) {
+      CAPTURE(dims_str(xs));
+      CAPTURE(nhwc);
+      const Shape4 s{xs[0], xs[1], xs[2], xs[3]};
+      const Tensor x16 = rounded16(Tensor::randn(xs, 121, 0, 2, d)), bias = Tensor::uniform({s.c}, 122, -1.f, 1.f, d);
+      const Tensor gamma = Tensor::uniform({s.c}, 123, 0.5f, 1.5f, d), beta = Tensor::uniform({s.c}, 124, -0.5f, 0.5f, d);
+      const Tensor y16 = Tensor::empty(xs, DType::bf16, d), mean = Tensor::empty({s.c}, DType::f32, d),
+                   invstd = Tensor::empty({s.c}, DType::f32, d);
+      BatchNormArgs a{s, 1e-5, 0.1};
+      a.nhwc = nhwc;
+      batchnorm_relu_train_forward_bf16(d, x16.data<uint16_t>(), bias.data<float>(), gamma.data<float>(),
+                                        beta.data<float>(), y16.data<uint16_t>(), mean.data<float>(),
+                                        invstd.data<float>(), nullptr, nullptr, a);
+      const Tensor gy16 = rounded16(Tensor::randn(xs, 125, 0, 1, d)), gy = widened32(gy16);
+      // gx (float or bf16, NaN-filled) and the parameter gradients (accumulated into zeros).
+      struct Out {
+        std::vector<float> gx, gg, gb;
+      };
+      const auto run = [&](bool gy_bf16, bool gx_bf16) {
+        const Tensor nan = Tensor::full(xs, std::numeric_limits<float>::quiet_NaN(), d);
+        const Tensor gx = gx_bf16 ? rounded16(nan) : nan;
+        const Tensor gg = Tensor::zeros({s.c}, DType::f32, d), gb = Tensor::zeros({s.c}, DType::f32, d);
+        BatchNormArgs ab = a;
+        ab.overwrite_gx = true;
+        ab.gy_bf16 = gy_bf16;
+        ab.gx_bf16 = gx_bf16;
+        batchnorm_relu_train_backward_bf16(
+            d, x16.data<uint16_t>(), bias.data<float>(), gamma.data<float>(), beta.data<float>(),
+            gy_bf16 ? static_cast<const void*>(gy16.data<uint16_t>()) : static_cast<const void*>(gy.data<float>()),
+            mean.data<float>(), invstd.data<float>(),
+            gx_bf16 ? static_cast<void*>(gx.data<uint16_t>()) : static_cast<void*>(gx.data<float>()), gg.data<float>(),
+            gb.data<float>(), ab);
+        return Out{(gx_bf16 ? widened32(gx) : gx).to_vector(), gg.to_vector(), gb.to_vector()};
+      };
+      const Out ref = run(false, false);
+      REQUIRE(test::all_finite(ref.gx));
+      const std::vector<float> ref_rounded =
+          widened32(rounded16(Tensor::from_vector(xs, ref.gx, d))).to_vector();
+      for (const auto& mode : {std::pair{true, false}, {false, true}, {true, true}}) {
+        const bool gy_bf16 = mode.first, gx_bf16 = mode.second;
+        CAPTURE(gy_bf16);
+        CAPTURE(gx_bf16);
+        const Out r = run(gy_bf16, gx_bf16);
+        CHECK(test::all_finite(r.gx));
+        CHECK(r.gx == (gx_bf16 ? ref_rounded : ref.gx));
+        CHECK(r.gg == ref.gg);
+        CHECK(r.gb == ref.gb);
+      }
+      // A bf16 gx is only ever written: accumulating into one is refused.
+      BatchNormArgs acc = a;
+      acc.gx_bf16 = true;
+      const Tensor g16 = Tensor::empty(xs, DType::bf16, d);
+      CHECK_THROWS_AS(batchnorm_relu_train_backward_bf16(d, x16.data<uint16_t>(), bias.data<float>(),
+                                                         gamma.data<float>(), beta.data<float>(), gy.data<float>(),
+                                                         mean.data<float>(), invstd.data<float>(),
+                                                         g16.data<uint16_t>(), nullptr, nullptr, acc),
+                      Error);
+      // The bias gradient of a convolution with this output (s: the output's shape).
+      Conv2dShape cs{{s.n, 5, s.h, s.w}, s.c, 3};
+      cs.nhwc = nhwc;
+      const Tensor gb16 = Tensor::full({s.c}, 0.25f, d), gb32 = Tensor::full({s.c}, 0.25f, d);
+      conv2d_backward_bias_bf16(d, gy16.data<uint16_t>(), gb16.data<float>(), cs);
+      {
+        const Precision old = precision();
+        set_precision(Precision::fp32);  // cuDNN's fp32 sum for the planar reference
+        conv2d_backward_bias<float>(d, gy.data<float>(), gb32.data<float>(), cs);
+        set_precision(old);
+      }
+      if (d == Device::cpu || nhwc) {
+        CHECK(gb16.to_vector() == gb32.to_vector());  // the same sums in the same order
+      } else {  // caf's planar sums against cuDNN's: the same values summed in another order
+        const std::vector<float> u = gb16.to_vector(), v = gb32.to_vector();
+        for (size_t i = 0; i < u.size(); ++i) CHECK(u[i] == doctest::Approx(v[i]).epsilon(1e-5).scale(double(s.n * s.hw())));
+      }
+    }
+}
+
+// bf16 gradients against fp32 gradient buffers (write-first on, fresh buffers NaN-poisoned in
+// both): the same gradients, bit for bit. Returns how many bf16 buffers the run with them got.
+int64_t check_against_fp32_gradients(const std::function<std::vector<float>(bool)>& run) {
+  const std::vector<float> f32 = run(false);
+  const int64_t before = bf16_gradients_given();
+  const std::vector<float> b16 = run(true);
+  CHECK(test::all_finite(b16));
+  CHECK(b16 == f32);
+  return bf16_gradients_given() - before;
+}
+void check_bf16_gradients(Device d) {
+  for (const Mode& m : {kModes[2], kModes[3]}) {
+    CAPTURE(m.last);
+    // run_ops: planar, out's input gradient into c's batch norm (its one consumer) is bf16; the
+    // convolutions of b and c read a pooling's and a concatenation's outputs, which take fp32.
+    // Channels-last, out is planar (2 output channels; to_planar takes c's output), and the input
+    // gradients of b's and c's batch norms are bf16 (a's convolution reads the 3-channel image:
+    // planar, so its raw output takes fp32).
+    CHECK(check_against_fp32_gradients([&](bool on) {
+            Mode mm = m;
+            mm.grads16 = on;
+            return run_ops(d, true, mm);
+          }) == (m.last ? 2 : 1));
+    // Both networks: in a double block the first batch norm's output feeds only the second
+    // convolution, whose input gradient it takes as bf16 (either layout); channels-last, every
+    // batch norm's input gradient is bf16 too.
+    const int64_t n = check_against_fp32_gradients([&](bool on) {
+      Mode mm = m;
+      mm.grads16 = on;
+      return run_networks(d, true, mm);
+    });
+    CHECK(n > 0);
+    const std::string what = std::string("bf16 gradient buffers in both networks' backward, ") +
+                             (m.last ? "channels-last: " : "planar: ") + std::to_string(n);
+    MESSAGE(what);
+  }
+}
+
 }  // namespace
 
 TEST_SUITE("nn") {
+TEST_CASE("bf16 gradients: every op's and both networks' gradients are fp32 buffers', bit for bit") {
+  check_bf16_gradients(Device::cpu);
+}
+
+TEST_CASE("bf16 gradients: the batch norm's backward reads a bf16 gy and writes a bf16 gx exactly; bias sums") {
+  check_bf16_gradient_kernels(Device::cpu);
+}
+
 TEST_CASE("write-first gradients: each kernel's overwrite mode writes every element, as accumulating into zeros") {
   check_kernels(Device::cpu);
 }
@@ -239,5 +382,10 @@ TEST_CASE("gpu: write-first gradients write every element and equal zero-fill-an
   check_kernels(Device::cuda);
   check_ops(Device::cuda);
   check_networks(Device::cuda);
+}
+TEST_CASE("gpu: bf16 gradients' kernels: a bf16 gy and a bf16 gx exactly as the fp32 ones; bias sums") {
+  CAF_NEED_GPU();
+  check_bf16_gradient_kernels(Device::cuda);
+  check_bf16_gradients(Device::cuda);
 }
 }

@@ -13,6 +13,7 @@
 #include "augment/image_io.h"
 #include "kernels/error.h"
 #include "kernels/host_rng.h"
+#include "nn/autograd.h"
 #include "nn/safetensors.h"
 #include "train/evaluate.h"
 #include "kernels/runtime.h"
@@ -191,6 +192,32 @@ static void check_bf16_activations_training(Device d) {
     check_same_run(data.root / "recompute", data.root / "nhwc");
     cfg.layout = "nchw";
   }
+  // bf16 gradients (on by default) against fp32 gradient buffers: the same bits in either layout.
+  // Planar, only a convolution's input gradient into the batch norm that made the input is bf16;
+  // channels-last, the batch norm's input gradient too. The runs above made some.
+  const int64_t given = bf16_gradients_given();
+  CHECK(given > 0);
+  for (const char* layout : {"nchw", "nhwc"}) {
+    CAPTURE(layout);
+    cfg.layout = layout;
+    const std::string on = std::string("bf16_grads_") + layout, off = std::string("fp32_grads_") + layout;
+    opt.out_dir = (data.root / on).string();
+    train(cfg, opt);
+    set_bf16_gradients(false);
+    opt.out_dir = (data.root / off).string();
+    const int64_t before_off = bf16_gradients_given();
+    try {
+      train(cfg, opt);
+    } catch (...) {
+      set_bf16_gradients(true);
+      throw;
+    }
+    set_bf16_gradients(true);
+    CHECK(bf16_gradients_given() == before_off);
+    check_same_run(data.root / on, data.root / off);
+  }
+  CHECK(bf16_gradients_given() > given);
+  cfg.layout = "nchw";
   cfg.activations = "fp32";
   opt.out_dir = (data.root / "fp32_activations").string();
   train(cfg, opt);
