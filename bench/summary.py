@@ -3,8 +3,8 @@
     python3 bench/summary.py DIR
 
 DIR holds what gpu_check.sh wrote: caf_*.json (caf bench step --json: tf32, tf32_unfused, augment,
-graph, bf16, bf16_graph, bf16_nhwc_graph, bf16act, bf16act_graph, bf16act_nhwc_graph, fastest,
-reproducible, fp32), torch.json and torch_compile.json (bench/torch_reference.py --json),
+graph, bf16, bf16_graph, bf16_nhwc_graph, bf16act, bf16act_graph, bf16act_nhwc_graph,
+bf16act_nhwc_graph_f32grads, fastest, reproducible, fp32), torch.json and torch_compile.json (bench/torch_reference.py --json),
 augment_8.txt (caf bench augment's output), quickstart_gpu.json (the README's main job on the GPU:
 eval metrics). A missing file leaves its cells "not run".
 """
@@ -26,6 +26,7 @@ def main():
     d = sys.argv[1]
     caf = {k: load(d, f"caf_{k}.json") for k in ("tf32", "tf32_unfused", "augment", "graph", "bf16", "bf16_graph",
                                                 "bf16_nhwc_graph", "bf16act", "bf16act_graph", "bf16act_nhwc_graph",
+                                                "bf16act_nhwc_graph_f32grads",
                                                 "fastest", "reproducible", "fp32")}
     torch = {r["mode"]: r for f in ("torch.json", "torch_compile.json") for r in (load(d, f) or [])}
     aug = None
@@ -43,6 +44,7 @@ def main():
     best = min(full, key=lambda r: r["median_ms"]) if full else None
     label = (f"{best['precision']}{', bf16 activations' if best.get('activations') == 'bf16' else ''}"
              f"{', NHWC convolutions' if best.get('layout') == 'nhwc' else ''}"
+             f"{', fp32 gradients' if best.get('activations') == 'bf16' and best.get('bf16_gradients') is False else ''}"
              f"{', graph' if best.get('graph') else ''}"
              f"{', ' + best['algos'] + ' algorithms' if best.get('algos') in ('fastest', 'reproducible') else ''}"
              ) if best else ""
@@ -54,6 +56,8 @@ def main():
          ms(caf["bf16act_graph"])),
         ("step time, bf16 mixed precision, channels-last bf16 activations (augmentation, CUDA graph)",
          "<= 20 ms", ms(caf["bf16act_nhwc_graph"])),
+        ("step time, as the row above with fp32 activation gradients (--bf16-grads off)", "-",
+         ms(caf["bf16act_nhwc_graph_f32grads"])),
         ("step time, bf16 mixed precision (augmentation, eager)", "-", ms(caf["bf16"])),
         ("step time, bf16 mixed precision, bf16 activations (augmentation, eager)", "-", ms(caf["bf16act"])),
         ("step time, TF32 (augmentation, CUDA graph)", "<= 38 ms", ms(caf["graph"])),

@@ -72,6 +72,20 @@ grep -q 'bf16 mixed precision only' "$D/err.log"
 "$CAF" bench step --device cpu --size 32 --widths 8,8 --batch 2 --steps 1 --warmup 0 --precision bf16 \
   --activations bf16 --layout nhwc --json "$D/bf16act.json" >"$D/bf16act.log"
 grep -q 'activations: bf16' "$D/bf16act.log" && grep -q '"activations": "bf16"' "$D/bf16act.json"
+# bf16 gradients (the default with bf16 activations) against fp32 gradient buffers: the same
+# second-step losses (the first update is the same, bit for bit); CAF_BF16_GRADS=0 turns them off.
+grep -q '"bf16_gradients": true' "$D/bf16act.json"
+for g in on off; do
+  "$CAF" bench step --device cpu --size 32 --widths 8,8 --batch 2 --steps 2 --warmup 0 --precision bf16 \
+    --activations bf16 --layout nhwc --bf16-grads $g >"$D/grads_$g.log"
+done
+grep -q 'bf16 gradients: off' "$D/grads_off.log"
+[ "$(grep 'last losses' "$D/grads_on.log")" = "$(grep 'last losses' "$D/grads_off.log")" ]
+CAF_BF16_GRADS=0 "$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 1 --warmup 0 \
+  --json "$D/env_grads.json" >/dev/null
+grep -q '"bf16_gradients": false' "$D/env_grads.json"
+if "$CAF" bench step --device cpu --bf16-grads maybe 2>"$D/err.log"; then exit 1; fi
+grep -q -- '--bf16-grads is on' "$D/err.log"
 if "$CAF" bench step --device cpu --activations bf16 2>"$D/err.log"; then exit 1; fi
 grep -q 'needs --precision bf16' "$D/err.log"
 # Errors name the problem and exit non-zero.

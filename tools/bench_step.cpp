@@ -44,6 +44,7 @@ struct Args {
   std::string fuse = fused_bn_relu() ? "on" : "off";
   std::string recompute = recompute_activations() ? "on" : "off";
   std::string write_first = write_first_gradients() ? "on" : "off";  // CAF_WRITE_FIRST=0: off
+  std::string bf16_grads = bf16_gradients() ? "on" : "off";  // CAF_BF16_GRADS=0: off
   std::string layout = "nchw";   // bf16 convolutions' layout (channels_last_convs())
   std::string activations = "fp32";  // bf16: bf16 activations between convolutions (bf16_activations())
   std::string device = "auto", mode = "split", precision = "tf32", trace, json, init;
@@ -80,6 +81,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--fuse") a.fuse = val();
     else if (k == "--recompute") a.recompute = val();
     else if (k == "--write-first") a.write_first = val();
+    else if (k == "--bf16-grads") a.bf16_grads = val();
     else if (k == "--layout") a.layout = val();
     else if (k == "--activations") a.activations = val();
     else if (k == "--trace") a.trace = val();
@@ -102,7 +104,7 @@ Args parse(int argc, char** argv) {
                         "--warmup N --mode split|draem --precision tf32|bf16|fp32 --augment --trace FILE.json "
                         "--json FILE --track N --init CHECKPOINT --ops --algos deterministic|fastest|reproducible --graph "
                         "--fuse on|off --recompute on|off --write-first on|off --layout nchw|nhwc "
-                        "--activations fp32|bf16");
+                        "--activations fp32|bf16 --bf16-grads on|off");
     }
   }
   if (a.size % 32 != 0) throw ConfigError("bench step: --size must be a multiple of 32");
@@ -126,6 +128,9 @@ Args parse(int argc, char** argv) {
   if (a.write_first != "on" && a.write_first != "off")
     throw ConfigError("bench step: --write-first is on (an activation gradient's first contribution is written "
                       "into a fresh buffer; the default) or off (zero-filled buffers, every contribution added)");
+  if (a.bf16_grads != "on" && a.bf16_grads != "off")
+    throw ConfigError("bench step: --bf16-grads is on (with --activations bf16, activation gradients between a "
+                      "convolution and its batch norm kept in bf16; the default) or off (fp32 gradient buffers)");
   if (a.activations != "fp32" && a.activations != "bf16")
     throw ConfigError("bench step: --activations is fp32 (the default) or bf16 (activations between the "
                       "convolutions stored in bf16; --precision bf16 only)");
@@ -212,6 +217,7 @@ int bench_step(int argc, char** argv) {
   set_fused_bn_relu(a.fuse == "on");
   set_recompute_activations(a.recompute == "on");
   set_write_first_gradients(a.write_first == "on");
+  set_bf16_gradients(a.bf16_grads == "on");
   set_channels_last_convs(a.layout == "nhwc");
   set_bf16_activations(a.activations == "bf16");
   if (a.track > 0) return track_losses(a, d);
@@ -310,9 +316,10 @@ int bench_step(int argc, char** argv) {
               a.graph ? "memory held (graph pool, parameters, optimiser)" : "peak memory", st.peak_bytes / 1048576.0,
               (long long)(st.device_allocs - allocs_before));
   std::printf("  host round trips per step: %.2f copies, %.2f synchronisations (algorithms: %s, fused "
-              "batch norm + ReLU: %s, recompute: %s, write-first: %s, layout: %s, activations: %s)\n",
+              "batch norm + ReLU: %s, recompute: %s, write-first: %s, layout: %s, activations: %s, bf16 "
+              "gradients: %s)\n",
               copies_per_step, syncs_per_step, a.algos.c_str(), a.fuse.c_str(), a.recompute.c_str(),
-              a.write_first.c_str(), a.layout.c_str(), a.activations.c_str());
+              a.write_first.c_str(), a.layout.c_str(), a.activations.c_str(), a.bf16_grads.c_str());
   auto v = last.values();
   std::printf("  last losses: l2 %.5f ssim %.5f focal %.5f\n", v["l2"], v["ssim"], v["focal"]);
 
@@ -409,6 +416,7 @@ int bench_step(int argc, char** argv) {
                         {"fused_bn_relu", a.fuse == "on"},
                         {"recompute_activations", a.recompute == "on"},
                         {"write_first_gradients", a.write_first == "on"},
+                        {"bf16_gradients", a.bf16_grads == "on"},
                         {"layout", a.layout},
                         {"activations", a.activations},
                         {"graph", a.graph},

@@ -209,6 +209,10 @@ step bench-step-bf16act-graph "$B/caf" bench step $CAFB --precision bf16 --activ
   --json "$RES/caf_bf16act_graph.json"
 step bench-step-bf16act-nhwc-graph "$B/caf" bench step $CAFB --precision bf16 --activations bf16 --layout nhwc \
   --augment --graph --ops --json "$RES/caf_bf16act_nhwc_graph.json"
+# The same with fp32 activation gradients (bf16 gradients off, the tenth session's default on):
+# what the bf16 gradient buffers between convolutions and batch norms save.
+step bench-step-bf16act-nhwc-graph-f32grads "$B/caf" bench step $CAFB --precision bf16 --activations bf16 \
+  --layout nhwc --bf16-grads off --augment --graph --json "$RES/caf_bf16act_nhwc_graph_f32grads.json"
 [ -z "${CAF_QUICK:-}" ] && step bench-step-fastest "$B/caf" bench step $CAFB --precision tf32 --augment --graph \
   --algos fastest --json "$RES/caf_fastest.json"
 [ -z "${CAF_QUICK:-}" ] && step bench-step-fp32 "$B/caf" bench step $CAFB --precision fp32 --steps 10 --warmup 3 \

@@ -16,7 +16,8 @@
 //  - Bytes are the compulsory traffic of each pass (each tensor read or written once per pass,
 //    bf16 2 bytes, fp32 4): stats reads x; apply and eval read x and write y; the forward is
 //    stats + apply; the backward's sums read x and gy, its apply pass reads x and gy and writes
-//    gx (overwrite, as write-first gradients run it). Per-channel vectors are left out.
+//    gx (overwrite, as write-first gradients run it), gy and gx fp32 (4 bytes) or bf16 (2: bf16
+//    gradients, kernels/runtime.h). Per-channel vectors are left out.
 //
 // Dimension letters: N, C, H, W of the logical shape; M = N*H*W rows of a channels-last [M][C].
 // Usage: kdev_batchnorm_relu [--quick] [--json FILE]; --quick: small shapes and one trial (the
@@ -136,21 +137,24 @@ struct Problem {
 };
 
 struct OnDevice {
-  DeviceArray<uint16_t> x, y;
+  DeviceArray<uint16_t> x, y, gy16, gx16;  // gy16: gy rounded (bf16 gradients)
   DeviceArray<float> bias, gamma, beta, gy, gx, mean, invstd, rmean, rvar, ggamma, gbeta;
   DeviceArray<double2> parts;
   explicit OnDevice(const Problem& p)
-      : x(p.a.s.numel()), y(p.a.s.numel()), bias(p.a.s.c), gamma(p.a.s.c), beta(p.a.s.c),
+      : x(p.a.s.numel()), y(p.a.s.numel()), gy16(p.a.s.numel()), gx16(p.a.s.numel()), bias(p.a.s.c), gamma(p.a.s.c), beta(p.a.s.c),
         gy(p.a.s.numel()), gx(p.a.s.numel()), mean(p.a.s.c), invstd(p.a.s.c), rmean(p.a.s.c),
         rvar(p.a.s.c), ggamma(p.a.s.c), gbeta(p.a.s.c), parts(p.a.s.c * stats2_partials_count(p.a.s)) {
     x.put(p.x), bias.put(p.bias), gamma.put(p.gamma), beta.put(p.beta), gy.put(p.gy);
+    std::vector<uint16_t> h(p.gy.size());
+    for (size_t i = 0; i < h.size(); ++i) h[i] = f32_to_bf16(p.gy[i]);
+    gy16.put(h);
     rmean.put(p.running_mean), rvar.put(p.running_var);
   }
 };
 
 // What the CPU reference computes for one problem.
 struct Expected {
-  std::vector<uint16_t> y, y_eval;
+  std::vector<uint16_t> y, y_eval, gx16;  // gx16: the backward with a bf16 gy (p.gy rounded) and gx
   std::vector<float> mean, invstd, rmean, rvar, gx, ggamma, gbeta;
 };
 Expected cpu_reference(const Problem& p) {
@@ -171,6 +175,13 @@ Expected cpu_reference(const Problem& p) {
   cpu::batchnorm_relu_train_backward_bf16(p.x.data(), p.bias.data(), p.gamma.data(), p.beta.data(), p.gy.data(),
                                           e.mean.data(), e.invstd.data(), e.gx.data(), e.ggamma.data(),
                                           e.gbeta.data(), a);
+  std::vector<uint16_t> gy16(e.y.size());
+  for (size_t i = 0; i < gy16.size(); ++i) gy16[i] = f32_to_bf16(p.gy[i]);
+  std::vector<float> gg(size_t(s.c), 0.f), gb(size_t(s.c), 0.f);
+  e.gx16.resize(e.y.size());
+  a.gy_bf16 = a.gx_bf16 = true;
+  cpu::batchnorm_relu_train_backward_bf16(p.x.data(), p.bias.data(), p.gamma.data(), p.beta.data(), gy16.data(),
+                                          e.mean.data(), e.invstd.data(), e.gx16.data(), gg.data(), gb.data(), a);
   return e;
 }
 
@@ -278,6 +289,15 @@ void validate(const Shape4& s, bool nhwc) {
   const double ep = std::max(nmse(d.ggamma.fetch(), e.ggamma), nmse(d.gbeta.fetch(), e.gbeta));
   verdict(tag + " backward (gx overwritten)", egx <= kNmse && ep <= kNmse,
           fmt("gx NMSE %.2g, ", egx) + fmt("ggamma/gbeta NMSE %.2g", ep));
+  // bf16 gy and gx: gx is the fp32 gx rounded, so a float-ulp difference from the CPU's flips a
+  // bf16 gx by one ulp only where it straddles a rounding boundary (about 2^-16 of them): kNmse.
+  BatchNormArgs a16 = a;
+  a16.gy_bf16 = a16.gx_bf16 = true;
+  fill(Device::cuda, reinterpret_cast<uint8_t*>(d.gx16.get()), 2 * s.numel(), uint8_t(0xff));
+  cuda::batchnorm_relu_train_backward_bf16(d.x.get(), d.bias.get(), d.gamma.get(), d.beta.get(), d.gy16.get(),
+                                           d.mean.get(), d.invstd.get(), d.gx16.get(), nullptr, nullptr, a16);
+  const double egx16 = nmse(d.gx16.fetch(), e.gx16);
+  verdict(tag + " backward, bf16 gy and gx", egx16 <= kNmse, fmt("gx NMSE %.2g", egx16));
   if (nhwc && s.c % 2 == 0) {
     stats2_last(d.x.get(), d.bias.get(), s, d.parts.get());
     std::vector<float> mean, invstd;
@@ -362,6 +382,14 @@ void time_shape(const Shape4& s, bool nhwc, int trials, int calls, std::vector<R
                     time_ms([&] { stats2_last(d.x.get(), d.bias.get(), s, d.parts.get()); }, trials, calls), 2 * n});
   rows.push_back({tag, "inference", time_ms(eval, trials, calls), 4 * n});
   rows.push_back({tag, "backward (sums + apply, gx =)", time_ms(backward, trials, calls), 16 * n});
+  BatchNormArgs b16 = b;
+  b16.gy_bf16 = b16.gx_bf16 = true;
+  auto backward16 = [&] {
+    cuda::batchnorm_relu_train_backward_bf16(d.x.get(), d.bias.get(), d.gamma.get(), d.beta.get(), d.gy16.get(),
+                                             d.mean.get(), d.invstd.get(), d.gx16.get(), d.ggamma.get(),
+                                             d.gbeta.get(), b16);
+  };
+  rows.push_back({tag, "backward, bf16 gy and gx", time_ms(backward16, trials, calls), 10 * n});
 }
 
 int run(int argc, char** argv) {
