@@ -106,8 +106,9 @@ Precision& precision_slot() {
 void set_precision(Precision p) { precision_slot() = p; }
 
 namespace {
-// CAF_FUSE=0 / CAF_RECOMPUTE=0 / CAF_WRITE_FIRST=0 / CAF_BF16_GRADS=0 in the environment turn the defaults off (an escape hatch for any
-// program, e.g. `caf train` on a GPU where the fused kernels misbehave).
+// CAF_FUSE=0 / CAF_RECOMPUTE=0 / CAF_WRITE_FIRST=0 / CAF_BF16_GRADS=0 in the environment turn the
+// defaults off (an escape hatch for any program, e.g. `caf train` on a GPU where the fused kernels
+// misbehave).
 bool env_off(const char* name) {
   const char* v = std::getenv(name);
   return v && std::strcmp(v, "0") == 0;

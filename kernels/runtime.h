@@ -101,13 +101,13 @@ bool bf16_activations_active();
 // bf16 activation gradients (nn/autograd.h), with bf16 activations: where an activation's gradient
 // has one contribution and both ops agree (a convolution's input gradient into the fused batch
 // norm + ReLU that produced the input; that op's input gradient into the convolution whose raw
-// output it read, channels-last), the gradient buffer is bf16 instead of fp32. The convolution
-// writes cuDNN's bf16 input gradient there without widening it, and the batch norm reads it as it
-// is; the batch norm writes its input gradient rounded, which is the bf16 operand the
-// convolution's backward would have made of it. The same values as fp32 gradient buffers, bit for
-// bit, except the bias gradient of such a convolution (summed from the rounded gradient instead of
-// the fp32 one: zero in exact arithmetic, since a training-mode batch norm removes any bias, and
-// rounding noise either way). Two casts and half the bytes of both gradients per conv-BN-ReLU.
+// output it read), the gradient buffer is bf16 instead of fp32. The convolution writes cuDNN's
+// bf16 input gradient there without widening it, and the batch norm reads it as it is; the batch
+// norm writes its input gradient rounded, which is the bf16 operand the convolution's backward
+// would have made of it. The same values as fp32 gradient buffers, bit for bit: a raw output's
+// bias gradient is summed from the rounded gradient either way (nn/ops.cpp; zero in exact
+// arithmetic, since a training-mode batch norm removes any bias, and rounding noise however it is
+// summed). Two casts and half the bytes of both gradients per conv-BN-ReLU.
 // On by default (CAF_BF16_GRADS=0 in the environment: off); does nothing without bf16 activations.
 void set_bf16_gradients(bool on);
 bool bf16_gradients();
@@ -116,7 +116,8 @@ bool bf16_gradients();
 // A convolution with a pending bias (ConvBnRelu) then leaves its raw bf16 output channels-last
 // (TensorImpl::channels_last) instead of transposing it back, the fused batch norm + ReLU reads and
 // writes that layout, and so do max pooling, upsampling and concatenation; the next convolution
-// takes it as its operand as it is. Their gradients stay fp32, channels-last too. The
+// takes it as its operand as it is. Their gradients are fp32 (or bf16: bf16_gradients()),
+// channels-last too. The
 // convolutions that stay planar (3, 6 or 2 channels) and every other op take planar tensors
 // (nn/ops.cpp to_planar transposes). Same values as planar bf16 activations; on the GPU the batch
 // statistics are summed in another order.

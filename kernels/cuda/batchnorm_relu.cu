@@ -16,7 +16,8 @@
 // The kernels are templates over how x is read (F32In: floats; Bf16In: a convolution's raw bf16
 // output plus its per-channel bias, widened as cast_from_bf16 does) and how y is stored (float, or
 // bf16 rounded as cast_to_bf16 does), so the _bf16 variants are the fp32 kernels' arithmetic on
-// the widened values, element for element.
+// the widened values, element for element. The backward's gy and gx are templates too (float, or
+// uint16_t for bf16 gradients: read widened, written rounded), the same arithmetic again.
 #include <cstdint>
 #include <initializer_list>
 

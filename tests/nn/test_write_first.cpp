@@ -311,19 +311,18 @@ int64_t check_against_fp32_gradients(const std::function<std::vector<float>(bool
 void check_bf16_gradients(Device d) {
   for (const Mode& m : {kModes[2], kModes[3]}) {
     CAPTURE(m.last);
-    // run_ops: planar, out's input gradient into c's batch norm (its one consumer) is bf16; the
-    // convolutions of b and c read a pooling's and a concatenation's outputs, which take fp32.
-    // Channels-last, out is planar (2 output channels; to_planar takes c's output), and the input
-    // gradients of b's and c's batch norms are bf16 (a's convolution reads the 3-channel image:
-    // planar, so its raw output takes fp32).
+    // run_ops: the input gradients of a's, b's and c's batch norms reach their convolutions' raw
+    // outputs as bf16 (3); planar, out's input gradient reaches c's batch norm (its one consumer)
+    // as bf16 too, while channels-last out is planar (2 output channels: to_planar takes c's
+    // output). b's and c's convolutions read a pooling's and a concatenation's outputs, which take
+    // fp32.
     CHECK(check_against_fp32_gradients([&](bool on) {
             Mode mm = m;
             mm.grads16 = on;
             return run_ops(d, true, mm);
-          }) == (m.last ? 2 : 1));
-    // Both networks: in a double block the first batch norm's output feeds only the second
-    // convolution, whose input gradient it takes as bf16 (either layout); channels-last, every
-    // batch norm's input gradient is bf16 too.
+          }) == (m.last ? 3 : 4));
+    // Both networks: every batch norm's input gradient is bf16, and in a double block the first
+    // batch norm's output feeds only the second convolution, whose input gradient it takes as bf16.
     const int64_t n = check_against_fp32_gradients([&](bool on) {
       Mode mm = m;
       mm.grads16 = on;

@@ -193,8 +193,8 @@ static void check_bf16_activations_training(Device d) {
     cfg.layout = "nchw";
   }
   // bf16 gradients (on by default) against fp32 gradient buffers: the same bits in either layout.
-  // Planar, only a convolution's input gradient into the batch norm that made the input is bf16;
-  // channels-last, the batch norm's input gradient too. The runs above made some.
+  // (Each batch norm's input gradient, and a convolution's into a batch norm whose output it alone
+  // reads.) The runs above made some.
   const int64_t given = bf16_gradients_given();
   CHECK(given > 0);
   for (const char* layout : {"nchw", "nhwc"}) {
