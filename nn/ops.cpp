@@ -378,10 +378,13 @@ Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShap
   const Tensor xs = w.requires_grad() && !x_saved.has_recipe() ? x16 : Tensor(),
                ws = x.requires_grad() ? w16 : Tensor();
   // bf16 gradients (nn/autograd.h): cuDNN's bf16 input gradient can be x's gradient as it is when
-  // x is a bf16 activation in the convolution's layout; a raw output (bf16_prebias, whose layout is
-  // the convolution's) takes a bf16 output gradient (the fused batch norm's, already the operand
-  // the casts below would make of an fp32 one).
+  // x is a bf16 activation in the convolution's layout; a raw output (bf16_prebias) in the
+  // convolution's layout takes a bf16 output gradient (the fused batch norm's, already the operand
+  // the casts below would make of an fp32 one). A channels-last convolution's raw output made
+  // planar (channels-last convolutions without channels-last activations) does not: its gradient
+  // would need the transpose.
   const bool gx_bf16_ok = is_bf16(x) && x_last == cs.nhwc;
+  const bool gy_bf16_ok = out == ConvOut::bf16_prebias && y_last == cs.nhwc;
   return record(y, "conv2d", {x, w, b}, [cs, sw, xs, ws, x_saved, to_bf16_conv, x_last, y_last, out](
                                             const Tensor& gy, const std::vector<Tensor>& g) {
     const Device dev = gy.device();
@@ -427,7 +430,7 @@ Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShap
       cb.nhwc = y_last;  // conv2d_backward_bias reads gy in y's layout
       conv2d_backward_bias<float>(dev, F(gy), F(g[2]), cb);
     }
-  }, {true}, {gx_bf16_ok}, out == ConvOut::bf16_prebias);
+  }, {true}, {gx_bf16_ok}, gy_bf16_ok);
 }
 
 Conv2dShape check_conv2d(const char* op, const Tensor& x, const Tensor& w, const Tensor& b) {

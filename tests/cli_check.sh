@@ -77,10 +77,12 @@ grep -q 'activations: bf16' "$D/bf16act.log" && grep -q '"activations": "bf16"' 
 grep -q '"bf16_gradients": true' "$D/bf16act.json"
 for g in on off; do
   "$CAF" bench step --device cpu --size 32 --widths 8,8 --batch 2 --steps 2 --warmup 0 --precision bf16 \
-    --activations bf16 --layout nhwc --bf16-grads $g >"$D/grads_$g.log"
+    --activations bf16 --layout nhwc --bf16-grads $g --json "$D/grads_$g.json" >"$D/grads_$g.log"
 done
 grep -q 'bf16 gradients: off' "$D/grads_off.log"
-[ "$(grep 'last losses' "$D/grads_on.log")" = "$(grep 'last losses' "$D/grads_off.log")" ]
+# The losses block of the JSON, at full precision (nlohmann prints the shortest exact digits).
+losses() { sed -n '/"losses"/,/}/p' "$1"; }
+[ -n "$(losses "$D/grads_on.json")" ] && [ "$(losses "$D/grads_on.json")" = "$(losses "$D/grads_off.json")" ]
 CAF_BF16_GRADS=0 "$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 1 --warmup 0 \
   --json "$D/env_grads.json" >/dev/null
 grep -q '"bf16_gradients": false' "$D/env_grads.json"

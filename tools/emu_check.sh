@@ -91,6 +91,8 @@ step bench-bf16-nhwc-graph "$B/caf" bench step $SMALL --precision bf16 --layout 
 step bench-reproducible "$B/caf" bench step $SMALL --precision tf32 --augment --graph --algos reproducible
 step bench-bf16act-nhwc-graph "$B/caf" bench step $SMALL --precision bf16 --activations bf16 --layout nhwc \
   --augment --graph --json "$OUT/bf16act_nhwc_graph.json"
+step bench-bf16act-nhwc-f32grads "$B/caf" bench step $SMALL --precision bf16 --activations bf16 --layout nhwc \
+  --bf16-grads off --augment --graph
 step bench-augment "$B/caf" bench augment --device cuda --batch 8 --steps 2
 
 echo; echo "=== summary (emulated: caf's CUDA code on the CPU, not a GPU)"

@@ -308,7 +308,35 @@ int64_t check_against_fp32_gradients(const std::function<std::vector<float>(bool
   CHECK(b16 == f32);
   return bf16_gradients_given() - before;
 }
+// conv2d_prebias -> batchnorm_relu2d called directly, every switch combination of precision bf16:
+// a channels-last convolution's raw output made planar (channels-last convolutions without bf16
+// activations) must not take a bf16 gradient in the convolution's layout (a second reader's
+// find: its weight and input gradients came out wrong). Gradients of x, w, b, gamma, beta.
+std::vector<float> run_prebias(Device d, bool act, bool last, bool grads16) {
+  WriteFirstScope scope(true, Precision::bf16, act, last, grads16);
+  Tensor x = Tensor::randn({2, 8, 6, 6}, 131, 0, 1, d).set_requires_grad(true);
+  Tensor w = Tensor::randn({8, 8, 3, 3}, 132, 0, 0.3f, d).set_requires_grad(true);
+  Tensor b = Tensor::uniform({8}, 133, -0.5f, 0.5f, d).set_requires_grad(true);
+  Tensor gamma = Tensor::uniform({8}, 134, 0.5f, 1.5f, d).set_requires_grad(true);
+  Tensor beta = Tensor::uniform({8}, 135, -0.5f, 0.5f, d).set_requires_grad(true);
+  BatchNormState st{Tensor::zeros({8}, DType::f32, d), Tensor::full({8}, 1.f, d)};
+  const Tensor z = batchnorm_relu2d(conv2d_prebias(x, w, b), gamma, beta, st, b);
+  sum(mul(to_float32(z), Tensor::randn(z.shape(), 136, 0, 1, d))).backward();
+  std::vector<float> g = x.grad().to_vector();
+  for (const Tensor* t : {&w, &b, &gamma, &beta}) g = cat(g, t->grad().to_vector());
+  return g;
+}
+
 void check_bf16_gradients(Device d) {
+  for (bool act : {false, true})
+    for (bool last : {false, true}) {
+      CAPTURE(act);
+      CAPTURE(last);
+      // bf16 buffers: the convolution's raw output takes one only in its own layout: planar, or
+      // channels-last with channels-last activations (act and last).
+      CHECK(check_against_fp32_gradients([&](bool on) { return run_prebias(d, act, last, on); }) ==
+            (last && !act ? 0 : 1));
+    }
   for (const Mode& m : {kModes[2], kModes[3]}) {
     CAPTURE(m.last);
     // run_ops: the input gradients of a's, b's and c's batch norms reach their convolutions' raw

@@ -165,6 +165,9 @@ static void check_write_first_training(Device d) {
 // channels-last convolutions change no bit either; against bf16 with fp32 activations the first
 // losses agree within bf16's precision (one more rounding per upsampling), and every loss is finite.
 static void check_bf16_activations_training(Device d) {
+  test::RuntimeSwitches pinned;  // write-first and bf16 gradients on (their defaults), restored after
+  set_write_first_gradients(true);
+  set_bf16_gradients(true);
   TempClass data(6, d == Device::cuda ? "bf16act_gpu" : "bf16act");
   TrainConfig cfg = small_config();
   cfg.precision = "bf16";
@@ -194,7 +197,7 @@ static void check_bf16_activations_training(Device d) {
   }
   // bf16 gradients (on by default) against fp32 gradient buffers: the same bits in either layout.
   // (Each batch norm's input gradient, and a convolution's into a batch norm whose output it alone
-  // reads.) The runs above made some.
+  // reads.) The runs above made some (pinned on above, whatever the environment says).
   const int64_t given = bf16_gradients_given();
   CHECK(given > 0);
   for (const char* layout : {"nchw", "nhwc"}) {
