@@ -15,6 +15,7 @@
 
 #include "kernels/cast.h"
 #include "kernels/dispatch.h"
+#include "kernels/error.h"
 
 namespace caf {
 
@@ -110,11 +111,14 @@ struct MaxPoolForwardIndex {
 };
 // overwrite (write-first gradients): the window's four gradients are written, gy to the winner
 // and 0 to the others (an odd H or W's last row or column, outside every window, is written 0 by
-// the thread of the window beside it).
+// the thread of the window beside it). Gy, Gx: float, or bf16 (uint16_t: bf16 gradients) --
+// a bf16 gy into a float gx is widened (exact), into a bf16 gx copied (overwrite only: bf16
+// gradients are never added to), so every combination routes the fp32 path's values.
+template <class Gy = float, class Gx = float>
 struct MaxPoolBackwardIndex {
   const uint8_t* idx;
-  const float* gy;
-  float* gx;
+  const Gy* gy;
+  Gx* gx;
   Shape4 s;
   bool overwrite = false;
   bool last = false;  // channels-last (pool_window)
@@ -123,15 +127,16 @@ struct MaxPoolBackwardIndex {
     const int64_t k = idx[o];
     const int64_t win = w.base + (k & 1) * w.dw + (k >> 1) * w.dh;
     if (!overwrite) {
-      gx[win] += gy[o];
+      if constexpr (std::is_same_v<Gx, float>) gx[win] += widen(gy[o]);
       return;
     }
     // This window's four, plus the uncovered column right of the last window and the uncovered
     // row below the last row of windows (and their corner).
     const bool last_col = w.j == s.w / 2 - 1 && s.w % 2 == 1, last_row = w.i == s.h / 2 - 1 && s.h % 2 == 1;
     for (int64_t r = 0; r < (last_row ? 3 : 2); ++r)
-      for (int64_t c = 0; c < (last_col ? 3 : 2); ++c) gx[w.base + r * w.dh + c * w.dw] = 0.f;
-    gx[win] = gy[o];
+      for (int64_t c = 0; c < (last_col ? 3 : 2); ++c) gx[w.base + r * w.dh + c * w.dw] = Gx(0);  // +0
+    if constexpr (std::is_same_v<Gx, Gy>) gx[win] = gy[o];
+    else gx[win] = widen(gy[o]);
   }
 };
 
@@ -163,6 +168,8 @@ template <class T> void maxpool2d_forward(const T* x, Shape4 s, T* y);
 void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx);
 void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx, bool last);
 void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite, bool last);
+void maxpool2d_backward_index(const uint8_t* idx, const uint16_t* gy, Shape4 s, float* gx, bool overwrite, bool last);
+void maxpool2d_backward_index(const uint8_t* idx, const uint16_t* gy, Shape4 s, uint16_t* gx, bool overwrite, bool last);
 template <class T> void maxpool2d_backward(const T* x, const T* gy, Shape4 s, T* gx);
 template <class T> void avg_pool2d_forward(const T* x, Shape4 s, int64_t k, T* y);
 template <class T> void avg_pool2d_backward(const T* gy, Shape4 s, int64_t k, T* gx);
@@ -172,6 +179,8 @@ void maxpool2d_forward(const float* x, Shape4 s, float* y);
 void maxpool2d_forward_index(const float* x, Shape4 s, float* y, uint8_t* idx);
 void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint8_t* idx, bool last);
 void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite, bool last);
+void maxpool2d_backward_index(const uint8_t* idx, const uint16_t* gy, Shape4 s, float* gx, bool overwrite, bool last);
+void maxpool2d_backward_index(const uint8_t* idx, const uint16_t* gy, Shape4 s, uint16_t* gx, bool overwrite, bool last);
 void maxpool2d_backward(const float* x, const float* gy, Shape4 s, float* gx);
 void avg_pool2d_forward(const float* x, Shape4 s, int64_t k, float* y);
 void avg_pool2d_backward(const float* gy, Shape4 s, int64_t k, float* gx);
@@ -187,6 +196,17 @@ inline void maxpool2d_forward_index_bf16(Device d, const uint16_t* x, Shape4 s, 
 }
 inline void maxpool2d_backward_index(Device d, const uint8_t* idx, const float* gy, Shape4 s, float* gx,
                                      bool overwrite = false, bool last = false) {
+  CAF_DISPATCH_PLAIN(d, maxpool2d_backward_index, idx, gy, s, gx, overwrite, last);
+}
+// bf16 gradients (kernels/runtime.h): a bf16 gy routed into a float gx (widened), or into a bf16
+// gx (copied; overwrite only).
+inline void maxpool2d_backward_index(Device d, const uint8_t* idx, const uint16_t* gy, Shape4 s, float* gx,
+                                     bool overwrite, bool last) {
+  CAF_DISPATCH_PLAIN(d, maxpool2d_backward_index, idx, gy, s, gx, overwrite, last);
+}
+inline void maxpool2d_backward_index(Device d, const uint8_t* idx, const uint16_t* gy, Shape4 s, uint16_t* gx,
+                                     bool overwrite, bool last) {
+  CAF_REQUIRE(overwrite, "maxpool2d_backward_index: a bf16 gx is written, never added to");
   CAF_DISPATCH_PLAIN(d, maxpool2d_backward_index, idx, gy, s, gx, overwrite, last);
 }
 template <class T>

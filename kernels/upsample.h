@@ -4,6 +4,8 @@
 //   upsample_bilinear2x_backward  gx += the transpose of the forward    (+=; accumulate = false: =)
 //   upsample_bilinear2x_forward_bf16  the forward on bf16 activations: fp32 arithmetic on the
 //       widened values, the result rounded to bf16 (=)
+//   upsample_bilinear2x_backward_bf16  the backward of a bf16 gy (bf16 gradients, kernels/runtime.h):
+//       the fp32 backward on the widened gy (exact), gx fp32 (+=; accumulate = false: =)
 // The bf16 forward and the fp32 backward also run channels-last (last: x, y, gy, gx all N,H,W,C).
 // With align_corners=True output row o reads input row o*(H-1)/(2H-1). The backward is a gather:
 // each input pixel looks at the few output pixels whose source window can touch it and recomputes
@@ -107,10 +109,11 @@ CAF_HD AxisWindow<T> upsample_window(int64_t i, int64_t in) {
 }
 
 // Each input pixel gathers from the outputs that read it, in increasing output order, skipping
-// zero weights (so the sums are the same, term for term, wherever they are computed).
-template <class T>
+// zero weights (so the sums are the same, term for term, wherever they are computed). G: how gy is
+// stored, T or bf16 (uint16_t, widened exactly as it is read).
+template <class T, class G = T>
 struct UpsampleBackward {
-  const T* gy;
+  const G* gy;
   T* gx;
   Shape4 s;  // input shape
   bool accumulate = true;  // false: write (write-first gradients)
@@ -120,7 +123,7 @@ struct UpsampleBackward {
     const int64_t c = at.p % s.w, r = at.p / s.w, st = at.stride(s.c);
     const int64_t wo = 2 * s.w;
     const AxisWindow<T> ty = upsample_window<T>(r, s.h), tx = upsample_window<T>(c, s.w);
-    const T* g = gy + at.plane(s.c, 4 * s.hw());  // the output plane
+    const G* g = gy + at.plane(s.c, 4 * s.hw());  // the output plane
     T acc = 0;
 #if defined(__CUDA_ARCH__)
 #pragma unroll
@@ -133,22 +136,26 @@ struct UpsampleBackward {
 #pragma unroll
 #endif
       for (int b = 0; b < 7; ++b)
-        if (tx.w[b] != T(0)) row += tx.w[b] * g[(base + b) * st];
+        if (tx.w[b] != T(0)) row += tx.w[b] * value(g[(base + b) * st]);
       acc += ty.w[a] * row;
     }
     gx[k] = accumulate ? gx[k] + acc : acc;
   }
+  CAF_HD static T value(T v) { return v; }
+  CAF_HD static T value(uint16_t v) { return T(bf16_to_f32(v)); }
 };
 
 namespace cpu {
 template <class T> void upsample_bilinear2x_forward(const T* x, Shape4 s, T* y);
 template <class T> void upsample_bilinear2x_backward(const T* gy, Shape4 s, T* gx, bool accumulate, bool last);
 void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y, bool last);
+void upsample_bilinear2x_backward_bf16(const uint16_t* gy, Shape4 s, float* gx, bool accumulate, bool last);
 }  // namespace cpu
 namespace cuda {
 void upsample_bilinear2x_forward(const float* x, Shape4 s, float* y);
 void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y, bool last);
 void upsample_bilinear2x_backward(const float* gy, Shape4 s, float* gx, bool accumulate, bool last);
+void upsample_bilinear2x_backward_bf16(const uint16_t* gy, Shape4 s, float* gx, bool accumulate, bool last);
 }  // namespace cuda
 
 template <class T>
@@ -161,6 +168,10 @@ void upsample_bilinear2x_backward(Device d, const T* gy, Shape4 s, T* gx, bool a
 }
 inline void upsample_bilinear2x_forward_bf16(Device d, const uint16_t* x, Shape4 s, uint16_t* y, bool last = false) {
   CAF_DISPATCH_PLAIN(d, upsample_bilinear2x_forward_bf16, x, s, y, last);
+}
+inline void upsample_bilinear2x_backward_bf16(Device d, const uint16_t* gy, Shape4 s, float* gx, bool accumulate,
+                                              bool last) {
+  CAF_DISPATCH_PLAIN(d, upsample_bilinear2x_backward_bf16, gy, s, gx, accumulate, last);
 }
 
 }  // namespace caf

@@ -34,7 +34,7 @@ NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false;
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
 
 Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, BackwardFn fn,
-              std::vector<bool> write_first, std::vector<bool> write_bf16, bool takes_bf16) {
+              std::vector<bool> write_first, std::vector<bool> write_bf16, bool takes_bf16, bool bf16_passes) {
   if (!g_grad_enabled) return out;
   bool any = false;
   for (const auto& t : inputs) any = any || (t.defined() && t.requires_grad());
@@ -48,6 +48,7 @@ Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, B
   node->writes_first = std::move(write_first);
   node->writes_bf16 = std::move(write_bf16);
   node->takes_bf16 = takes_bf16;
+  node->bf16_passes = bf16_passes;
   for (const auto& t : inputs) {
     Edge e;
     if (t.defined() && t.requires_grad()) {
@@ -154,7 +155,7 @@ void run_backward(const Tensor& root) {
         for (size_t j = 0; first && j < n->inputs.size(); ++j) first = j == i || n->inputs[j].fn != in.fn;
         if (first) {
           const bool half = half_grads && i < n->writes_bf16.size() && n->writes_bf16[i] && in.fn->takes_bf16 &&
-                            consumers[in.fn.get()] == 1;
+                            (!n->bf16_passes || n->grad.dtype() == DType::bf16) && consumers[in.fn.get()] == 1;
           in.fn->grad = Tensor::empty(in.fn->out_shape, half ? DType::bf16 : DType::f32, in.fn->device);
           if (g_poison_fresh) poison(in.fn->grad);
           fresh[i] = true;

@@ -27,8 +27,10 @@ namespace caf {
 // bf16 gradients (bf16_gradients(), kernels/runtime.h): a fresh buffer is bf16 instead of fp32
 // when the writing op declared at record() time that it can write input i's gradient in bf16, the
 // producing op declared that its backward takes a bf16 output gradient, and the gradient has this
-// one contribution (no other input edge of the graph names the producer). Ops see it in the
-// tensors' dtype: gin[i] bf16 (written, never added to) or gout bf16.
+// one contribution (no other input edge of the graph names the producer). An op that only moves
+// values (max pooling) declares bf16_passes: it writes bf16 only when its own gout is bf16, since
+// rounding an fp32 gout would change the values. Ops see it in the tensors' dtype: gin[i] bf16
+// (written, never added to) or gout bf16.
 using BackwardFn = std::function<void(const Tensor& gout, const std::vector<Tensor>& gin)>;
 
 struct Node;
@@ -54,6 +56,7 @@ struct Node {
   std::vector<bool> writes_first;  // per input: the backward can overwrite (record()'s write_first)
   std::vector<bool> writes_bf16;   // per input: ... and can write it in bf16 (record()'s write_bf16)
   bool takes_bf16 = false;         // the backward accepts a bf16 output gradient (record()'s takes_bf16)
+  bool bf16_passes = false;        // writes_bf16 holds only while grad is bf16 (record()'s bf16_passes)
 };
 
 // Inside a node's backward: whether gin[i] is a fresh buffer the backward must overwrite.
@@ -84,9 +87,11 @@ class NoGradGuard {
 // Attaches a node to `out` when gradients are enabled and any input requires them; returns out.
 // write_first[i] (may be shorter than inputs): the backward overwrites input i's gradient when
 // fresh_gradient(i) says so (see BackwardFn); write_bf16[i]: it can also write that fresh gradient
-// as bf16; takes_bf16: the backward accepts a bf16 gout (bf16 gradients, above).
+// as bf16 (with bf16_passes, only from a bf16 gout); takes_bf16: the backward accepts a bf16 gout
+// (bf16 gradients, above).
 Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, BackwardFn fn,
-              std::vector<bool> write_first = {}, std::vector<bool> write_bf16 = {}, bool takes_bf16 = false);
+              std::vector<bool> write_first = {}, std::vector<bool> write_bf16 = {}, bool takes_bf16 = false,
+              bool bf16_passes = false);
 
 // Backward from a one-element tensor (called by Tensor::backward).
 void run_backward(const Tensor& root);

@@ -618,12 +618,17 @@ Tensor maxpool2d(const Tensor& x) {
     // long as its other users (bf16 mixed precision, or recompute_activations()).
     Tensor idx = Tensor::empty(y.shape(), DType::u8, x.device());
     forward(x, out, idx.data<uint8_t>());
+    // bf16 gradients: a bf16 gy (a convolution's input gradient) is routed as it is, into a bf16 gx
+    // when the autograd gives one (only then: bf16_passes) or widened into a float one.
     record(
         y, "maxpool2d", {x},
         [s, idx, last](const Tensor& gy, const std::vector<Tensor>& g) {
-          maxpool2d_backward_index(gy.device(), idx.data<uint8_t>(), F(gy), s, F(g[0]), fresh_gradient(0), last);
+          const uint8_t* id = idx.data<uint8_t>();
+          if (is_bf16(g[0])) maxpool2d_backward_index(gy.device(), id, H(gy), s, H(g[0]), fresh_gradient(0), last);
+          else if (is_bf16(gy)) maxpool2d_backward_index(gy.device(), id, H(gy), s, F(g[0]), fresh_gradient(0), last);
+          else maxpool2d_backward_index(gy.device(), id, F(gy), s, F(g[0]), fresh_gradient(0), last);
         },
-        {true});
+        {true}, {bf16}, bf16, true);
     attach_recipe(y, {&x}, [forward](const std::vector<Tensor>& in, void* o) {
       forward(in[0], o, nullptr);  // the same maxima the indexed forward wrote
     });
@@ -655,9 +660,12 @@ Tensor upsample_bilinear2x(const Tensor& x) {
   record(
       y, "upsample_bilinear2x", {x},
       [s, last](const Tensor& gy, const std::vector<Tensor>& g) {
-        upsample_bilinear2x_backward<float>(gy.device(), F(gy), s, F(g[0]), !fresh_gradient(0), last);
+        if (is_bf16(gy))  // bf16 gradients: a convolution's input gradient as cuDNN wrote it
+          upsample_bilinear2x_backward_bf16(gy.device(), H(gy), s, F(g[0]), !fresh_gradient(0), last);
+        else
+          upsample_bilinear2x_backward<float>(gy.device(), F(gy), s, F(g[0]), !fresh_gradient(0), last);
       },
-      {true});
+      {true}, {}, bf16);
   attach_recipe(y, {&x}, [forward](const std::vector<Tensor>& in, void* out) { forward(in[0], out); });
   return y;
 }

@@ -53,7 +53,16 @@ void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint
   cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForwardIndex<uint16_t>{x, y, idx, s, last});
 }
 void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite, bool last) {
-  cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackwardIndex{idx, gy, gx, s, overwrite, last});
+  cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackwardIndex<>{idx, gy, gx, s, overwrite, last});
+}
+void maxpool2d_backward_index(const uint8_t* idx, const uint16_t* gy, Shape4 s, float* gx, bool overwrite, bool last) {
+  cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2),
+               MaxPoolBackwardIndex<uint16_t, float>{idx, gy, gx, s, overwrite, last});
+}
+void maxpool2d_backward_index(const uint8_t* idx, const uint16_t* gy, Shape4 s, uint16_t* gx, bool overwrite,
+                              bool last) {
+  cpu_for_each(s.n * s.c * (s.h / 2) * (s.w / 2),
+               MaxPoolBackwardIndex<uint16_t, uint16_t>{idx, gy, gx, s, overwrite, last});
 }
 template <class T>
 void maxpool2d_forward(const T* x, Shape4 s, T* y) {
@@ -84,6 +93,9 @@ void channel_copy_bf16(const uint16_t* src, uint16_t* dst, ChannelCopyArgs a) {
 template <class T>
 void upsample_bilinear2x_backward(const T* gy, Shape4 s, T* gx, bool accumulate, bool last) {
   cpu_for_each(s.numel(), UpsampleBackward<T>{gy, gx, s, accumulate, last});
+}
+void upsample_bilinear2x_backward_bf16(const uint16_t* gy, Shape4 s, float* gx, bool accumulate, bool last) {
+  cpu_for_each(s.numel(), UpsampleBackward<float, uint16_t>{gy, gx, s, accumulate, last});
 }
 template <class T>
 void gaussian_blur_forward(const T* x, Shape4 s, int k, double sigma, T* y) {

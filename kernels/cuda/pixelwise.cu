@@ -27,8 +27,18 @@ void maxpool2d_forward_index_bf16(const uint16_t* x, Shape4 s, uint16_t* y, uint
            "maxpool2d_forward_index_bf16");
 }
 void maxpool2d_backward_index(const uint8_t* idx, const float* gy, Shape4 s, float* gx, bool overwrite, bool last) {
-  for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackwardIndex{idx, gy, gx, s, overwrite, last},
+  for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackwardIndex<>{idx, gy, gx, s, overwrite, last},
            "maxpool2d_backward_index");
+}
+void maxpool2d_backward_index(const uint8_t* idx, const uint16_t* gy, Shape4 s, float* gx, bool overwrite, bool last) {
+  for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolBackwardIndex<uint16_t, float>{idx, gy, gx, s, overwrite, last},
+           "maxpool2d_backward_index (bf16 gy)");
+}
+void maxpool2d_backward_index(const uint8_t* idx, const uint16_t* gy, Shape4 s, uint16_t* gx, bool overwrite,
+                              bool last) {
+  for_each(s.n * s.c * (s.h / 2) * (s.w / 2),
+           MaxPoolBackwardIndex<uint16_t, uint16_t>{idx, gy, gx, s, overwrite, last},
+           "maxpool2d_backward_index (bf16 gy, gx)");
 }
 void maxpool2d_forward(const float* x, Shape4 s, float* y) {
   for_each(s.n * s.c * (s.h / 2) * (s.w / 2), MaxPoolForward<float>{x, y, s}, "maxpool2d_forward");
@@ -54,6 +64,10 @@ void channel_copy_bf16(const uint16_t* src, uint16_t* dst, ChannelCopyArgs a) {
 }
 void upsample_bilinear2x_backward(const float* gy, Shape4 s, float* gx, bool accumulate, bool last) {
   for_each(s.numel(), UpsampleBackward<float>{gy, gx, s, accumulate, last}, "upsample_bilinear2x_backward");
+}
+void upsample_bilinear2x_backward_bf16(const uint16_t* gy, Shape4 s, float* gx, bool accumulate, bool last) {
+  for_each(s.numel(), UpsampleBackward<float, uint16_t>{gy, gx, s, accumulate, last},
+           "upsample_bilinear2x_backward_bf16");
 }
 void gaussian_blur_forward(const float* x, Shape4 s, int k, double sigma, float* y) {
   const GaussianWindow<float> w = gaussian_window<float>(k, sigma);

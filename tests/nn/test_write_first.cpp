@@ -220,6 +220,51 @@ Tensor widened32(const Tensor& h) {
   return f;
 }
 void check_bf16_gradient_kernels(Device d) {
+  // Max pooling's indexed backward of a bf16 gy: into a bf16 gx (written, every element, odd sizes
+  // included) and into a float gx (written or added), the float backward's values.
+  for (const Dims& xs : {Dims{2, 3, 6, 8}, Dims{2, 3, 7, 9}})
+    for (bool last : {false, true}) {
+      CAPTURE(dims_str(xs));
+      CAPTURE(last);
+      const Shape4 s{xs[0], xs[1], xs[2], xs[3]};
+      const Dims ys{s.n, s.c, s.h / 2, s.w / 2};
+      const Tensor x16 = rounded16(Tensor::randn(xs, 128, 0, 1, d)), y16 = Tensor::empty(ys, DType::bf16, d);
+      const Tensor idx = Tensor::empty(ys, DType::u8, d);
+      maxpool2d_forward_index_bf16(d, x16.data<uint16_t>(), s, y16.data<uint16_t>(), idx.data<uint8_t>(), last);
+      const Tensor gy16 = rounded16(Tensor::randn(ys, 129, 0, 1, d)), gy = widened32(gy16);
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      const Tensor ref = Tensor::full(xs, nan, d), g16 = rounded16(Tensor::full(xs, nan, d));
+      maxpool2d_backward_index(d, idx.data<uint8_t>(), gy.data<float>(), s, ref.data<float>(), true, last);
+      maxpool2d_backward_index(d, idx.data<uint8_t>(), gy16.data<uint16_t>(), s, g16.data<uint16_t>(), true, last);
+      CHECK(test::all_finite(widened32(g16).to_vector()));
+      CHECK(widened32(g16).to_vector() == ref.to_vector());
+      for (bool write : {true, false}) {
+        const Tensor start = Tensor::randn(xs, 130, 0, 1, d);
+        const Tensor a = write ? Tensor::full(xs, nan, d) : start.clone(), b = write ? Tensor::full(xs, nan, d) : start.clone();
+        maxpool2d_backward_index(d, idx.data<uint8_t>(), gy.data<float>(), s, a.data<float>(), write, last);
+        maxpool2d_backward_index(d, idx.data<uint8_t>(), gy16.data<uint16_t>(), s, b.data<float>(), write, last);
+        CHECK(test::all_finite(b.to_vector()));
+        CHECK(b.to_vector() == a.to_vector());
+      }
+      CHECK_THROWS_AS(maxpool2d_backward_index(d, idx.data<uint8_t>(), gy16.data<uint16_t>(), s, g16.data<uint16_t>(),
+                                               false, last),
+                      Error);
+    }
+  // Upsampling's backward of a bf16 gy: the fp32 backward of the widened gy, written or added.
+  for (bool last : {false, true})
+    for (bool write : {true, false}) {
+      CAPTURE(last);
+      CAPTURE(write);
+      const Shape4 s{2, 3, 5, 4};
+      const Tensor gy16 = rounded16(Tensor::randn({2, 3, 10, 8}, 126, 0, 1, d)), gy = widened32(gy16);
+      const Tensor start = Tensor::randn({2, 3, 5, 4}, 127, 0, 1, d);
+      const Tensor g16 = write ? Tensor::full({2, 3, 5, 4}, std::numeric_limits<float>::quiet_NaN(), d) : start.clone();
+      const Tensor g32 = write ? Tensor::full({2, 3, 5, 4}, std::numeric_limits<float>::quiet_NaN(), d) : start.clone();
+      upsample_bilinear2x_backward_bf16(d, gy16.data<uint16_t>(), s, g16.data<float>(), !write, last);
+      upsample_bilinear2x_backward<float>(d, gy.data<float>(), s, g32.data<float>(), !write, last);
+      CHECK(test::all_finite(g16.to_vector()));
+      CHECK(g16.to_vector() == g32.to_vector());
+    }
   for (const Dims& xs : {Dims{2, 3, 5, 7}, Dims{2, 8, 4, 4}, Dims{3, 6, 3, 5}, Dims{2, 40, 9, 8}})
     for (bool nhwc : {false, true}) {
       CAPTURE(dims_str(xs));
@@ -340,15 +385,18 @@ void check_bf16_gradients(Device d) {
   for (const Mode& m : {kModes[2], kModes[3]}) {
     CAPTURE(m.last);
     // run_ops: the input gradients of a's, b's and c's batch norms reach their convolutions' raw
-    // outputs as bf16 (3); planar, out's input gradient reaches c's batch norm (its one consumer)
-    // as bf16 too, while channels-last out is planar (2 output channels: to_planar takes c's
-    // output). b's and c's convolutions read a pooling's and a concatenation's outputs, which take
+    // outputs as bf16 (3). Planar, b's convolution's input gradient reaches the pooling that made
+    // its input (the pooling then widens it into s's gradient, which has three contributions) and
+    // out's input gradient reaches c's batch norm (its one consumer), both bf16 (5). Channels-last,
+    // neither: a's convolution reads the 3-channel image, so s and its pooling are planar while b's
+    // convolution is channels-last (its input is transposed), and out is planar (2 output
+    // channels: to_planar takes c's output). c's convolution reads a concatenation, which takes
     // fp32.
     CHECK(check_against_fp32_gradients([&](bool on) {
             Mode mm = m;
             mm.grads16 = on;
             return run_ops(d, true, mm);
-          }) == (m.last ? 3 : 4));
+          }) == (m.last ? 3 : 5));
     // Both networks: every batch norm's input gradient is bf16, and in a double block the first
     // batch norm's output feeds only the second convolution, whose input gradient it takes as bf16.
     const int64_t n = check_against_fp32_gradients([&](bool on) {
