@@ -116,6 +116,8 @@ struct MaxPoolForwardIndex {
 // gradients are never added to), so every combination routes the fp32 path's values.
 template <class Gy = float, class Gx = float>
 struct MaxPoolBackwardIndex {
+  static_assert(std::is_same_v<Gx, float> || std::is_same_v<Gy, uint16_t>,
+                "a float gy into a bf16 gx would round it: not a routing");
   const uint8_t* idx;
   const Gy* gy;
   Gx* gx;
@@ -126,7 +128,7 @@ struct MaxPoolBackwardIndex {
     const PoolWindow w = pool_window(s, last, o);
     const int64_t k = idx[o];
     const int64_t win = w.base + (k & 1) * w.dw + (k >> 1) * w.dh;
-    if (!overwrite) {
+    if (!overwrite) {  // never with a bf16 gx: maxpool2d_backward_index refuses it
       if constexpr (std::is_same_v<Gx, float>) gx[win] += widen(gy[o]);
       return;
     }

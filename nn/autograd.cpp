@@ -34,7 +34,7 @@ NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false;
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
 
 Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, BackwardFn fn,
-              std::vector<bool> write_first, std::vector<bool> write_bf16, bool takes_bf16, bool bf16_passes) {
+              std::vector<bool> write_first, Bf16Grads bf16) {
   if (!g_grad_enabled) return out;
   bool any = false;
   for (const auto& t : inputs) any = any || (t.defined() && t.requires_grad());
@@ -46,9 +46,7 @@ Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, B
   node->out_shape = out.shape();
   node->device = out.device();
   node->writes_first = std::move(write_first);
-  node->writes_bf16 = std::move(write_bf16);
-  node->takes_bf16 = takes_bf16;
-  node->bf16_passes = bf16_passes;
+  node->bf16 = std::move(bf16);
   for (const auto& t : inputs) {
     Edge e;
     if (t.defined() && t.requires_grad()) {
@@ -154,8 +152,10 @@ void run_backward(const Tensor& root) {
                      n->writes_first[i];
         for (size_t j = 0; first && j < n->inputs.size(); ++j) first = j == i || n->inputs[j].fn != in.fn;
         if (first) {
-          const bool half = half_grads && i < n->writes_bf16.size() && n->writes_bf16[i] && in.fn->takes_bf16 &&
-                            (!n->bf16_passes || n->grad.dtype() == DType::bf16) && consumers[in.fn.get()] == 1;
+          const Bf16Grads &w = n->bf16, &p = in.fn->bf16;
+          const bool half = half_grads && i < w.write.size() && w.write[i] && p.takes &&
+                            (!w.rounds || p.takes_rounded) && (!w.passes || n->grad.dtype() == DType::bf16) &&
+                            consumers[in.fn.get()] == 1;
           in.fn->grad = Tensor::empty(in.fn->out_shape, half ? DType::bf16 : DType::f32, in.fn->device);
           if (g_poison_fresh) poison(in.fn->grad);
           fresh[i] = true;

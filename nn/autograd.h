@@ -25,15 +25,26 @@ namespace caf {
 // read of the zeros for most activation gradients (those with one consumer, and the first-run
 // consumer of the others).
 // bf16 gradients (bf16_gradients(), kernels/runtime.h): a fresh buffer is bf16 instead of fp32
-// when the writing op declared at record() time that it can write input i's gradient in bf16, the
-// producing op declared that its backward takes a bf16 output gradient, and the gradient has this
-// one contribution (no other input edge of the graph names the producer). An op that only moves
-// values (max pooling) declares bf16_passes: it writes bf16 only when its own gout is bf16, since
-// rounding an fp32 gout would change the values. Ops see it in the tensors' dtype: gin[i] bf16
-// (written, never added to) or gout bf16.
+// when the writing op and the producing op agree (Bf16Grads below, declared at record() time) and
+// the gradient has this one contribution (no other input edge of the graph names the producer).
+// The values must be the ones an fp32 buffer would have led to: a writer that rounds (the batch
+// norm's input gradient) hands bf16 only to a producer that would round its gradient anyway (a
+// convolution's raw output, whose backward uses the bf16 operand alone); exact writers (cuDNN's
+// bf16 input gradient, which the fp32 path widens exactly; max pooling routing a bf16 gout) hand
+// it to any producer that takes bf16. Ops see it in the tensors' dtype: gin[i] bf16 (written,
+// never added to) or gout bf16.
 using BackwardFn = std::function<void(const Tensor& gout, const std::vector<Tensor>& gin)>;
 
 struct Node;
+
+// How an op's backward takes part in bf16 gradients (above); every flag off: fp32 only.
+struct Bf16Grads {
+  std::vector<bool> write;     // per input: the backward can write that input's fresh gradient in bf16
+  bool rounds = false;         // what it writes is its fp32 gradient rounded (not the exact values)
+  bool passes = false;         // it writes bf16 only from a bf16 gout (it moves values: max pooling)
+  bool takes = false;          // the backward accepts a bf16 gout (reads it widened, exactly)
+  bool takes_rounded = false;  // ... and uses only the gout rounded, so a rounded one changes nothing
+};
 
 // Where an input's gradient goes: the node that produced it (a result), or the leaf itself.
 // Results are reached through their node only, never their tensor, so a node keeps no
@@ -54,9 +65,7 @@ struct Node {
   Tensor grad;  // gradient of the output, allocated (zeroed) at the first contribution
   bool released = false;
   std::vector<bool> writes_first;  // per input: the backward can overwrite (record()'s write_first)
-  std::vector<bool> writes_bf16;   // per input: ... and can write it in bf16 (record()'s write_bf16)
-  bool takes_bf16 = false;         // the backward accepts a bf16 output gradient (record()'s takes_bf16)
-  bool bf16_passes = false;        // writes_bf16 holds only while grad is bf16 (record()'s bf16_passes)
+  Bf16Grads bf16;                  // record()'s
 };
 
 // Inside a node's backward: whether gin[i] is a fresh buffer the backward must overwrite.
@@ -86,12 +95,9 @@ class NoGradGuard {
 
 // Attaches a node to `out` when gradients are enabled and any input requires them; returns out.
 // write_first[i] (may be shorter than inputs): the backward overwrites input i's gradient when
-// fresh_gradient(i) says so (see BackwardFn); write_bf16[i]: it can also write that fresh gradient
-// as bf16 (with bf16_passes, only from a bf16 gout); takes_bf16: the backward accepts a bf16 gout
-// (bf16 gradients, above).
+// fresh_gradient(i) says so (see BackwardFn); bf16: how it takes part in bf16 gradients (above).
 Tensor record(Tensor out, const char* name, const std::vector<Tensor>& inputs, BackwardFn fn,
-              std::vector<bool> write_first = {}, std::vector<bool> write_bf16 = {}, bool takes_bf16 = false,
-              bool bf16_passes = false);
+              std::vector<bool> write_first = {}, Bf16Grads bf16 = {});
 
 // Backward from a one-element tensor (called by Tensor::backward).
 void run_backward(const Tensor& root);

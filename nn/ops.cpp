@@ -46,6 +46,30 @@ bool is_bf16(const Tensor& t) { return t.defined() && t.dtype() == DType::bf16; 
 // A float or bf16 tensor's storage (gradients that may be either: bf16 gradients, nn/autograd.h).
 void* P(const Tensor& t) { return is_bf16(t) ? static_cast<void*>(H(t)) : static_cast<void*>(F(t)); }
 
+// bf16 gradients (nn/autograd.h Bf16Grads) of the ops on bf16 activations. The fused batch norm
+// reads a bf16 gy exactly and writes its input gradient rounded (for a convolution's raw output
+// only, which rounds it anyway); max pooling routes values (bf16 only from bf16); upsampling reads
+// a bf16 gy exactly and writes fp32 (its sums).
+Bf16Grads bf16_grads_of_batchnorm(bool bf16) {
+  Bf16Grads g;
+  g.write = {bf16};
+  g.rounds = true;
+  g.takes = bf16;
+  return g;
+}
+Bf16Grads bf16_grads_of_pooling(bool bf16) {
+  Bf16Grads g;
+  g.write = {bf16};
+  g.passes = true;
+  g.takes = bf16;
+  return g;
+}
+Bf16Grads bf16_grads_of_upsampling(bool bf16) {
+  Bf16Grads g;
+  g.takes = bf16;
+  return g;
+}
+
 // The activation ops (conv2d's input, the fused batch norm + ReLU, pooling, upsampling,
 // concatenation) also take bf16 activations (bf16_activations_active(), kernels/runtime.h).
 void check_activation(const char* op, const Tensor& x) {
@@ -383,8 +407,9 @@ Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShap
   // the casts below would make of an fp32 one). A channels-last convolution's raw output made
   // planar (channels-last convolutions without channels-last activations) does not: its gradient
   // would need the transpose.
-  const bool gx_bf16_ok = is_bf16(x) && x_last == cs.nhwc;
-  const bool gy_bf16_ok = out == ConvOut::bf16_prebias && y_last == cs.nhwc;
+  Bf16Grads grads16;
+  grads16.write = {is_bf16(x) && x_last == cs.nhwc};
+  grads16.takes = grads16.takes_rounded = out == ConvOut::bf16_prebias && y_last == cs.nhwc;
   return record(y, "conv2d", {x, w, b}, [cs, sw, xs, ws, x_saved, to_bf16_conv, x_last, y_last, out](
                                             const Tensor& gy, const std::vector<Tensor>& g) {
     const Device dev = gy.device();
@@ -430,7 +455,7 @@ Tensor conv2d_bf16(const Tensor& x, const Tensor& w, const Tensor& b, Conv2dShap
       cb.nhwc = y_last;  // conv2d_backward_bias reads gy in y's layout
       conv2d_backward_bias<float>(dev, F(gy), F(g[2]), cb);
     }
-  }, {true}, {gx_bf16_ok}, gy_bf16_ok);
+  }, {true}, grads16);
 }
 
 Conv2dShape check_conv2d(const char* op, const Tensor& x, const Tensor& w, const Tensor& b) {
@@ -562,7 +587,7 @@ Tensor batchnorm_relu2d(const Tensor& x, const Tensor& gamma, const Tensor& beta
              batchnorm_relu_train_backward<float>(gy.device(), F(xs), F(gs), F(bs), F(gy), F(mean), F(invstd),
                                                   F(g[0]), F(g[1]), F(g[2]), ab);
          },
-         {true}, {bf16}, bf16);
+         {true}, bf16_grads_of_batchnorm(bf16));
   // y's recipe holds only what the node above holds anyway (parameters do not change before the
   // backward: the optimiser steps after it). Attached only when a graph is recorded.
   if (y.impl()->grad_fn && recompute_activations())
@@ -628,7 +653,7 @@ Tensor maxpool2d(const Tensor& x) {
           else if (is_bf16(gy)) maxpool2d_backward_index(gy.device(), id, H(gy), s, F(g[0]), fresh_gradient(0), last);
           else maxpool2d_backward_index(gy.device(), id, F(gy), s, F(g[0]), fresh_gradient(0), last);
         },
-        {true}, {bf16}, bf16, true);
+        {true}, bf16_grads_of_pooling(bf16));
     attach_recipe(y, {&x}, [forward](const std::vector<Tensor>& in, void* o) {
       forward(in[0], o, nullptr);  // the same maxima the indexed forward wrote
     });
@@ -665,7 +690,7 @@ Tensor upsample_bilinear2x(const Tensor& x) {
         else
           upsample_bilinear2x_backward<float>(gy.device(), F(gy), s, F(g[0]), !fresh_gradient(0), last);
       },
-      {true}, {}, bf16);
+      {true}, bf16_grads_of_upsampling(bf16));
   attach_recipe(y, {&x}, [forward](const std::vector<Tensor>& in, void* out) { forward(in[0], out); });
   return y;
 }

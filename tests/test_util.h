@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/runtime.h"
@@ -25,6 +26,11 @@ inline bool all_finite(const std::vector<float>& v) {
   for (float e : v)
     if (!std::isfinite(e)) return false;
   return true;
+}
+
+// The same float bits (so -0 and +0 differ, and NaN equals a NaN of the same bits).
+inline bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 // Both networks at width 8 (R: 3 -> 3, S: 6 -> 2), initialised from seed and seed + 1, run forward
