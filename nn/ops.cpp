@@ -644,7 +644,7 @@ Tensor maxpool2d(const Tensor& x) {
     Tensor idx = Tensor::empty(y.shape(), DType::u8, x.device());
     forward(x, out, idx.data<uint8_t>());
     // bf16 gradients: a bf16 gy (a convolution's input gradient) is routed as it is, into a bf16 gx
-    // when the autograd gives one (only then: bf16_passes) or widened into a float one.
+    // when the autograd gives one (only then: Bf16Grads::passes) or widened into a float one.
     record(
         y, "maxpool2d", {x},
         [s, idx, last](const Tensor& gy, const std::vector<Tensor>& g) {
