@@ -48,8 +48,8 @@ void* P(const Tensor& t) { return is_bf16(t) ? static_cast<void*>(H(t)) : static
 
 // bf16 gradients (nn/autograd.h Bf16Grads) of the ops on bf16 activations. The fused batch norm
 // reads a bf16 gy exactly and writes its input gradient rounded (for a convolution's raw output
-// only, which rounds it anyway); max pooling routes values (bf16 only from bf16); upsampling reads
-// a bf16 gy exactly and writes fp32 (its sums).
+// only, which rounds it anyway); max pooling and to_planar move values (bf16 only from bf16);
+// upsampling reads a bf16 gy exactly and writes fp32 (its sums).
 Bf16Grads bf16_grads_of_batchnorm(bool bf16) {
   Bf16Grads g;
   g.write = {bf16};
@@ -309,12 +309,24 @@ Tensor to_planar(const Tensor& x) {
     transpose_bf16_from_nhwc(d, H(in), static_cast<uint16_t*>(out), s.n, s.c, s.hw());
   };
   forward(x, H(y));
+  // bf16 gradients: a bf16 gy (the planar convolution's input gradient) is transposed as it is,
+  // into a bf16 gx when the autograd gives one (only then: it moves values, Bf16Grads::passes),
+  // or widened first into a float one.
   record(
       y, "to_planar", {x},
       [s](const Tensor& gy, const std::vector<Tensor>& g) {
-        transpose_f32_to_nhwc(gy.device(), F(gy), F(g[0]), s.n, s.c, s.hw(), !fresh_gradient(0));
+        const Device d = gy.device();
+        if (is_bf16(g[0])) {
+          transpose_bf16_to_nhwc(d, H(gy), H(g[0]), s.n, s.c, s.hw());
+        } else if (is_bf16(gy)) {
+          const Tensor w = Tensor::empty(gy.shape(), DType::f32, d);
+          cast_from_bf16(d, H(gy), nullptr, 1, 1, F(w), w.numel());
+          transpose_f32_to_nhwc(d, F(w), F(g[0]), s.n, s.c, s.hw(), !fresh_gradient(0));
+        } else {
+          transpose_f32_to_nhwc(d, F(gy), F(g[0]), s.n, s.c, s.hw(), !fresh_gradient(0));
+        }
       },
-      {true});
+      {true}, bf16_grads_of_pooling(true));
   attach_recipe(y, {&x}, [forward](const std::vector<Tensor>& in, void* out) { forward(in[0], out); });
   return y;
 }
