@@ -9,10 +9,15 @@
 //   slice_channels_forward    y = x[:, c0:c1]                (=)
 //   slice_channels_backward   gx[:, c0:c1] += gy             (+=)
 //   concat_channels_forward_bf16  y = [a, b] on bf16 activations (=)
+//   channel_copy_widen        a bf16 src into a float dst, widened exactly (= or +=): the backward
+//                             of a bf16 gy into a float gradient (bf16 gradients, kernels/runtime.h)
 // ChannelCopyArgs::last: every tensor channels-last (concat of channels-last bf16 activations and
 // its fp32 gradients).
 #pragma once
 
+#include <type_traits>
+
+#include "kernels/cast.h"
 #include "kernels/dispatch.h"
 
 namespace caf {
@@ -25,38 +30,48 @@ struct ChannelCopyArgs {
   bool last = false;          // src and dst channels-last (N, H, W, C; bf16 activations)
 };
 
-template <class T>
+// S: src's storage, T or bf16 (uint16_t) into a float T (widened exactly).
+template <class T, class S = T>
 struct ChannelCopy {
-  const T* src;
+  const S* src;
   T* dst;
   ChannelCopyArgs a;
   bool accumulate;
   CAF_HD void operator()(int64_t i) const {  // i over n * count * hw, in the layout's order
     if (a.last) {
       const int64_t c = i % a.count, p = (i / a.count) % a.hw, n = i / (a.hw * a.count);
-      const T v = src[(n * a.hw + p) * a.src_c + a.src_c0 + c];
+      const T v = value(src[(n * a.hw + p) * a.src_c + a.src_c0 + c]);
       T& d = dst[(n * a.hw + p) * a.dst_c + a.dst_c0 + c];
       d = accumulate ? d + v : v;
       return;
     }
     int64_t p = i % a.hw, c = (i / a.hw) % a.count, n = i / (a.hw * a.count);
-    T v = src[(n * a.src_c + a.src_c0 + c) * a.hw + p];
+    T v = value(src[(n * a.src_c + a.src_c0 + c) * a.hw + p]);
     T& d = dst[(n * a.dst_c + a.dst_c0 + c) * a.hw + p];
     d = accumulate ? d + v : v;
+  }
+  CAF_HD static T value(S v) {
+    if constexpr (std::is_same_v<T, S>) return v;
+    else return T(widen(v));
   }
 };
 
 namespace cpu {
 template <class T> void channel_copy(const T* src, T* dst, ChannelCopyArgs a, bool accumulate);
 void channel_copy_bf16(const uint16_t* src, uint16_t* dst, ChannelCopyArgs a);
+void channel_copy_widen(const uint16_t* src, float* dst, ChannelCopyArgs a, bool accumulate);
 }
 namespace cuda {
 void channel_copy(const float* src, float* dst, ChannelCopyArgs a, bool accumulate);
 void channel_copy_bf16(const uint16_t* src, uint16_t* dst, ChannelCopyArgs a);
+void channel_copy_widen(const uint16_t* src, float* dst, ChannelCopyArgs a, bool accumulate);
 }
 
 inline void channel_copy_bf16(Device d, const uint16_t* src, uint16_t* dst, ChannelCopyArgs a) {
   CAF_DISPATCH_PLAIN(d, channel_copy_bf16, src, dst, a);
+}
+inline void channel_copy_widen(Device d, const uint16_t* src, float* dst, ChannelCopyArgs a, bool accumulate) {
+  CAF_DISPATCH_PLAIN(d, channel_copy_widen, src, dst, a, accumulate);
 }
 inline void concat_channels_forward_bf16(Device d, const uint16_t* a, int64_t ca, const uint16_t* b, int64_t cb,
                                          int64_t n, int64_t hw, uint16_t* y, bool last = false) {

@@ -100,9 +100,10 @@ bool bf16_activations_active();
 
 // bf16 activation gradients (nn/autograd.h), with bf16 activations: where an activation's gradient
 // has one contribution and both ops agree (a convolution's input gradient into the fused batch
-// norm + ReLU, upsampling or max pooling that produced the input; the batch norm's input gradient
-// into the convolution whose raw output it read; max pooling's and to_planar's, when their own is
-// bf16, into the batch norm before them), the gradient buffer is bf16 instead of fp32. The convolution writes
+// norm + ReLU, upsampling, max pooling or concatenation that produced the input; the batch norm's
+// input gradient into the convolution whose raw output it read; max pooling's, concatenation's
+// and to_planar's, when their own is bf16, into the op before them), the gradient buffer is bf16
+// instead of fp32. The convolution writes
 // cuDNN's bf16 input gradient there without widening it, and the next op reads it as it is; the
 // batch norm writes its input gradient rounded, which is the bf16 operand the convolution's
 // backward would have made of it; max pooling moves values without arithmetic. The same values as fp32 gradient buffers, bit for bit: a raw output's

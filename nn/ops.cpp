@@ -48,7 +48,8 @@ void* P(const Tensor& t) { return is_bf16(t) ? static_cast<void*>(H(t)) : static
 
 // bf16 gradients (nn/autograd.h Bf16Grads) of the ops on bf16 activations. The fused batch norm
 // reads a bf16 gy exactly and writes its input gradient rounded (for a convolution's raw output
-// only, which rounds it anyway); max pooling and to_planar move values (bf16 only from bf16);
+// only, which rounds it anyway); max pooling, concatenation and to_planar move values (bf16 only
+// from bf16);
 // upsampling reads a bf16 gy exactly and writes fp32 (its sums).
 Bf16Grads bf16_grads_of_batchnorm(bool bf16) {
   Bf16Grads g;
@@ -60,6 +61,13 @@ Bf16Grads bf16_grads_of_batchnorm(bool bf16) {
 Bf16Grads bf16_grads_of_pooling(bool bf16) {
   Bf16Grads g;
   g.write = {bf16};
+  g.passes = true;
+  g.takes = bf16;
+  return g;
+}
+Bf16Grads bf16_grads_of_concat(bool bf16) {
+  Bf16Grads g;
+  g.write = {bf16, bf16};
   g.passes = true;
   g.takes = bf16;
   return g;
@@ -273,10 +281,23 @@ Tensor concat_channels(const Tensor& a_in, const Tensor& b_in) {
   record(
       y, "concat_channels", {a, b},
       [sa, sb, last](const Tensor& gy, const std::vector<Tensor>& g) {
-        concat_channels_backward<float>(gy.device(), F(gy), sa.c, sb.c, sa.n, sa.hw(), F(g[0]), F(g[1]),
-                                        fresh_gradient(0), fresh_gradient(1), last);
+        if (!is_bf16(gy)) {
+          concat_channels_backward<float>(gy.device(), F(gy), sa.c, sb.c, sa.n, sa.hw(), F(g[0]), F(g[1]),
+                                          fresh_gradient(0), fresh_gradient(1), last);
+          return;
+        }
+        // bf16 gradients: each part of a bf16 gy (a convolution's input gradient) is copied as it is
+        // into a bf16 part (only from bf16: Bf16Grads::passes) or widened into a float one.
+        const int64_t c = sa.c + sb.c;
+        for (size_t i = 0; i < 2; ++i) {
+          if (!g[i].defined()) continue;
+          const ChannelCopyArgs part{sa.n, sa.hw(), c, i == 0 ? 0 : sa.c, i == 0 ? sa.c : sb.c, 0,
+                                     i == 0 ? sa.c : sb.c, last};
+          if (is_bf16(g[i])) channel_copy_bf16(gy.device(), H(gy), H(g[i]), part);
+          else channel_copy_widen(gy.device(), H(gy), F(g[i]), part, !fresh_gradient(i));
+        }
       },
-      {true, true});
+      {true, true}, bf16_grads_of_concat(bf16));
   attach_recipe(y, {&a, &b}, [forward](const std::vector<Tensor>& in, void* out) { forward(in[0], in[1], out); });
   return y;
 }

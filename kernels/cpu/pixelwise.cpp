@@ -90,6 +90,9 @@ void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y, 
 void channel_copy_bf16(const uint16_t* src, uint16_t* dst, ChannelCopyArgs a) {
   cpu_for_each(a.n * a.count * a.hw, ChannelCopy<uint16_t>{src, dst, a, false});
 }
+void channel_copy_widen(const uint16_t* src, float* dst, ChannelCopyArgs a, bool accumulate) {
+  cpu_for_each(a.n * a.count * a.hw, ChannelCopy<float, uint16_t>{src, dst, a, accumulate});
+}
 template <class T>
 void upsample_bilinear2x_backward(const T* gy, Shape4 s, T* gx, bool accumulate, bool last) {
   cpu_for_each(s.numel(), UpsampleBackward<T>{gy, gx, s, accumulate, last});

@@ -62,6 +62,9 @@ void upsample_bilinear2x_forward_bf16(const uint16_t* x, Shape4 s, uint16_t* y, 
 void channel_copy_bf16(const uint16_t* src, uint16_t* dst, ChannelCopyArgs a) {
   for_each(a.n * a.count * a.hw, ChannelCopy<uint16_t>{src, dst, a, false}, "channel_copy_bf16");
 }
+void channel_copy_widen(const uint16_t* src, float* dst, ChannelCopyArgs a, bool accumulate) {
+  for_each(a.n * a.count * a.hw, ChannelCopy<float, uint16_t>{src, dst, a, accumulate}, "channel_copy_widen");
+}
 void upsample_bilinear2x_backward(const float* gy, Shape4 s, float* gx, bool accumulate, bool last) {
   for_each(s.numel(), UpsampleBackward<float>{gy, gx, s, accumulate, last}, "upsample_bilinear2x_backward");
 }

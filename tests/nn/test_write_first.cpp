@@ -220,6 +220,23 @@ Tensor widened32(const Tensor& h) {
   return f;
 }
 void check_bf16_gradient_kernels(Device d) {
+  // A concatenation's backward of a bf16 gy into a float part: the float copy of the widened gy,
+  // written or added (channel_copy_widen), either layout.
+  for (bool last : {false, true})
+    for (bool write : {true, false}) {
+      CAPTURE(last);
+      CAPTURE(write);
+      const Tensor gy16 = rounded16(Tensor::randn({2, 5, 3, 4}, 171, 0, 1, d)), gy = widened32(gy16);
+      const Tensor start = Tensor::randn({2, 2, 3, 4}, 172, 0, 1, d);
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      const Tensor a = write ? Tensor::full({2, 2, 3, 4}, nan, d) : start.clone();
+      const Tensor b = write ? Tensor::full({2, 2, 3, 4}, nan, d) : start.clone();
+      const ChannelCopyArgs part{2, 12, 5, 3, 2, 0, 2, last};  // gy's channels 3 and 4
+      channel_copy(d, gy.data<float>(), a.data<float>(), part, !write);
+      channel_copy_widen(d, gy16.data<uint16_t>(), b.data<float>(), part, !write);
+      CHECK(test::all_finite(b.to_vector()));
+      CHECK(test::same_bits(b.to_vector(), a.to_vector()));
+    }
   // Max pooling's indexed backward of a bf16 gy: into a bf16 gx (written, every element, odd sizes
   // included) and into a float gx (written or added), the float backward's values.
   for (const Dims& xs : {Dims{2, 3, 6, 8}, Dims{2, 3, 7, 9}})
@@ -450,22 +467,25 @@ void check_bf16_gradients(Device d) {
     // transposes it into c's batch norm's bf16 gradient. Planar, b's convolution's input gradient
     // reaches the pooling that made its input (which then widens it into s's gradient: three
     // contributions); channels-last not: a's convolution reads the 3-channel image, so s and its
-    // pooling are planar while b's convolution is channels-last (its input is transposed). 5 in
-    // both. c's convolution reads a concatenation, which takes fp32.
+    // pooling are planar while b's convolution is channels-last (its input is transposed). Planar,
+    // c's convolution's input gradient reaches the concatenation, which copies its up part into
+    // the upsampling's bf16 gradient and widens its s part into s's float one (7); channels-last
+    // the concatenation of planar tensors is transposed into c's convolution (5).
     CHECK(check_against_fp32_gradients([&](bool on) {
             Mode mm = m;
             mm.grads16 = on;
             return run_ops(d, true, mm);
-          }) == 5);
+          }) == (m.last ? 5 : 7));
     // Both networks: every batch norm's input gradient is bf16, and so is a convolution's input
-    // gradient into the batch norm, upsampling, pooling or to_planar whose output it alone reads
-    // (97 in either layout; the count pins which hand-offs happen).
+    // gradient into the batch norm, upsampling, pooling, concatenation or to_planar whose output it
+    // alone reads, and a concatenation's into S's up blocks (107 in either layout; the count pins
+    // which hand-offs happen).
     const int64_t n = check_against_fp32_gradients([&](bool on) {
       Mode mm = m;
       mm.grads16 = on;
       return run_networks(d, true, mm);
     });
-    CHECK(n == 97);
+    CHECK(n == 107);
   }
 }
 
