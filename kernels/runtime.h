@@ -102,7 +102,7 @@ bool bf16_activations_active();
 // has one contribution and both ops agree (a convolution's input gradient into the fused batch
 // norm + ReLU, upsampling, max pooling or concatenation that produced the input; the batch norm's
 // input gradient into the convolution whose raw output it read; max pooling's, concatenation's
-// and to_planar's, when their own is bf16, into the op before them), the gradient buffer is bf16
+// and to_planar's, when their own is bf16, into the batch norm before them), the gradient buffer is bf16
 // instead of fp32. The convolution writes
 // cuDNN's bf16 input gradient there without widening it, and the next op reads it as it is; the
 // batch norm writes its input gradient rounded, which is the bf16 operand the convolution's

@@ -436,8 +436,42 @@ std::vector<float> run_to_planar_leaf(Device d, bool grads16) {
   return x.grad().to_vector();
 }
 
+// The fallbacks of the ops that move values (a third reader's cases), channels-last activations:
+//   0: a channels-last h read by two planar 2-channel convolutions: two to_planar nodes, so h's
+//      gradient is float, written by the first and added to by the second (each widening);
+//   1: concat of two single-consumer blocks into a block: both parts copied bf16;
+//   2: concat(h, h): one buffer for both parts, widened and added;
+//   3: concat of a channels-last and a planar block: both made planar, read by a channels-last
+//      convolution that transposes them, so the concatenation and to_planar get float gradients.
+std::vector<float> run_moves(Device d, int variant, bool grads16) {
+  WriteFirstScope scope(true, Precision::bf16, true, true, grads16);
+  ParamStore store;
+  ConvBnRelu a(store, "a.0", "a.1", 8, 8), b(store, "b.0", "b.1", 8, 8), p(store, "p.0", "p.1", 3, 8),
+      c(store, "c.0", "c.1", 16, 8);
+  Conv2d o1(store, "o1", 8, 2), o2(store, "o2", 8, 2);
+  store.finalize(d, 181);
+  const Tensor x = Tensor::uniform({2, 8, 6, 8}, 182, 0.f, 1.f, d), x3 = Tensor::uniform({2, 3, 6, 8}, 183, 0.f, 1.f, d);
+  const Tensor h = a(store, x, true);
+  Tensor y;
+  if (variant == 0) y = add(o1(store, h), o2(store, h));
+  else if (variant == 1) y = to_float32(c(store, concat_channels(h, b(store, x, true)), true));
+  else if (variant == 2) y = to_float32(c(store, concat_channels(h, h), true));
+  else y = to_float32(c(store, concat_channels(h, p(store, x3, true)), true));
+  sum(mul(y, Tensor::randn(y.shape(), 184, 0, 1, d))).backward();
+  return store.grads_flat().to_vector();
+}
+
 void check_bf16_gradients(Device d) {
   CHECK(check_against_fp32_gradients([&](bool on) { return run_to_planar_leaf(d, on); }) == 1);
+  for (int variant : {0, 1, 2, 3}) {
+    CAPTURE(variant);
+    const int64_t n = check_against_fp32_gradients([&](bool on) { return run_moves(d, variant, on); });
+    // Each block's batch norm into its raw output (0: a; 1: a, b, c; 2: a, c; 3: a, p, c); the two
+    // convolutions' into the two to_planar nodes (0: 2); c's convolution's into the concatenation
+    // and the concatenation's into a's and b's batch norms (1: 3); into the concatenation (2: 1).
+    const int64_t expected[] = {3, 6, 3, 3};
+    CHECK(n == expected[variant]);
+  }
   for (bool last : {false, true}) {
     CAPTURE(last);
     // bf16: out's input gradient into c's batch norm; each batch norm's input gradient into its
