@@ -102,14 +102,15 @@ bool bf16_activations_active();
 // has one contribution and both ops agree (a convolution's input gradient into the fused batch
 // norm + ReLU, upsampling, max pooling or concatenation that produced the input; the batch norm's
 // input gradient into the convolution whose raw output it read; max pooling's, concatenation's
-// and to_planar's, when their own is bf16, into the batch norm before them), the gradient buffer is bf16
-// instead of fp32. The convolution writes
-// cuDNN's bf16 input gradient there without widening it, and the next op reads it as it is; the
-// batch norm writes its input gradient rounded, which is the bf16 operand the convolution's
-// backward would have made of it; max pooling moves values without arithmetic. The same values as fp32 gradient buffers, bit for bit: a raw output's
-// bias gradient is summed from the rounded gradient either way (nn/ops.cpp; zero in exact
-// arithmetic, since a training-mode batch norm removes any bias, and rounding noise however it is
-// summed). Two casts and half the bytes of both gradients per conv-BN-ReLU.
+// and to_planar's, when their own is bf16, into the batch norm before them), the gradient buffer
+// is bf16 instead of fp32. The convolution writes cuDNN's bf16 input gradient there without
+// widening it, and the next op reads it as it is; the batch norm writes its input gradient
+// rounded, which is the bf16 operand the convolution's backward would have made of it; the ops
+// that move values move them without arithmetic. The same values as fp32 gradient buffers, bit
+// for bit: a raw output's bias gradient is summed from the rounded gradient either way
+// (nn/ops.cpp; zero in exact arithmetic, since a training-mode batch norm removes any bias, and
+// rounding noise however it is summed). Two casts and half the bytes of both gradients per
+// conv-BN-ReLU.
 // On by default (CAF_BF16_GRADS=0 in the environment: off); does nothing without bf16 activations.
 void set_bf16_gradients(bool on);
 bool bf16_gradients();
