@@ -48,9 +48,8 @@ void* P(const Tensor& t) { return is_bf16(t) ? static_cast<void*>(H(t)) : static
 
 // bf16 gradients (nn/autograd.h Bf16Grads) of the ops on bf16 activations. The fused batch norm
 // reads a bf16 gy exactly and writes its input gradient rounded (for a convolution's raw output
-// only, which rounds it anyway); max pooling, concatenation and to_planar move values (bf16 only
-// from bf16);
-// upsampling reads a bf16 gy exactly and writes fp32 (its sums).
+// only, which rounds it anyway); upsampling reads a bf16 gy exactly and writes fp32 (its sums);
+// the ops that move values (max pooling, concatenation, to_planar) write bf16 only from bf16.
 Bf16Grads bf16_grads_of_batchnorm(bool bf16) {
   Bf16Grads g;
   g.write = {bf16};
@@ -58,22 +57,15 @@ Bf16Grads bf16_grads_of_batchnorm(bool bf16) {
   g.takes = bf16;
   return g;
 }
-Bf16Grads bf16_grads_of_pooling(bool bf16) {
-  Bf16Grads g;
-  g.write = {bf16};
-  g.passes = true;
-  g.takes = bf16;
-  return g;
-}
-Bf16Grads bf16_grads_of_concat(bool bf16) {
-  Bf16Grads g;
-  g.write = {bf16, bf16};
-  g.passes = true;
-  g.takes = bf16;
-  return g;
-}
 Bf16Grads bf16_grads_of_upsampling(bool bf16) {
   Bf16Grads g;
+  g.takes = bf16;
+  return g;
+}
+Bf16Grads bf16_grads_moving(size_t inputs, bool bf16) {
+  Bf16Grads g;
+  g.write.assign(inputs, bf16);
+  g.passes = true;
   g.takes = bf16;
   return g;
 }
@@ -297,7 +289,7 @@ Tensor concat_channels(const Tensor& a_in, const Tensor& b_in) {
           else channel_copy_widen(gy.device(), H(gy), F(g[i]), part, !fresh_gradient(i));
         }
       },
-      {true, true}, bf16_grads_of_concat(bf16));
+      {true, true}, bf16_grads_moving(2, bf16));
   attach_recipe(y, {&a, &b}, [forward](const std::vector<Tensor>& in, void* out) { forward(in[0], in[1], out); });
   return y;
 }
@@ -347,7 +339,7 @@ Tensor to_planar(const Tensor& x) {
           transpose_f32_to_nhwc(d, F(gy), F(g[0]), s.n, s.c, s.hw(), !fresh_gradient(0));
         }
       },
-      {true}, bf16_grads_of_pooling(true));
+      {true}, bf16_grads_moving(1, true));
   attach_recipe(y, {&x}, [forward](const std::vector<Tensor>& in, void* out) { forward(in[0], out); });
   return y;
 }
@@ -686,7 +678,7 @@ Tensor maxpool2d(const Tensor& x) {
           else if (is_bf16(gy)) maxpool2d_backward_index(gy.device(), id, H(gy), s, F(g[0]), fresh_gradient(0), last);
           else maxpool2d_backward_index(gy.device(), id, F(gy), s, F(g[0]), fresh_gradient(0), last);
         },
-        {true}, bf16_grads_of_pooling(bf16));
+        {true}, bf16_grads_moving(1, bf16));
     attach_recipe(y, {&x}, [forward](const std::vector<Tensor>& in, void* o) {
       forward(in[0], o, nullptr);  // the same maxima the indexed forward wrote
     });

@@ -206,15 +206,10 @@ static void check_bf16_activations_training(Device d) {
     const std::string on = std::string("bf16_grads_") + layout, off = std::string("fp32_grads_") + layout;
     opt.out_dir = (data.root / on).string();
     train(cfg, opt);
-    set_bf16_gradients(false);
+    set_bf16_gradients(false);  // restored by `pinned` if train throws
     opt.out_dir = (data.root / off).string();
     const int64_t before_off = bf16_gradients_given();
-    try {
-      train(cfg, opt);
-    } catch (...) {
-      set_bf16_gradients(true);
-      throw;
-    }
+    train(cfg, opt);
     set_bf16_gradients(true);
     CHECK(bf16_gradients_given() == before_off);
     check_same_run(data.root / on, data.root / off);
