@@ -209,10 +209,6 @@ step bench-step-bf16act-graph "$B/caf" bench step $CAFB --precision bf16 --activ
   --json "$RES/caf_bf16act_graph.json"
 step bench-step-bf16act-nhwc-graph "$B/caf" bench step $CAFB --precision bf16 --activations bf16 --layout nhwc \
   --augment --graph --ops --json "$RES/caf_bf16act_nhwc_graph.json"
-# The same with fp32 activation gradients (bf16 gradients off, the tenth session's default on):
-# what the bf16 gradient buffers between convolutions and batch norms save.
-step bench-step-bf16act-nhwc-graph-f32grads "$B/caf" bench step $CAFB --precision bf16 --activations bf16 \
-  --layout nhwc --bf16-grads off --augment --graph --json "$RES/caf_bf16act_nhwc_graph_f32grads.json"
 [ -z "${CAF_QUICK:-}" ] && step bench-step-fastest "$B/caf" bench step $CAFB --precision tf32 --augment --graph \
   --algos fastest --json "$RES/caf_fastest.json"
 [ -z "${CAF_QUICK:-}" ] && step bench-step-fp32 "$B/caf" bench step $CAFB --precision fp32 --steps 10 --warmup 3 \
@@ -253,6 +249,11 @@ compile_timing
 # checked against the CPU reference, then ms, GB/s and the share of the memory bandwidth, with the
 # candidate channels-last statistics kernel beside the product's (bench/kernels; about 20 s).
 step kdev-bn-relu "$B/bench/kdev_batchnorm_relu" ${CAF_DRY:+--quick} --json "$RES/kdev_batchnorm_relu.json"
+# bench-step-bf16act-nhwc-graph again with fp32 activation gradients (bf16 gradients off; the
+# tenth session made them the default): what the bf16 gradient buffers save. After PyTorch's
+# reference and the loss gates, which the table needs first (about 15 s).
+step bench-step-bf16act-nhwc-graph-f32grads "$B/caf" bench step $CAFB --precision bf16 --activations bf16 \
+  --layout nhwc --bf16-grads off --augment --graph --json "$RES/caf_bf16act_nhwc_graph_f32grads.json"
 # A run killed (SIGKILL, SIGINT) and resumed, against an uninterrupted one, on the GPU (after the
 # table and the loss gates, which issue 7 needs first; tools/emu_check.sh checks caf's side of it
 # without a GPU): each
