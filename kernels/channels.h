@@ -90,11 +90,16 @@ void concat_channels_forward(Device d, const T* a, int64_t ca, const T* b, int64
   channel_copy(d, a, y, {n, hw, ca, 0, ca + cb, 0, ca}, false);
   channel_copy(d, b, y, {n, hw, cb, 0, ca + cb, ca, cb}, false);
 }
+// The copy of a concatenation's gradient gy (ca + cb channels) into part 0 (ga) or 1 (gb).
+inline ChannelCopyArgs concat_part(int part, int64_t ca, int64_t cb, int64_t n, int64_t hw, bool last) {
+  return part == 0 ? ChannelCopyArgs{n, hw, ca + cb, 0, ca, 0, ca, last}
+                   : ChannelCopyArgs{n, hw, ca + cb, ca, cb, 0, cb, last};
+}
 template <class T>
 void concat_channels_backward(Device d, const T* gy, int64_t ca, int64_t cb, int64_t n, int64_t hw,
                               T* ga, T* gb, bool write_a = false, bool write_b = false, bool last = false) {
-  if (ga) channel_copy(d, gy, ga, {n, hw, ca + cb, 0, ca, 0, ca, last}, !write_a);
-  if (gb) channel_copy(d, gy, gb, {n, hw, ca + cb, ca, cb, 0, cb, last}, !write_b);
+  if (ga) channel_copy(d, gy, ga, concat_part(0, ca, cb, n, hw, last), !write_a);
+  if (gb) channel_copy(d, gy, gb, concat_part(1, ca, cb, n, hw, last), !write_b);
 }
 template <class T>
 void slice_channels_forward(Device d, const T* x, Shape4 s, int64_t c0, int64_t c1, T* y) {

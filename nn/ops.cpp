@@ -280,11 +280,9 @@ Tensor concat_channels(const Tensor& a_in, const Tensor& b_in) {
         }
         // bf16 gradients: each part of a bf16 gy (a convolution's input gradient) is copied as it is
         // into a bf16 part (only from bf16: Bf16Grads::passes) or widened into a float one.
-        const int64_t c = sa.c + sb.c;
         for (size_t i = 0; i < 2; ++i) {
           if (!g[i].defined()) continue;
-          const ChannelCopyArgs part{sa.n, sa.hw(), c, i == 0 ? 0 : sa.c, i == 0 ? sa.c : sb.c, 0,
-                                     i == 0 ? sa.c : sb.c, last};
+          const ChannelCopyArgs part = concat_part(int(i), sa.c, sb.c, sa.n, sa.hw(), last);
           if (is_bf16(g[i])) channel_copy_bf16(gy.device(), H(gy), H(g[i]), part);
           else channel_copy_widen(gy.device(), H(gy), F(g[i]), part, !fresh_gradient(i));
         }

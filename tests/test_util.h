@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cast.h"
 #include "kernels/runtime.h"
 #include "nn/networks.h"
 #include "nn/ops.h"
@@ -26,6 +27,29 @@ inline bool all_finite(const std::vector<float>& v) {
   for (float e : v)
     if (!std::isfinite(e)) return false;
   return true;
+}
+
+// A float tensor rounded to bf16 (cast_to_bf16: to nearest even), in its layout.
+inline Tensor round16(const Tensor& f) {
+  Tensor h = Tensor::empty(f.shape(), DType::bf16, f.device());
+  cast_to_bf16(f.device(), f.data<float>(), h.data<uint16_t>(), f.numel());
+  return h;
+}
+// float(x16) + bias[c] (bias may be undefined; then any shape): what a bf16 activation with a
+// pending bias means. A channels-last x16 gives the planar values.
+inline Tensor widened(const Tensor& x16, const Tensor& bias = Tensor()) {
+  Tensor f = Tensor::empty(x16.shape(), DType::f32, x16.device());
+  const float* b = bias.defined() ? bias.data<float>() : nullptr;
+  if (x16.channels_last()) {
+    const Shape4 s = x16.shape4();
+    cast_from_bf16_nhwc(x16.device(), x16.data<uint16_t>(), b, f.data<float>(), s.n, s.c, s.hw());
+  } else if (b) {
+    const Shape4 s = x16.shape4();
+    cast_from_bf16(x16.device(), x16.data<uint16_t>(), b, s.hw(), s.c, f.data<float>(), f.numel());
+  } else {
+    cast_from_bf16(x16.device(), x16.data<uint16_t>(), nullptr, 1, 1, f.data<float>(), f.numel());
+  }
+  return f;
 }
 
 // The same float bits (so -0 and +0 differ, and NaN equals a NaN of the same bits).

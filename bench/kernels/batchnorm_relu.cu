@@ -115,7 +115,7 @@ struct DeviceArray {
 // from 24 random bits each, which moves the same bytes.
 struct Problem {
   BatchNormArgs a;
-  std::vector<uint16_t> x;
+  std::vector<uint16_t> x, gy16;  // gy16: gy rounded (bf16 gradients)
   std::vector<float> bias, gamma, beta, gy, running_mean, running_var;
   Problem(const Shape4& s, bool nhwc, uint64_t seed, bool normal = true) {
     a.s = s;
@@ -126,6 +126,7 @@ struct Problem {
     const auto unit = [&] { return float(rng.next() >> 40) * (1.f / 16777216.f); };  // [0, 1)
     for (auto& v : x) v = f32_to_bf16(normal ? float(rng.normal() * 1.5 + 0.25) : -2.f + 4.5f * unit());
     for (auto& v : gy) v = normal ? float(rng.uniform(-1, 1)) : 2.f * unit() - 1.f;
+    for (float v : gy) gy16.push_back(f32_to_bf16(v));
     for (int64_t c = 0; c < s.c; ++c) {
       bias.push_back(float(rng.uniform(-0.5, 0.5)));
       gamma.push_back(float(rng.uniform(0.5, 1.5)));
@@ -137,17 +138,14 @@ struct Problem {
 };
 
 struct OnDevice {
-  DeviceArray<uint16_t> x, y, gy16, gx16;  // gy16: gy rounded (bf16 gradients)
+  DeviceArray<uint16_t> x, y, gy16, gx16;
   DeviceArray<float> bias, gamma, beta, gy, gx, mean, invstd, rmean, rvar, ggamma, gbeta;
   DeviceArray<double2> parts;
   explicit OnDevice(const Problem& p)
       : x(p.a.s.numel()), y(p.a.s.numel()), gy16(p.a.s.numel()), gx16(p.a.s.numel()), bias(p.a.s.c), gamma(p.a.s.c), beta(p.a.s.c),
         gy(p.a.s.numel()), gx(p.a.s.numel()), mean(p.a.s.c), invstd(p.a.s.c), rmean(p.a.s.c),
         rvar(p.a.s.c), ggamma(p.a.s.c), gbeta(p.a.s.c), parts(p.a.s.c * stats2_partials_count(p.a.s)) {
-    x.put(p.x), bias.put(p.bias), gamma.put(p.gamma), beta.put(p.beta), gy.put(p.gy);
-    std::vector<uint16_t> h(p.gy.size());
-    for (size_t i = 0; i < h.size(); ++i) h[i] = f32_to_bf16(p.gy[i]);
-    gy16.put(h);
+    x.put(p.x), bias.put(p.bias), gamma.put(p.gamma), beta.put(p.beta), gy.put(p.gy), gy16.put(p.gy16);
     rmean.put(p.running_mean), rvar.put(p.running_var);
   }
 };
@@ -175,12 +173,10 @@ Expected cpu_reference(const Problem& p) {
   cpu::batchnorm_relu_train_backward_bf16(p.x.data(), p.bias.data(), p.gamma.data(), p.beta.data(), p.gy.data(),
                                           e.mean.data(), e.invstd.data(), e.gx.data(), e.ggamma.data(),
                                           e.gbeta.data(), a);
-  std::vector<uint16_t> gy16(e.y.size());
-  for (size_t i = 0; i < gy16.size(); ++i) gy16[i] = f32_to_bf16(p.gy[i]);
   std::vector<float> gg(size_t(s.c), 0.f), gb(size_t(s.c), 0.f);
   e.gx16.resize(e.y.size());
   a.gy_bf16 = a.gx_bf16 = true;
-  cpu::batchnorm_relu_train_backward_bf16(p.x.data(), p.bias.data(), p.gamma.data(), p.beta.data(), gy16.data(),
+  cpu::batchnorm_relu_train_backward_bf16(p.x.data(), p.bias.data(), p.gamma.data(), p.beta.data(), p.gy16.data(),
                                           e.mean.data(), e.invstd.data(), e.gx16.data(), gg.data(), gb.data(), a);
   return e;
 }

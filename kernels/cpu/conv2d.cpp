@@ -311,8 +311,8 @@ void conv2d_backward_filter_bf16(const uint16_t* x, const uint16_t* gy, uint16_t
   narrow(gwf, bcp_w(s), s.nhwc, gw);
 }
 void conv2d_backward_bias_bf16(const uint16_t* gy, float* gb, const Conv2dShape& s) {
-  std::vector<float> gyf(static_cast<size_t>(s.y().numel()));  // widened in place: gy's layout
-  for (size_t i = 0; i < gyf.size(); ++i) gyf[i] = bf16_to_f32(gy[i]);
+  std::vector<float> gyf(static_cast<size_t>(s.y().numel()));  // widened in gy's layout
+  cast_from_bf16(gy, nullptr, 1, 1, gyf.data(), s.y().numel());
   conv2d_backward_bias<float>(gyf.data(), gb, s);
 }
 

@@ -32,21 +32,9 @@ struct Bf16Scope : test::RuntimeSwitches {
   }
 };
 
-Tensor round16(const Tensor& f) {
-  Tensor h = Tensor::empty(f.shape(), DType::bf16, f.device());
-  cast_to_bf16(f.device(), f.data<float>(), h.data<uint16_t>(), f.numel());
-  return h;
-}
-// float(x16) + bias[c] (bias may be undefined): what a bf16 activation with a pending bias means.
-// A channels-last x16 gives the planar values.
-Tensor widened(const Tensor& x16, const Tensor& bias = Tensor()) {
-  const Shape4 s = x16.shape4();
-  Tensor f = Tensor::empty(x16.shape(), DType::f32, x16.device());
-  const float* b = bias.defined() ? bias.data<float>() : nullptr;
-  if (x16.channels_last()) cast_from_bf16_nhwc(x16.device(), x16.data<uint16_t>(), b, f.data<float>(), s.n, s.c, s.hw());
-  else cast_from_bf16(x16.device(), x16.data<uint16_t>(), b, s.hw(), s.c, f.data<float>(), f.numel());
-  return f;
-}
+using test::round16;
+using test::widened;
+
 std::vector<uint16_t> bits(const Tensor& x16) {
   const Tensor h = x16.to(Device::cpu);
   const uint16_t* p = h.data<uint16_t>();

@@ -209,16 +209,6 @@ void check_kernels(Device d) {
 // rounded, every element of a NaN-filled bf16 gx written, the parameter gradients unchanged; a
 // convolution's bias gradient from a bf16 gy is the one from the widened gy. Planar and
 // channels-last, vector and scalar paths (C % 4, H*W % 4).
-Tensor rounded16(const Tensor& f) {
-  Tensor h = Tensor::empty(f.shape(), DType::bf16, f.device());
-  cast_to_bf16(f.device(), f.data<float>(), h.data<uint16_t>(), f.numel());
-  return h;
-}
-Tensor widened32(const Tensor& h) {
-  Tensor f = Tensor::empty(h.shape(), DType::f32, h.device());
-  cast_from_bf16(h.device(), h.data<uint16_t>(), nullptr, 1, 1, f.data<float>(), f.numel());
-  return f;
-}
 void check_bf16_gradient_kernels(Device d) {
   // A concatenation's backward of a bf16 gy into a float part: the float copy of the widened gy,
   // written or added (channel_copy_widen), either layout.
@@ -226,7 +216,7 @@ void check_bf16_gradient_kernels(Device d) {
     for (bool write : {true, false}) {
       CAPTURE(last);
       CAPTURE(write);
-      const Tensor gy16 = rounded16(Tensor::randn({2, 5, 3, 4}, 171, 0, 1, d)), gy = widened32(gy16);
+      const Tensor gy16 = test::round16(Tensor::randn({2, 5, 3, 4}, 171, 0, 1, d)), gy = test::widened(gy16);
       const Tensor start = Tensor::randn({2, 2, 3, 4}, 172, 0, 1, d);
       const float nan = std::numeric_limits<float>::quiet_NaN();
       const Tensor a = write ? Tensor::full({2, 2, 3, 4}, nan, d) : start.clone();
@@ -245,16 +235,16 @@ void check_bf16_gradient_kernels(Device d) {
       CAPTURE(last);
       const Shape4 s{xs[0], xs[1], xs[2], xs[3]};
       const Dims ys{s.n, s.c, s.h / 2, s.w / 2};
-      const Tensor x16 = rounded16(Tensor::randn(xs, 128, 0, 1, d)), y16 = Tensor::empty(ys, DType::bf16, d);
+      const Tensor x16 = test::round16(Tensor::randn(xs, 128, 0, 1, d)), y16 = Tensor::empty(ys, DType::bf16, d);
       const Tensor idx = Tensor::empty(ys, DType::u8, d);
       maxpool2d_forward_index_bf16(d, x16.data<uint16_t>(), s, y16.data<uint16_t>(), idx.data<uint8_t>(), last);
-      const Tensor gy16 = rounded16(Tensor::randn(ys, 129, 0, 1, d)), gy = widened32(gy16);
+      const Tensor gy16 = test::round16(Tensor::randn(ys, 129, 0, 1, d)), gy = test::widened(gy16);
       const float nan = std::numeric_limits<float>::quiet_NaN();
-      const Tensor ref = Tensor::full(xs, nan, d), g16 = rounded16(Tensor::full(xs, nan, d));
+      const Tensor ref = Tensor::full(xs, nan, d), g16 = test::round16(Tensor::full(xs, nan, d));
       maxpool2d_backward_index(d, idx.data<uint8_t>(), gy.data<float>(), s, ref.data<float>(), true, last);
       maxpool2d_backward_index(d, idx.data<uint8_t>(), gy16.data<uint16_t>(), s, g16.data<uint16_t>(), true, last);
-      CHECK(test::all_finite(widened32(g16).to_vector()));
-      CHECK(widened32(g16).to_vector() == ref.to_vector());
+      CHECK(test::all_finite(test::widened(g16).to_vector()));
+      CHECK(test::widened(g16).to_vector() == ref.to_vector());
       for (bool write : {true, false}) {
         const Tensor start = Tensor::randn(xs, 130, 0, 1, d);
         const Tensor a = write ? Tensor::full(xs, nan, d) : start.clone(), b = write ? Tensor::full(xs, nan, d) : start.clone();
@@ -273,7 +263,7 @@ void check_bf16_gradient_kernels(Device d) {
       CAPTURE(last);
       CAPTURE(write);
       const Shape4 s{2, 3, 5, 4};
-      const Tensor gy16 = rounded16(Tensor::randn({2, 3, 10, 8}, 126, 0, 1, d)), gy = widened32(gy16);
+      const Tensor gy16 = test::round16(Tensor::randn({2, 3, 10, 8}, 126, 0, 1, d)), gy = test::widened(gy16);
       const Tensor start = Tensor::randn({2, 3, 5, 4}, 127, 0, 1, d);
       const Tensor g16 = write ? Tensor::full({2, 3, 5, 4}, std::numeric_limits<float>::quiet_NaN(), d) : start.clone();
       const Tensor g32 = write ? Tensor::full({2, 3, 5, 4}, std::numeric_limits<float>::quiet_NaN(), d) : start.clone();
@@ -287,7 +277,7 @@ void check_bf16_gradient_kernels(Device d) {
       CAPTURE(dims_str(xs));
       CAPTURE(nhwc);
       const Shape4 s{xs[0], xs[1], xs[2], xs[3]};
-      const Tensor x16 = rounded16(Tensor::randn(xs, 121, 0, 2, d)), bias = Tensor::uniform({s.c}, 122, -1.f, 1.f, d);
+      const Tensor x16 = test::round16(Tensor::randn(xs, 121, 0, 2, d)), bias = Tensor::uniform({s.c}, 122, -1.f, 1.f, d);
       const Tensor gamma = Tensor::uniform({s.c}, 123, 0.5f, 1.5f, d), beta = Tensor::uniform({s.c}, 124, -0.5f, 0.5f, d);
       const Tensor y16 = Tensor::empty(xs, DType::bf16, d), mean = Tensor::empty({s.c}, DType::f32, d),
                    invstd = Tensor::empty({s.c}, DType::f32, d);
@@ -296,14 +286,14 @@ void check_bf16_gradient_kernels(Device d) {
       batchnorm_relu_train_forward_bf16(d, x16.data<uint16_t>(), bias.data<float>(), gamma.data<float>(),
                                         beta.data<float>(), y16.data<uint16_t>(), mean.data<float>(),
                                         invstd.data<float>(), nullptr, nullptr, a);
-      const Tensor gy16 = rounded16(Tensor::randn(xs, 125, 0, 1, d)), gy = widened32(gy16);
+      const Tensor gy16 = test::round16(Tensor::randn(xs, 125, 0, 1, d)), gy = test::widened(gy16);
       // gx (float or bf16, NaN-filled) and the parameter gradients (accumulated into zeros).
       struct Out {
         std::vector<float> gx, gg, gb;
       };
       const auto run = [&](bool gy_bf16, bool gx_bf16) {
         const Tensor nan = Tensor::full(xs, std::numeric_limits<float>::quiet_NaN(), d);
-        const Tensor gx = gx_bf16 ? rounded16(nan) : nan;
+        const Tensor gx = gx_bf16 ? test::round16(nan) : nan;
         const Tensor gg = Tensor::zeros({s.c}, DType::f32, d), gb = Tensor::zeros({s.c}, DType::f32, d);
         BatchNormArgs ab = a;
         ab.overwrite_gx = true;
@@ -315,12 +305,12 @@ void check_bf16_gradient_kernels(Device d) {
             mean.data<float>(), invstd.data<float>(),
             gx_bf16 ? static_cast<void*>(gx.data<uint16_t>()) : static_cast<void*>(gx.data<float>()), gg.data<float>(),
             gb.data<float>(), ab);
-        return Out{(gx_bf16 ? widened32(gx) : gx).to_vector(), gg.to_vector(), gb.to_vector()};
+        return Out{(gx_bf16 ? test::widened(gx) : gx).to_vector(), gg.to_vector(), gb.to_vector()};
       };
       const Out ref = run(false, false);
       REQUIRE(test::all_finite(ref.gx));
       const std::vector<float> ref_rounded =
-          widened32(rounded16(Tensor::from_vector(xs, ref.gx, d))).to_vector();
+          test::widened(test::round16(Tensor::from_vector(xs, ref.gx, d))).to_vector();
       for (const auto& mode : {std::pair{true, false}, {false, true}, {true, true}}) {
         const bool gy_bf16 = mode.first, gx_bf16 = mode.second;
         CAPTURE(gy_bf16);
@@ -426,7 +416,7 @@ std::vector<float> run_bn_after(Device d, int mid, bool last, bool grads16) {
 // into the leaf's float gradient (leaves never get fresh or bf16 buffers).
 std::vector<float> run_to_planar_leaf(Device d, bool grads16) {
   WriteFirstScope scope(true, Precision::bf16, true, true, grads16);
-  const Tensor planar = rounded16(Tensor::randn({2, 8, 6, 5}, 161, 0, 1, d));
+  const Tensor planar = test::round16(Tensor::randn({2, 8, 6, 5}, 161, 0, 1, d));
   Tensor x = Tensor::empty(planar.shape(), DType::bf16, d);
   transpose_bf16_to_nhwc(d, planar.data<uint16_t>(), x.data<uint16_t>(), 2, 8, 30);
   x.set_channels_last(true).set_requires_grad(true);
