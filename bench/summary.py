@@ -4,7 +4,7 @@
 
 DIR holds what gpu_check.sh wrote: caf_*.json (caf bench step --json: tf32, tf32_unfused, augment,
 graph, bf16, bf16_graph, bf16_nhwc_graph, bf16act, bf16act_graph, bf16act_nhwc_graph,
-bf16act_nhwc_graph_f32grads, fastest, reproducible, fp32), torch.json and torch_compile.json (bench/torch_reference.py --json),
+bf16act_nhwc_graph_f32grads, fastest, reproducible, fp32, memory_bf16act_nhwc: --memory's census), torch.json and torch_compile.json (bench/torch_reference.py --json),
 augment_8.txt (caf bench augment's output), quickstart_gpu.json (the README's main job on the GPU:
 eval metrics). A missing file leaves its cells "not run".
 """
@@ -27,7 +27,7 @@ def main():
     caf = {k: load(d, f"caf_{k}.json") for k in ("tf32", "tf32_unfused", "augment", "graph", "bf16", "bf16_graph",
                                                 "bf16_nhwc_graph", "bf16act", "bf16act_graph", "bf16act_nhwc_graph",
                                                 "bf16act_nhwc_graph_f32grads",
-                                                "fastest", "reproducible", "fp32")}
+                                                "fastest", "reproducible", "fp32", "memory_bf16act_nhwc")}
     torch = {r["mode"]: r for f in ("torch.json", "torch_compile.json") for r in (load(d, f) or [])}
     aug = None
     try:
@@ -40,7 +40,7 @@ def main():
         return f"{r['median_ms']:.1f} ms" if r else "not run"
 
     # The full step (with augmentation) at its fastest among what ran.
-    full = [r for k, r in caf.items() if r and r.get("augment")]
+    full = [r for k, r in caf.items() if r and r.get("augment") and k != "memory_bf16act_nhwc"]
     best = min(full, key=lambda r: r["median_ms"]) if full else None
     label = (f"{best['precision']}{', bf16 activations' if best.get('activations') == 'bf16' else ''}"
              f"{', NHWC convolutions' if best.get('layout') == 'nhwc' else ''}"
@@ -83,7 +83,8 @@ def main():
     rows.append(ratio("bf16-cl", "-", "eager bf16 + channels_last"))
     tp = torch.get("tf32", {}).get("peak_mib")
     for key, name in (("augment", "TF32"), ("tf32", "TF32 (networks only)"), ("bf16", "bf16"),
-                      ("bf16act", "bf16 with bf16 activations"), ("tf32_unfused", "TF32 as run 8 (networks only)")):
+                      ("bf16act", "bf16 with bf16 activations"), ("tf32_unfused", "TF32 as run 8 (networks only)"),
+                      ("memory_bf16act_nhwc", "bf16 with channels-last bf16 activations")):
         r = caf[key]
         if r:
             rel = f" ({r['peak_mib'] / tp:.2f}x PyTorch eager TF32's {tp / 1024:.2f} GiB)" if tp else ""
@@ -107,6 +108,10 @@ def main():
     print("|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} |")
+    census = (caf["memory_bf16act_nhwc"] or {}).get("memory_census")
+    if census:
+        print(f"\nmemory at the peak, caf bf16 with channels-last bf16 activations ({census['peak_mib']:.1f} MiB): " +
+              ", ".join(f"{r['label']} {r['mib']:.1f} MiB" for r in census["rows"][:12]))
     for key in ("tf32", "tf32_unfused", "augment", "bf16", "bf16act", "bf16act_nhwc_graph"):
         r = caf[key]
         if r and r.get("phases_ms"):

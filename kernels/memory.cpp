@@ -24,8 +24,21 @@ size_t alloc_size_class(size_t bytes) {
   return (bytes + step - 1) / step * step;
 }
 
+CensusLabel& census_label() {
+  thread_local CensusLabel label;
+  return label;
+}
+
+std::string CensusLabel::text() const {
+  std::string s = phase ? *phase : std::string("outside any phase");
+  if (op) s += std::string(backward ? " · bwd " : " · fwd ") + op;
+  return s;
+}
+
 void* CachingAllocator::allocate(size_t bytes) {
   const size_t size = alloc_size_class(bytes);
+  // the label is built before the lock: only while the census is on
+  const std::string label = census_.on.load(std::memory_order_relaxed) ? census_label().text() : std::string();
   std::lock_guard<std::mutex> lock(mutex_);
   void* p = nullptr;
   std::multimap<size_t, void*>& free_list = active_pool_ ? pool_free_[active_pool_] : free_;
@@ -51,6 +64,13 @@ void* CachingAllocator::allocate(size_t bytes) {
   }
   stats_.bytes_in_use += size;
   stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.bytes_in_use);
+  if (census_.on && !label.empty()) {
+    const int id = census_.id(label);
+    census_.live[p] = {id, int64_t(size)};
+    census_.bytes[size_t(id)] += int64_t(size);
+    census_.blocks[size_t(id)] += 1;
+    if (stats_.bytes_in_use > census_.peak) census_.snapshot(stats_.bytes_in_use);
+  }
   return p;
 }
 
@@ -62,6 +82,65 @@ void CachingAllocator::release(void* ptr, size_t bytes) {
   (pool == pool_of_.end() ? free_ : pool_free_[pool->second]).emplace(size, ptr);
   stats_.bytes_in_use -= size;
   stats_.bytes_cached += size;
+  if (census_.on) {
+    // a block allocated before the census began is one of the "before the census" bytes
+    auto it = census_.live.find(ptr);
+    const int id = it == census_.live.end() ? 0 : it->second.first;
+    census_.bytes[size_t(id)] -= int64_t(size);
+    census_.blocks[size_t(id)] -= it == census_.live.end() ? 0 : 1;
+    if (it != census_.live.end()) census_.live.erase(it);
+  }
+}
+
+int CachingAllocator::Census::id(const std::string& label) {
+  auto [it, added] = ids.emplace(label, int(labels.size()));
+  if (added) {
+    labels.push_back(label);
+    bytes.push_back(0);
+    blocks.push_back(0);
+  }
+  return it->second;
+}
+
+void CachingAllocator::Census::snapshot(int64_t in_use) {
+  peak = in_use;
+  peak_bytes = bytes;
+  peak_blocks = blocks;
+}
+
+void CachingAllocator::set_census(bool on) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (on == census_.on) return;
+  census_.ids.clear();
+  census_.labels.clear();
+  census_.bytes.clear();
+  census_.blocks.clear();
+  census_.live.clear();
+  census_.peak_bytes.clear();
+  census_.peak_blocks.clear();
+  census_.peak = -1;
+  if (on) {
+    // label 0: what was in use when the census began (its blocks are not known one by one)
+    census_.id("before the census");
+    census_.bytes[0] = stats_.bytes_in_use;
+    census_.snapshot(stats_.bytes_in_use);
+  }
+  census_.on = on;
+}
+
+MemoryCensus CachingAllocator::census() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  MemoryCensus c;
+  c.on = census_.on;
+  if (!c.on) return c;
+  for (size_t i = 0; i < census_.peak_bytes.size(); ++i)
+    if (census_.peak_bytes[i] != 0) {
+      c.rows.push_back({census_.labels[i], census_.peak_bytes[i], census_.peak_blocks[i]});
+      c.peak_bytes += census_.peak_bytes[i];
+    }
+  std::stable_sort(c.rows.begin(), c.rows.end(),
+                   [](const CensusRow& a, const CensusRow& b) { return a.bytes > b.bytes; });
+  return c;
 }
 
 bool CachingAllocator::in_private_pool(void* ptr) const {
@@ -77,6 +156,7 @@ AllocStats CachingAllocator::stats() const {
 void CachingAllocator::reset_peak() {
   std::lock_guard<std::mutex> lock(mutex_);
   stats_.peak_bytes = stats_.bytes_in_use;
+  if (census_.on) census_.snapshot(stats_.bytes_in_use);
 }
 
 void CachingAllocator::empty_cache() {

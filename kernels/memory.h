@@ -8,10 +8,13 @@
 #pragma once
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "kernels/common.h"
 
@@ -24,6 +27,32 @@ struct AllocStats {
   int64_t device_allocs = 0;    // calls to the underlying allocator (cudaMalloc / aligned_alloc)
   int64_t cache_hits = 0;       // requests served from the cache
 };
+
+// The memory census: which phases and ops hold the bytes in use at the peak (`caf bench step
+// --memory`). While it is on, every allocation is filed under its CensusLabel (below: "R
+// forward · fwd conv2d": the phase and op that asked for it, kernels/profile.h), and the allocator
+// keeps the bytes per label at the highest bytes_in_use since the census began or reset_peak().
+// Bytes are the size classes the allocator hands out, so the rows add up to the peak exactly.
+struct CensusRow {
+  std::string label;
+  int64_t bytes = 0;   // in use at the peak
+  int64_t blocks = 0;  // allocations they make up
+};
+struct MemoryCensus {
+  bool on = false;
+  int64_t peak_bytes = 0;       // the rows' sum
+  std::vector<CensusRow> rows;  // largest first
+};
+// What the census files this thread's allocations under: the innermost phase (profile::Scope) and
+// op (profile::OpScope), which keep it (kernels/profile.h). text(): "R forward · fwd conv2d", or
+// "outside any phase" when no Scope is open.
+struct CensusLabel {
+  const std::string* phase = nullptr;
+  const char* op = nullptr;
+  bool backward = false;
+  std::string text() const;
+};
+CensusLabel& census_label();  // this thread's
 
 class Allocator {
  public:
@@ -41,6 +70,9 @@ class Allocator {
   // The pool's graph is gone: its free blocks join the general cache, and blocks still in use go
   // there when released.
   virtual void release_private_pool(int id) = 0;
+  // The memory census (above). Allocations made before it began are filed as "before the census".
+  virtual void set_census(bool on) = 0;
+  virtual MemoryCensus census() const = 0;
 };
 
 Allocator& allocator(Device d);
@@ -59,6 +91,8 @@ class CachingAllocator : public Allocator {
   int begin_private_pool() override;
   void end_private_pool() override;
   void release_private_pool(int id) override;
+  void set_census(bool on) override;
+  MemoryCensus census() const override;
 
  protected:
   virtual void* raw_allocate(size_t bytes) = 0;  // null when out of memory
@@ -76,6 +110,18 @@ class CachingAllocator : public Allocator {
   int active_pool_ = 0, next_pool_ = 1;                  // 0: the general cache
   std::map<void*, int> pool_of_;                         // blocks that belong to a private pool
   std::map<int, std::multimap<size_t, void*>> pool_free_;
+  struct Census {
+    std::atomic<bool> on{false};
+    std::map<std::string, int> ids;  // label -> index into the vectors below
+    std::vector<std::string> labels;
+    std::vector<int64_t> bytes, blocks;            // in use now, per label
+    std::vector<int64_t> peak_bytes, peak_blocks;  // at the peak
+    int64_t peak = -1;                             // bytes_in_use at the peak
+    std::unordered_map<void*, std::pair<int, int64_t>> live;  // block -> label, size class
+    int id(const std::string& label);
+    void snapshot(int64_t in_use);
+  };
+  Census census_;
 };
 
 // Size class a request is served from: 512-byte steps up to 1 MiB, then four classes per power of

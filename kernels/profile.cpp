@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "kernels/error.h"
+#include "kernels/memory.h"
 #include "kernels/runtime.h"
 
 #if defined(CAF_WITH_CUDA)
@@ -118,6 +119,9 @@ Scope::Scope(std::string name, const char* tag) {
     g_tag = tag;
     sets_tag_ = true;
   }
+  label_ = name;
+  previous_label_ = census_label().phase;
+  census_label().phase = &label_;
   std::lock_guard<std::mutex> lock(g_mutex);
   Collection& c = col();
   if (!c.open) return;
@@ -139,6 +143,7 @@ Scope::Scope(std::string name, const char* tag) {
 
 Scope::~Scope() {
   if (sets_tag_) g_tag = previous_tag_;
+  census_label().phase = previous_label_;
 #if defined(CAF_WITH_CUDA)
   nvtxRangePop();
 #endif
@@ -155,6 +160,18 @@ Scope::~Scope() {
 }
 
 const char* current_tag() { return g_tag; }
+
+OpScope::OpScope(const char* op, bool backward)
+    : previous_op_(census_label().op), previous_backward_(census_label().backward) {
+  if (op_ranges()) scope_.emplace(std::string(backward ? "bwd " : "fwd ") + op);
+  census_label().op = op;
+  census_label().backward = backward;
+}
+
+OpScope::~OpScope() {
+  census_label().op = previous_op_;
+  census_label().backward = previous_backward_;
+}
 
 namespace {
 std::atomic<bool> g_op_ranges{false};

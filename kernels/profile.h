@@ -41,21 +41,29 @@ class Scope {
   int generation_ = 0;
   const char* previous_tag_ = nullptr;
   bool sets_tag_ = false;
+  std::string label_;                           // this range's name, for the memory census
+  const std::string* previous_label_ = nullptr;
 };
 
 // Op-level ranges ("fwd conv2d", "bwd batchnorm2d_train", ...) around every nn op and every
 // backward node: off by default (an event pair per op), on for `caf bench step --ops`.
 void set_op_ranges(bool on);
 bool op_ranges();
+// A Scope names the phase and an OpScope the op of the allocations made inside it for the memory
+// census (CensusLabel, kernels/memory.h), whether or not anything is being timed.
 class OpScope {
  public:
-  explicit OpScope(const char* op, bool backward = false) {
-    if (op_ranges()) scope_.emplace(std::string(backward ? "bwd " : "fwd ") + op);
-  }
+  explicit OpScope(const char* op, bool backward = false);
+  ~OpScope();
+  OpScope(const OpScope&) = delete;
+  OpScope& operator=(const OpScope&) = delete;
 
  private:
   std::optional<Scope> scope_;
+  const char* previous_op_ = nullptr;
+  bool previous_backward_ = false;
 };
+
 
 // The innermost open Scope's tag on this thread (null outside any tagged scope).
 const char* current_tag();

@@ -90,6 +90,16 @@ if "$CAF" bench step --device cpu --bf16-grads maybe 2>"$D/err.log"; then exit 1
 grep -q -- '--bf16-grads is on' "$D/err.log"
 if "$CAF" bench step --device cpu --activations bf16 2>"$D/err.log"; then exit 1; fi
 grep -q 'needs --precision bf16' "$D/err.log"
+# The memory census: the model's bytes under "parameters", R's convolutions' outputs, a peak that is the
+# step's peak (the two "peak_mib" values of the JSON print alike); not with --graph.
+"$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 1 --warmup 1 --memory \
+  --json "$D/memory.json" >"$D/memory.log"
+grep -q 'memory at the peak' "$D/memory.log" && grep -q '^    parameters  ' "$D/memory.log"
+grep -q 'R forward · fwd conv2d  ' "$D/memory.log"
+[ "$(grep -o '"peak_mib": [0-9.e+-]*' "$D/memory.json" | sort -u | wc -l)" = 1 ]
+[ "$(grep -c '"peak_mib"' "$D/memory.json")" = 2 ]
+if "$CAF" bench step --device cpu --memory --graph 2>"$D/err.log"; then exit 1; fi
+grep -q 'drop --graph' "$D/err.log"
 # Errors name the problem and exit non-zero.
 if "$CAF" train --data "$D/nowhere" --class toy --out "$D/x" >/dev/null 2>"$D/err.log"; then exit 1; fi
 grep -q 'nowhere' "$D/err.log"

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,7 @@ struct Args {
   bool augment = false;  // include the trainer's batch sampling and anomaly simulation
   bool ops = false;      // an op-level breakdown after the phase breakdown
   bool graph = false;    // capture one step as a CUDA graph and time its replays
+  bool memory = false;   // the memory census: which phases and ops hold the peak (kernels/memory.h)
   std::string algos = "deterministic";
   // batch norm + ReLU as one op, and recompute_activations() (kernels/runtime.h); the defaults
   // follow the process's (CAF_FUSE=0, CAF_RECOMPUTE=0 turn them off)
@@ -70,8 +72,8 @@ Args parse(int argc, char** argv) {
                           ", got '" + v + "'");
       }
     };
-    if (k == "--augment" || k == "--ops" || k == "--graph") {
-      (k == "--augment" ? a.augment : k == "--ops" ? a.ops : a.graph) = true;
+    if (k == "--augment" || k == "--ops" || k == "--graph" || k == "--memory") {
+      (k == "--augment" ? a.augment : k == "--ops" ? a.ops : k == "--graph" ? a.graph : a.memory) = true;
       continue;
     }
     if (k == "--device") a.device = val();
@@ -102,7 +104,7 @@ Args parse(int argc, char** argv) {
       throw ConfigError("bench step: unknown option '" + k + "'",
                         "options: --device cpu|cuda|auto --size S --batch B --widths R,S --steps N "
                         "--warmup N --mode split|draem --precision tf32|bf16|fp32 --augment --trace FILE.json "
-                        "--json FILE --track N --init CHECKPOINT --ops --algos deterministic|fastest|reproducible --graph "
+                        "--json FILE --track N --init CHECKPOINT --ops --memory --algos deterministic|fastest|reproducible --graph "
                         "--fuse on|off --recompute on|off --write-first on|off --layout nchw|nhwc "
                         "--activations fp32|bf16 --bf16-grads on|off");
     }
@@ -112,6 +114,9 @@ Args parse(int argc, char** argv) {
   if (a.graph && a.warmup < 1)
     throw ConfigError("bench step: --graph needs --warmup 1 or more (the eager steps make the cuDNN plans "
                       "and workspaces a capture cannot create)");
+  if (a.memory && a.graph)
+    throw ConfigError("bench step: --memory takes its census in eager steps (a graph's memory is its pool, reserved "
+                      "whole at the capture); drop --graph");
   if (a.algos != "deterministic" && a.algos != "fastest" && a.algos != "reproducible")
     throw ConfigError("bench step: --algos is deterministic (cuDNN's deterministic algorithms only, the "
                       "fastest of them as timed, the default), fastest (any algorithm, as PyTorch's "
@@ -221,10 +226,13 @@ int bench_step(int argc, char** argv) {
   set_channels_last_convs(a.layout == "nhwc");
   set_bf16_activations(a.activations == "bf16");
   if (a.track > 0) return track_losses(a, d);
+  if (a.memory) allocator(d).set_census(true);
   ModelConfig cfg;
   cfg.recon_width = a.rw;
   cfg.discr_width = a.sw;
+  std::optional<profile::Scope> label("parameters");  // names the model's allocations in the census
   Model m(cfg, d);
+  label.emplace("inputs");
   SplitBatch b = random_batch(a, d);
   const double fr = m.recon.conv_flops(a.size, a.size), fs = m.discr.conv_flops(a.size, a.size);
   const double first_r = conv_flops({m.recon.convs().front()}, a.size, a.size);
@@ -247,6 +255,7 @@ int bench_step(int argc, char** argv) {
   // given simulated anomalies (bottle's selection, 64 procedural textures) before the networks.
   const Tensor pool = texture_bank_procedural(64, int(a.size), 7, d).images;  // 64 "training images"
   Simulator sim(SimConfig{}, class_selection("bottle"), texture_bank_procedural(64, int(a.size), 8, d), 1);
+  label.reset();
   // The step number: a host counter for eager steps; in graph mode a device counter the graph
   // itself advances (kernel arguments are frozen at capture), read through step_ptr.
   uint32_t step_no = 0;
@@ -300,6 +309,7 @@ int bench_step(int argc, char** argv) {
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   const HostSyncCounts hs1 = host_sync_counts();
+  const MemoryCensus census = allocator(d).census();  // before the profiled steps below
   // The loop's own synchronize() per step is the benchmark's, not the step's.
   const double copies_per_step = double(hs1.copies - hs0.copies) / double(a.steps);
   const double syncs_per_step = double(hs1.syncs - hs0.syncs - a.steps) / double(a.steps);
@@ -322,6 +332,27 @@ int bench_step(int argc, char** argv) {
               a.write_first.c_str(), a.layout.c_str(), a.activations.c_str(), a.bf16_grads.c_str());
   auto v = last.values();
   std::printf("  last losses: l2 %.5f ssim %.5f focal %.5f\n", v["l2"], v["ssim"], v["focal"]);
+  nlohmann::json census_rows = nlohmann::json::array();
+  if (census.on) {
+    // The rows add up to the peak: every byte in use at that moment, filed under the phase and
+    // op that allocated it (kernels/memory.h). Backward rows are gradient buffers and temporaries.
+    std::printf("  memory at the peak (%.1f MiB in use), by the phase and op that allocated it:\n",
+                census.peak_bytes / 1048576.0);
+    const size_t shown = std::min<size_t>(census.rows.size(), 16);
+    for (size_t i = 0; i < census.rows.size(); ++i) {
+      const CensusRow& r = census.rows[i];
+      census_rows.push_back({{"label", r.label}, {"mib", r.bytes / 1048576.0}, {"blocks", r.blocks}});
+      if (i < shown)
+        std::printf("    %-48s %9.1f MiB %5.1f%% %6lld blocks\n", r.label.c_str(), r.bytes / 1048576.0,
+                    100.0 * double(r.bytes) / double(census.peak_bytes), (long long)r.blocks);
+    }
+    if (census.rows.size() > shown) {
+      int64_t rest = 0;
+      for (size_t i = shown; i < census.rows.size(); ++i) rest += census.rows[i].bytes;
+      std::printf("    %zu more rows, %.1f MiB in all (--json lists every row)\n", census.rows.size() - shown,
+                  rest / 1048576.0);
+    }
+  }
 
   // Phase breakdown: separate profiled steps (CUDA events on caf's stream, or the CPU clock),
   // after the timed ones so the events cannot disturb the headline number. A replayed graph is one
@@ -424,6 +455,7 @@ int bench_step(int argc, char** argv) {
                         {"host_copies_per_step", copies_per_step},
                         {"host_syncs_per_step", syncs_per_step},
                         {"losses", v}};
+    if (census.on) j["memory_census"] = {{"peak_mib", census.peak_bytes / 1048576.0}, {"rows", census_rows}};
     const std::string text = j.dump(2) + "\n";
     write_file_atomic(a.json, {text});
     std::printf("  json: %s\n", a.json.c_str());

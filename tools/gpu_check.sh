@@ -254,6 +254,10 @@ step kdev-bn-relu "$B/bench/kdev_batchnorm_relu" ${CAF_DRY:+--quick} --json "$RE
 # reference and the loss gates, which the table needs first (about 15 s).
 step bench-step-bf16act-nhwc-graph-f32grads "$B/caf" bench step $CAFB --precision bf16 --activations bf16 \
   --layout nhwc --bf16-grads off --augment --graph --json "$RES/caf_bf16act_nhwc_graph_f32grads.json"
+# The memory census of channels-last bf16 activations (eager: the peak in use, by the phase and op
+# that allocated it; --memory costs a label per allocation, so it is not a timed row; about 20 s).
+step bench-memory-bf16act-nhwc "$B/caf" bench step $CAFB --precision bf16 --activations bf16 --layout nhwc \
+  --augment --memory --steps 3 --warmup 1 --json "$RES/caf_memory_bf16act_nhwc.json"
 # A run killed (SIGKILL, SIGINT) and resumed, against an uninterrupted one, on the GPU (after the
 # table and the loss gates, which issue 7 needs first; tools/emu_check.sh checks caf's side of it
 # without a GPU): each

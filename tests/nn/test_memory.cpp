@@ -1,7 +1,12 @@
 #include <doctest/doctest.h>
 
+#include <map>
+#include <string>
+#include <utility>
+
 #include "kernels/error.h"
 #include "kernels/memory.h"
+#include "kernels/profile.h"
 #include "kernels/runtime.h"
 
 using namespace caf;
@@ -43,6 +48,71 @@ TEST_CASE("allocator: CPU caching, counters and RAII release") {
   CHECK(a.stats().cache_hits == after.cache_hits + 1);
   a.empty_cache();
   CHECK(a.stats().bytes_cached == 0);
+}
+
+TEST_CASE("allocator: the memory census files the bytes at the peak under their phase and op") {
+  Allocator& a = allocator(Device::cpu);
+  constexpr int64_t MiB = 1 << 20;  // 1, 3 and 5 MiB are their own size classes
+  Buffer old(Device::cpu, 2 * MiB);  // in use before the census: its row, not a label
+  const int64_t before = a.stats().bytes_in_use;
+  a.set_census(true);
+  struct Off {
+    Allocator& a;
+    ~Off() { a.set_census(false); }
+  } off{a};
+  Buffer kept;
+  {
+    profile::Scope phase("phase A");
+    {
+      profile::OpScope op("op1");
+      kept = Buffer(Device::cpu, 3 * MiB);
+    }
+    {
+      profile::OpScope op("op2", true);
+      Buffer t(Device::cpu, 5 * MiB);
+      {
+        profile::Scope inner("phase B");  // the innermost phase names it; no op inside
+        Buffer t2(Device::cpu, 1 * MiB);  // the peak: before + 3 + 5 + 1 MiB
+      }
+    }
+    Buffer u(Device::cpu, 1 * MiB);  // "phase A" alone, below the peak
+  }
+  old = Buffer();  // released during the census: "before the census" shrinks now, not at the peak
+  Buffer outside(Device::cpu, 1000);
+  // label -> (bytes, blocks) of the census's rows, which must be sorted largest first and add up
+  auto rows = [](const MemoryCensus& c) {
+    std::map<std::string, std::pair<int64_t, int64_t>> m;
+    int64_t sum = 0;
+    for (size_t i = 0; i < c.rows.size(); ++i) {
+      m[c.rows[i].label] = {c.rows[i].bytes, c.rows[i].blocks};
+      sum += c.rows[i].bytes;
+      if (i > 0) CHECK(c.rows[i - 1].bytes >= c.rows[i].bytes);
+    }
+    CHECK(sum == c.peak_bytes);
+    return m;
+  };
+  MemoryCensus c = a.census();
+  REQUIRE(c.on);
+  CHECK(c.peak_bytes == before + 9 * MiB);
+  auto m = rows(c);
+  CHECK(m.size() == 4);
+  CHECK(m["phase A · bwd op2"] == std::make_pair(5 * MiB, int64_t(1)));
+  CHECK(m["phase A · fwd op1"] == std::make_pair(3 * MiB, int64_t(1)));
+  CHECK(m["phase B · bwd op2"] == std::make_pair(1 * MiB, int64_t(1)));  // the innermost Scope and op
+  CHECK(m["before the census"].first == before);  // the 2 MiB block and whatever other tests keep
+  // reset_peak starts the peak over from what is in use now: the kept block, the 1000 bytes (one
+  // 1,024-byte class, outside any phase) and the rest of "before the census"
+  a.reset_peak();
+  c = a.census();
+  CHECK(c.peak_bytes == a.stats().bytes_in_use);
+  m = rows(c);
+  CHECK(m.size() == (before > 2 * MiB ? 3u : 2u));
+  CHECK(m["phase A · fwd op1"] == std::make_pair(3 * MiB, int64_t(1)));
+  CHECK(m["outside any phase"] == std::make_pair(int64_t(1024), int64_t(1)));
+  CHECK(m["before the census"].first == before - 2 * MiB);
+  a.set_census(false);
+  CHECK_FALSE(a.census().on);
+  CHECK(a.census().rows.empty());
 }
 
 TEST_CASE("runtime: device names and parsing") {
