@@ -18,6 +18,8 @@ size_t alloc_size_class(size_t bytes) {
   if (bytes == 0) bytes = 1;
   constexpr size_t kSmall = 1 << 20;
   if (bytes <= kSmall) return (bytes + 511) / 512 * 512;
+  constexpr size_t kLarge = size_t(64) << 20, kLargeStep = size_t(2) << 20;
+  if (bytes > kLarge) return (bytes + kLargeStep - 1) / kLargeStep * kLargeStep;
   size_t p = 1;
   while (p * 2 <= bytes) p *= 2;  // largest power of two <= bytes
   size_t step = p / 4;
@@ -66,8 +68,9 @@ void* CachingAllocator::allocate(size_t bytes) {
   stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.bytes_in_use);
   if (census_.on && !label.empty()) {
     const int id = census_.id(label);
-    census_.live[p] = {id, int64_t(size)};
+    census_.live[p] = {id, int64_t(size), int64_t(bytes)};
     census_.bytes[size_t(id)] += int64_t(size);
+    census_.requested[size_t(id)] += int64_t(bytes);
     census_.blocks[size_t(id)] += 1;
     if (stats_.bytes_in_use > census_.peak) census_.snapshot(stats_.bytes_in_use);
   }
@@ -85,10 +88,16 @@ void CachingAllocator::release(void* ptr, size_t bytes) {
   if (census_.on) {
     // a block allocated before the census began is one of the "before the census" bytes
     auto it = census_.live.find(ptr);
-    const int id = it == census_.live.end() ? 0 : it->second.first;
-    census_.bytes[size_t(id)] -= int64_t(size);
-    census_.blocks[size_t(id)] -= it == census_.live.end() ? 0 : 1;
-    if (it != census_.live.end()) census_.live.erase(it);
+    if (it == census_.live.end()) {
+      census_.bytes[0] -= int64_t(size);
+      census_.requested[0] -= int64_t(size);
+    } else {
+      const size_t id = size_t(it->second.label);
+      census_.bytes[id] -= it->second.size;
+      census_.requested[id] -= it->second.requested;
+      census_.blocks[id] -= 1;
+      census_.live.erase(it);
+    }
   }
 }
 
@@ -97,6 +106,7 @@ int CachingAllocator::Census::id(const std::string& label) {
   if (added) {
     labels.push_back(label);
     bytes.push_back(0);
+    requested.push_back(0);
     blocks.push_back(0);
   }
   return it->second;
@@ -105,6 +115,7 @@ int CachingAllocator::Census::id(const std::string& label) {
 void CachingAllocator::Census::snapshot(int64_t in_use) {
   peak = in_use;
   peak_bytes = bytes;
+  peak_requested = requested;
   peak_blocks = blocks;
 }
 
@@ -114,15 +125,17 @@ void CachingAllocator::set_census(bool on) {
   census_.ids.clear();
   census_.labels.clear();
   census_.bytes.clear();
+  census_.requested.clear();
   census_.blocks.clear();
   census_.live.clear();
   census_.peak_bytes.clear();
+  census_.peak_requested.clear();
   census_.peak_blocks.clear();
   census_.peak = -1;
   if (on) {
     // label 0: what was in use when the census began (its blocks are not known one by one)
     census_.id("before the census");
-    census_.bytes[0] = stats_.bytes_in_use;
+    census_.bytes[0] = census_.requested[0] = stats_.bytes_in_use;  // what was asked for is not known
     census_.snapshot(stats_.bytes_in_use);
   }
   census_.on = on;
@@ -135,7 +148,7 @@ MemoryCensus CachingAllocator::census() const {
   if (!c.on) return c;
   for (size_t i = 0; i < census_.peak_bytes.size(); ++i)
     if (census_.peak_bytes[i] != 0) {
-      c.rows.push_back({census_.labels[i], census_.peak_bytes[i], census_.peak_blocks[i]});
+      c.rows.push_back({census_.labels[i], census_.peak_bytes[i], census_.peak_requested[i], census_.peak_blocks[i]});
       c.peak_bytes += census_.peak_bytes[i];
     }
   std::stable_sort(c.rows.begin(), c.rows.end(),

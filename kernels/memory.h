@@ -35,8 +35,9 @@ struct AllocStats {
 // Bytes are the size classes the allocator hands out, so the rows add up to the peak exactly.
 struct CensusRow {
   std::string label;
-  int64_t bytes = 0;   // in use at the peak
-  int64_t blocks = 0;  // allocations they make up
+  int64_t bytes = 0;      // in use at the peak (size classes)
+  int64_t requested = 0;  // what was asked for (bytes - requested: the size classes' rounding)
+  int64_t blocks = 0;     // allocations they make up
 };
 struct MemoryCensus {
   bool on = false;
@@ -111,13 +112,17 @@ class CachingAllocator : public Allocator {
   std::map<void*, int> pool_of_;                         // blocks that belong to a private pool
   std::map<int, std::multimap<size_t, void*>> pool_free_;
   struct Census {
+    struct Block {
+      int label;
+      int64_t size, requested;
+    };
     std::atomic<bool> on{false};
     std::map<std::string, int> ids;  // label -> index into the vectors below
     std::vector<std::string> labels;
-    std::vector<int64_t> bytes, blocks;            // in use now, per label
-    std::vector<int64_t> peak_bytes, peak_blocks;  // at the peak
-    int64_t peak = -1;                             // bytes_in_use at the peak
-    std::unordered_map<void*, std::pair<int, int64_t>> live;  // block -> label, size class
+    std::vector<int64_t> bytes, requested, blocks;               // in use now, per label
+    std::vector<int64_t> peak_bytes, peak_requested, peak_blocks;  // at the peak
+    int64_t peak = -1;                                           // bytes_in_use at the peak
+    std::unordered_map<void*, Block> live;
     int id(const std::string& label);
     void snapshot(int64_t in_use);
   };
@@ -125,7 +130,11 @@ class CachingAllocator : public Allocator {
 };
 
 // Size class a request is served from: 512-byte steps up to 1 MiB, then four classes per power of
-// two (waste below 25%). Exposed for tests.
+// two (waste below 25%) up to 64 MiB, then 2 MiB steps (the driver's own granularity for large
+// allocations: a coarser class is memory the GPU really gives up, e.g. 57 MiB of a 263 MiB slab of
+// R's parameters at width 128 under the quarter-power classes, four such slabs). Blocks that large
+// are the networks' slabs and activations, which recur at the same sizes every step, so the cache
+// still serves them exactly. Exposed for tests.
 size_t alloc_size_class(size_t bytes);
 
 // Move-only owner of one allocation.

@@ -341,17 +341,22 @@ int bench_step(int argc, char** argv) {
     const size_t shown = std::min<size_t>(census.rows.size(), 16);
     for (size_t i = 0; i < census.rows.size(); ++i) {
       const CensusRow& r = census.rows[i];
-      census_rows.push_back({{"label", r.label}, {"mib", r.bytes / 1048576.0}, {"blocks", r.blocks}});
+      census_rows.push_back({{"label", r.label}, {"mib", r.bytes / 1048576.0},
+                             {"requested_mib", r.requested / 1048576.0}, {"blocks", r.blocks}});
       if (i < shown)
         std::printf("    %-48s %9.1f MiB %5.1f%% %6lld blocks\n", r.label.c_str(), r.bytes / 1048576.0,
                     100.0 * double(r.bytes) / double(census.peak_bytes), (long long)r.blocks);
     }
-    if (census.rows.size() > shown) {
-      int64_t rest = 0;
-      for (size_t i = shown; i < census.rows.size(); ++i) rest += census.rows[i].bytes;
+    int64_t rest = 0, requested = 0;
+    for (size_t i = 0; i < census.rows.size(); ++i) {
+      if (i >= shown) rest += census.rows[i].bytes;
+      requested += census.rows[i].requested;
+    }
+    if (census.rows.size() > shown)
       std::printf("    %zu more rows, %.1f MiB in all (--json lists every row)\n", census.rows.size() - shown,
                   rest / 1048576.0);
-    }
+    std::printf("    (of which the allocator's size classes round up %.1f MiB)\n",
+                (census.peak_bytes - requested) / 1048576.0);
   }
 
   // Phase breakdown: separate profiled steps (CUDA events on caf's stream, or the CPU clock),

@@ -24,6 +24,13 @@ TEST_CASE("allocator: size classes bound the waste") {
     CHECK(double(c) <= 1.25 * double(b) + 512);
     CHECK(alloc_size_class(c) == c);  // a class is its own class: cached blocks match exactly
   }
+  // Above 64 MiB, 2 MiB steps: R's parameter slab at width 128 (69,048,579 floats) loses under
+  // 2 MiB, not the 57 MiB of a quarter-power class.
+  constexpr size_t MiB = size_t(1) << 20;
+  CHECK(alloc_size_class(64 * MiB) == 64 * MiB);
+  CHECK(alloc_size_class(64 * MiB + 1) == 66 * MiB);
+  CHECK(alloc_size_class(size_t(69'048'579) * 4) == 264 * MiB);
+  CHECK(alloc_size_class(48 * MiB + 1) == 56 * MiB);  // below, the quarter-power classes stay
 }
 
 TEST_CASE("allocator: CPU caching, counters and RAII release") {
@@ -85,6 +92,7 @@ TEST_CASE("allocator: the memory census files the bytes at the peak under their 
     int64_t sum = 0;
     for (size_t i = 0; i < c.rows.size(); ++i) {
       m[c.rows[i].label] = {c.rows[i].bytes, c.rows[i].blocks};
+      if (c.rows[i].label != "before the census") CHECK(c.rows[i].requested <= c.rows[i].bytes);
       sum += c.rows[i].bytes;
       if (i > 0) CHECK(c.rows[i - 1].bytes >= c.rows[i].bytes);
     }
@@ -93,6 +101,8 @@ TEST_CASE("allocator: the memory census files the bytes at the peak under their 
   };
   MemoryCensus c = a.census();
   REQUIRE(c.on);
+  for (const CensusRow& r : c.rows)  // 1, 3 and 5 MiB are classes: nothing rounded at the peak
+    if (r.label != "before the census") CHECK(r.requested == r.bytes);
   CHECK(c.peak_bytes == before + 9 * MiB);
   auto m = rows(c);
   CHECK(m.size() == 4);
@@ -109,6 +119,8 @@ TEST_CASE("allocator: the memory census files the bytes at the peak under their 
   CHECK(m.size() == (before > 2 * MiB ? 3u : 2u));
   CHECK(m["phase A · fwd op1"] == std::make_pair(3 * MiB, int64_t(1)));
   CHECK(m["outside any phase"] == std::make_pair(int64_t(1024), int64_t(1)));
+  for (const CensusRow& r : c.rows)
+    if (r.label == "outside any phase") CHECK(r.requested == 1000);  // 24 bytes of rounding
   CHECK(m["before the census"].first == before - 2 * MiB);
   a.set_census(false);
   CHECK_FALSE(a.census().on);
