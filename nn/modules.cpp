@@ -1,6 +1,7 @@
 #include "nn/modules.h"
 
 #include <cmath>
+#include <utility>
 
 #include "kernels/error.h"
 #include "kernels/runtime.h"
@@ -44,27 +45,33 @@ ConvBnRelu::ConvBnRelu(ParamStore& s, const std::string& conv_name, const std::s
                        int64_t cin, int64_t cout)
     : conv(s, conv_name, cin, cout), bn(s, bn_name, cout) {}
 
-Tensor ConvBnRelu::operator()(const ParamStore& s, const Tensor& x, bool training) const {
+Tensor ConvBnRelu::operator()(const ParamStore& s, Tensor x, bool training) const {
   if (bf16_activations_active() && (training || !grad_enabled())) {
     const Tensor& b = s.param(conv.bias);
-    return bn.with_relu(s, conv2d_prebias(x, s.param(conv.weight), b), training, b);
+    const Tensor raw = conv2d_prebias(x, s.param(conv.weight), b);
+    x = Tensor();  // read: freed here unless the caller or the backward holds it
+    return bn.with_relu(s, raw, training, b);
   }
-  return bn.with_relu(s, conv(s, x), training);
+  const Tensor y = conv(s, x);
+  x = Tensor();
+  return bn.with_relu(s, y, training);
 }
 
 DoubleBlock::DoubleBlock(ParamStore& s, const std::string& name, int64_t cin, int64_t cmid,
                          int64_t cout)
     : a(s, name + ".0", name + ".1", cin, cmid), b(s, name + ".3", name + ".4", cmid, cout) {}
 
-Tensor DoubleBlock::operator()(const ParamStore& s, const Tensor& x, bool training) const {
-  return b(s, a(s, x, training), training);
+Tensor DoubleBlock::operator()(const ParamStore& s, Tensor x, bool training) const {
+  return b(s, a(s, std::move(x), training), training);
 }
 
 UpBlock::UpBlock(ParamStore& s, const std::string& name, int64_t cin, int64_t cout)
     : cbr(s, name + ".1", name + ".2", cin, cout) {}
 
-Tensor UpBlock::operator()(const ParamStore& s, const Tensor& x, bool training) const {
-  return cbr(s, upsample_bilinear2x(x), training);
+Tensor UpBlock::operator()(const ParamStore& s, Tensor x, bool training) const {
+  Tensor up = upsample_bilinear2x(x);
+  x = Tensor();
+  return cbr(s, std::move(up), training);
 }
 
 }  // namespace caf

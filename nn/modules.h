@@ -36,13 +36,17 @@ struct BatchNorm2d {
 // conv -> batch norm -> relu ("CBR"). With bf16 activations (bf16_activations_active(), in
 // training or where nothing is recorded) the convolution hands its raw bf16 output and its bias to
 // the fused batch norm + ReLU, and the block's output is bf16.
+// The blocks take their input by value and let go of it once read (after the convolution; after
+// the upsampling): handed over with std::move or as a temporary, an activation the backward keeps
+// only as a recipe (recompute_activations()) is freed before the block's next op allocates, so at
+// most two activations of a chain are alive at once, not every one of the expression.
 struct ConvBnRelu {
   Conv2d conv;
   BatchNorm2d bn;
   ConvBnRelu() = default;
   ConvBnRelu(ParamStore& s, const std::string& conv_name, const std::string& bn_name, int64_t cin,
              int64_t cout);
-  Tensor operator()(const ParamStore& s, const Tensor& x, bool training) const;
+  Tensor operator()(const ParamStore& s, Tensor x, bool training) const;
 };
 
 // Two CBRs, named like nn.Sequential(Conv, BN, ReLU, Conv, BN, ReLU): <name>.0/.1 and .3/.4.
@@ -50,7 +54,7 @@ struct DoubleBlock {
   ConvBnRelu a, b;
   DoubleBlock() = default;
   DoubleBlock(ParamStore& s, const std::string& name, int64_t cin, int64_t cmid, int64_t cout);
-  Tensor operator()(const ParamStore& s, const Tensor& x, bool training) const;
+  Tensor operator()(const ParamStore& s, Tensor x, bool training) const;
 };
 
 // Bilinear x2 upsampling then a CBR, named like nn.Sequential(Upsample, Conv, BN, ReLU): .1/.2.
@@ -58,7 +62,7 @@ struct UpBlock {
   ConvBnRelu cbr;
   UpBlock() = default;
   UpBlock(ParamStore& s, const std::string& name, int64_t cin, int64_t cout);
-  Tensor operator()(const ParamStore& s, const Tensor& x, bool training) const;
+  Tensor operator()(const ParamStore& s, Tensor x, bool training) const;
 };
 
 }  // namespace caf

@@ -1,5 +1,7 @@
 #include "nn/networks.h"
 
+#include <utility>
+
 #include "kernels/error.h"
 
 namespace caf {
@@ -57,9 +59,15 @@ Tensor ReconstructiveNet::forward(const Tensor& x, bool training) const {
   CAF_REQUIRE_SHAPE(x.ndim() == 4 && x.dim(2) % 16 == 0 && x.dim(3) % 16 == 0,
                     "reconstructive network input must be NCHW with H, W divisible by 16, got " +
                         x.describe());
+  // Each activation is handed over (std::move) to the op that reads it last, so it is freed once
+  // read (nn/modules.h): the backward keeps recipes, not activations (recompute_activations()).
   Tensor h = enc_[0](store_, x, training);
-  for (int i = 1; i < 5; ++i) h = enc_[i](store_, maxpool2d(h), training);
-  for (int i = 0; i < 4; ++i) h = dec_[i](store_, up_[i](store_, h, training), training);
+  for (int i = 1; i < 5; ++i) {
+    Tensor pooled = maxpool2d(h);
+    h = Tensor();
+    h = enc_[i](store_, std::move(pooled), training);
+  }
+  for (int i = 0; i < 4; ++i) h = dec_[i](store_, up_[i](store_, std::move(h), training), training);
   return out_(store_, h);
 }
 
@@ -89,9 +97,17 @@ Tensor DiscriminativeNet::forward(const Tensor& x, bool training) const {
   Tensor skips[6];
   skips[0] = enc_[0](store_, x, training);
   for (int i = 1; i < 6; ++i) skips[i] = enc_[i](store_, maxpool2d(skips[i - 1]), training);
-  Tensor h = skips[5];
-  for (int i = 0; i < 5; ++i)
-    h = dec_[i](store_, concat_channels(up_[i](store_, h, training), skips[4 - i]), training);
+  // As in R, each activation is handed over to the op that reads it last, and each skip is let go
+  // once concatenated (max pooling keeps only its winners' positions, so nothing else holds it):
+  // the last stage, the largest, runs without the deeper stages' activations.
+  Tensor h = std::move(skips[5]);
+  for (int i = 0; i < 5; ++i) {
+    Tensor up = up_[i](store_, std::move(h), training);
+    Tensor cat = concat_channels(up, skips[4 - i]);
+    up = Tensor();
+    skips[4 - i] = Tensor();
+    h = dec_[i](store_, std::move(cat), training);
+  }
   return out_(store_, h);
 }
 
