@@ -1,9 +1,15 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <optional>
+#include <string>
 
 #include "kernels/error.h"
+#include "kernels/memory.h"
+#include "kernels/profile.h"
+#include "kernels/runtime.h"
 #include "nn/networks.h"
+#include "tests/test_util.h"
 
 using namespace caf;
 
@@ -47,6 +53,59 @@ TEST_CASE("networks: state-dict names, shapes and forward shapes at reduced widt
   Tensor logits = s.forward(concat_channels(x, rec), true);
   CHECK(logits.shape() == Dims{2, 2, 32, 32});
   CHECK_THROWS_AS(s.forward(Tensor::zeros({1, 6, 48, 48}), true), ShapeError);
+}
+
+// The blocks take their input by value and let go of it once read (nn/modules.h). Watched through
+// the CPU allocator's cache: a block that has let go of its input hands that block to the next
+// allocation of its size class, which the tests make the block's own output (sizes no other test
+// uses, the cache emptied first). With recompute_activations() off the convolution keeps its
+// input, so the output must get another block: what is let go is what nothing else holds.
+TEST_CASE("modules: blocks let go of an input handed over once they have read it") {
+  test::RuntimeSwitches keep;
+  set_precision(Precision::fp32);
+  set_bf16_activations(false);
+  set_fused_bn_relu(true);
+  for (bool recompute : {true, false}) {
+    CAPTURE(recompute);
+    set_recompute_activations(recompute);
+    ParamStore store;
+    ConvBnRelu cbr(store, "c.0", "c.1", 8, 8);
+    DoubleBlock dbl(store, "d", 8, 8, 8);
+    UpBlock up(store, "u", 8, 8);
+    store.finalize(Device::cpu, 5);
+    allocator(Device::cpu).empty_cache();
+    const Dims shape{2, 8, 37, 41};  // 97,088 bytes: the 97,280-byte class
+    const Tensor leaf = Tensor::uniform(shape, 6, 0.f, 1.f, Device::cpu);  // kept by the convolution
+    // A block's output has a recipe, so the convolution reading it keeps none of it (recompute):
+    // handed over, it is free before the batch norm makes the output, which takes its block.
+    Tensor x = cbr(store, leaf, true);
+    const void* px = x.data<float>();
+    Tensor y = cbr(store, std::move(x), true);
+    CHECK((y.data<float>() == px) == recompute);
+    // Two in a row: the input, then the first one's output, each let go once read.
+    Tensor mid = cbr(store, leaf, true);
+    const void* pm = mid.data<float>();
+    Tensor z = dbl(store, std::move(mid), true);
+    CHECK((z.data<float>() == pm) == recompute);
+    // The upsampling block lets go of its input after the upsampling: from then on (its
+    // convolution and batch norm, where its peak is) the input is not among the bytes in use.
+    Allocator& a = allocator(Device::cpu);
+    a.set_census(true);
+    std::optional<profile::Scope> label("the input");
+    Tensor small = Tensor::uniform({2, 8, 19, 21}, 8, 0.f, 1.f, Device::cpu);
+    label.reset();
+    a.reset_peak();
+    Tensor u = up(store, std::move(small), true);
+    CHECK(u.shape() == Dims{2, 8, 38, 42});
+    bool input_at_peak = false, conv_at_peak = false;
+    for (const CensusRow& r : a.census().rows) {
+      input_at_peak |= r.label == "the input";
+      conv_at_peak |= r.label.find("conv2d") != std::string::npos;
+    }
+    a.set_census(false);
+    CHECK(conv_at_peak);  // the peak is the convolution's or later
+    CHECK_FALSE(input_at_peak);  // the upsampling's backward needs no input: let go either way
+  }
 }
 
 TEST_CASE("networks: initialisation follows DRAEM (conv N(0, 0.02), BN weight N(1, 0.02))") {
