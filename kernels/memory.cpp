@@ -39,8 +39,6 @@ std::string CensusLabel::text() const {
 
 void* CachingAllocator::allocate(size_t bytes) {
   const size_t size = alloc_size_class(bytes);
-  // the label is built before the lock: only while the census is on
-  const std::string label = census_.on.load(std::memory_order_relaxed) ? census_label().text() : std::string();
   std::lock_guard<std::mutex> lock(mutex_);
   void* p = nullptr;
   std::multimap<size_t, void*>& free_list = active_pool_ ? pool_free_[active_pool_] : free_;
@@ -66,8 +64,8 @@ void* CachingAllocator::allocate(size_t bytes) {
   }
   stats_.bytes_in_use += size;
   stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.bytes_in_use);
-  if (census_.on && !label.empty()) {
-    const int id = census_.id(label);
+  if (census_.on) {
+    const int id = census_.id(census_label().text());  // this thread's phase and op
     census_.live[p] = {id, int64_t(size), int64_t(bytes)};
     census_.bytes[size_t(id)] += int64_t(size);
     census_.requested[size_t(id)] += int64_t(bytes);

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <cstddef>
-#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -116,7 +115,7 @@ class CachingAllocator : public Allocator {
       int label;
       int64_t size, requested;
     };
-    std::atomic<bool> on{false};
+    bool on = false;
     std::map<std::string, int> ids;  // label -> index into the vectors below
     std::vector<std::string> labels;
     std::vector<int64_t> bytes, requested, blocks;               // in use now, per label

@@ -64,7 +64,6 @@ class OpScope {
   bool previous_backward_ = false;
 };
 
-
 // The innermost open Scope's tag on this thread (null outside any tagged scope).
 const char* current_tag();
 
