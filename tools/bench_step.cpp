@@ -339,18 +339,17 @@ int bench_step(int argc, char** argv) {
     std::printf("  memory at the peak (%.1f MiB in use), by the phase and op that allocated it:\n",
                 census.peak_bytes / 1048576.0);
     const size_t shown = std::min<size_t>(census.rows.size(), 16);
+    int64_t rest = 0, requested = 0;  // the rows not printed; what was asked for
     for (size_t i = 0; i < census.rows.size(); ++i) {
       const CensusRow& r = census.rows[i];
       census_rows.push_back({{"label", r.label}, {"mib", r.bytes / 1048576.0},
                              {"requested_mib", r.requested / 1048576.0}, {"blocks", r.blocks}});
+      requested += r.requested;
       if (i < shown)
         std::printf("    %-48s %9.1f MiB %5.1f%% %6lld blocks\n", r.label.c_str(), r.bytes / 1048576.0,
                     100.0 * double(r.bytes) / double(census.peak_bytes), (long long)r.blocks);
-    }
-    int64_t rest = 0, requested = 0;
-    for (size_t i = 0; i < census.rows.size(); ++i) {
-      if (i >= shown) rest += census.rows[i].bytes;
-      requested += census.rows[i].requested;
+      else
+        rest += r.bytes;
     }
     if (census.rows.size() > shown)
       std::printf("    %zu more rows, %.1f MiB in all (--json lists every row)\n", census.rows.size() - shown,
