@@ -5,7 +5,7 @@
 // Key decisions: a Scope is always an NVTX range (free when no tool listens) and is timed only
 // between start() and stop(), so the trainer pays nothing. CUDA events are recorded on caf's one
 // stream and read only in stop(), which synchronises once: no host sync inside the ranges.
-// A Scope may carry a tag ("R", "S", "loss"): ops recorded by autograd inside it remember the tag,
+// A Scope may carry a tag ("R", "S", "R loss"): ops recorded by autograd inside it remember the tag,
 // and the backward pass opens "<tag> backward" ranges as it walks from one tag's nodes to
 // another's, so the backward pass splits by network without any per-op bookkeeping.
 #pragma once

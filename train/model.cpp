@@ -52,27 +52,28 @@ std::map<std::string, float> StepLosses::values() const {
 }
 
 namespace {
-StepLosses finish(Model& m, Tensor l2, Tensor ssim, Tensor focal) {
-  StepLosses out{l2, ssim, focal, add(add(l2, ssim), focal)};
-  {
-    profile::Scope p("backward");  // split into "S backward", "R backward", ... by node tags
-    out.total.backward();
-  }
+// One backward pass, as a phase; inside it the autograd opens "<tag> backward" ranges by node tag.
+void backward(const char* phase, const Tensor& loss) {
+  profile::Scope p(phase);
+  loss.backward();
+}
+
+StepLosses optimize(Model& m, const Tensor& l2, const Tensor& ssim, const Tensor& focal) {
   {
     profile::Scope p("optimizer");
     m.opt_recon->step();
     m.opt_discr->step();
   }
   m.step++;
-  // Keep only the values: the graph is released by backward, the tensors hold one float each.
-  return {out.l2.detach(), out.ssim.detach(), out.focal.detach(), out.total.detach()};
+  // Keep only the values: the graphs were released by backward, the tensors hold one float each.
+  Tensor l2v = l2.detach(), ssimv = ssim.detach(), focalv = focal.detach();
+  return {l2v, ssimv, focalv, add(add(l2v, ssimv), focalv)};
 }
-}  // namespace
 
-namespace {
-// The start of both steps: clear both gradient slabs, reconstruct in training mode, and R's losses.
+// The start of both steps: clear both gradient slabs, reconstruct in training mode, and R's losses
+// (sum = L2 + SSIM loss, the part of the objective that reaches only R in split training).
 struct Reconstruction {
-  Tensor rec, l2, ssim;
+  Tensor rec, l2, ssim, sum;
 };
 Reconstruction reconstruct(Model& m, const Tensor& aug, const Tensor& clean) {
   {
@@ -80,18 +81,28 @@ Reconstruction reconstruct(Model& m, const Tensor& aug, const Tensor& clean) {
     m.recon.params().zero_grad();
     m.discr.params().zero_grad();
   }
-  Tensor rec;
+  Reconstruction r;
   {
     profile::Scope p("R forward", "R");
-    rec = m.recon.forward(aug, true);
+    r.rec = m.recon.forward(aug, true);
   }
-  profile::Scope p("losses R", "loss");
-  return {rec, l2_loss(rec, clean), ssim_loss(rec, clean)};
+  profile::Scope p("losses R", "R loss");
+  r.l2 = l2_loss(r.rec, clean);
+  r.ssim = ssim_loss(r.rec, clean);
+  r.sum = add(r.l2, r.ssim);
+  return r;
 }
 }  // namespace
 
 StepLosses split_step(Model& m, const SplitBatch& b) {
+  // R's graph (the X batch) and S's (the Y batch) share nothing: the Y pass of R is detached. So R
+  // goes backward before S goes forward, and the activations R's and its losses' backward needs are
+  // freed before S allocates its own: the peak is the larger network's, not the sum of both. The
+  // gradients are the summed loss's, bit for bit: each graph is seeded with 1 either way, and the
+  // two networks' gradient slabs are separate.
   Reconstruction x = reconstruct(m, b.x_aug, b.x_clean);
+  backward("backward (R)", x.sum);
+  x.rec = x.sum = Tensor();
   Tensor rec_y;
   {
     profile::Scope p("R forward (Y, no grad)", "R");
@@ -101,27 +112,31 @@ StepLosses split_step(Model& m, const SplitBatch& b) {
   Tensor logits, focal;
   {
     profile::Scope p("S forward", "S");
-    logits = m.discr.forward(concat_channels(b.y_aug, rec_y), true);
+    logits = m.discr.forward(concat_channels(b.y_aug, std::move(rec_y)), true);
   }
   {
-    profile::Scope p("losses S", "loss");
+    profile::Scope p("losses S", "S loss");
     focal = focal_loss(logits, b.y_mask);
   }
-  return finish(m, x.l2, x.ssim, focal);
+  backward("backward (S)", focal);
+  return optimize(m, x.l2, x.ssim, focal);
 }
 
 StepLosses draem_step(Model& m, const Tensor& clean, const Tensor& aug, const Tensor& mask) {
   Reconstruction r = reconstruct(m, aug, clean);
-  Tensor logits, focal;
+  Tensor logits, total;
   {
     profile::Scope p("S forward", "S");
-    logits = m.discr.forward(concat_channels(aug, r.rec), true);
+    logits = m.discr.forward(concat_channels(aug, std::move(r.rec)), true);
   }
+  Tensor focal;
   {
-    profile::Scope p("losses S", "loss");
+    profile::Scope p("losses S", "S loss");
     focal = focal_loss(logits, mask);
+    total = add(r.sum, focal);
   }
-  return finish(m, r.l2, r.ssim, focal);
+  backward("backward", total);  // one graph: the focal loss reaches R through its reconstruction
+  return optimize(m, r.l2, r.ssim, focal);
 }
 
 Tensor anomaly_map(const Model& m, const Tensor& x) {

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
 #include "augment/simulator.h"
 #include "augment/texture_bank.h"
@@ -11,6 +12,7 @@
 #include "kernels/graph.h"
 #include "kernels/host_rng.h"
 #include "kernels/memory.h"
+#include "kernels/profile.h"
 #include "nn/autograd.h"
 #include "nn/losses.h"
 #include "nn/ops.h"
@@ -190,6 +192,72 @@ TEST_CASE("split step: the focal loss never reaches R; losses fall on a fixed ba
   CHECK(last["total"] < first["total"]);
   CHECK(m.step == 17);
   CHECK(m.opt_recon->steps() == 17);
+}
+
+// The step as one summed objective with one backward (the order DRAEM's code and our PyTorch
+// reference use): both forwards, then the backward of L2 + SSIM + focal through both graphs.
+static StepLosses one_backward_split_step(Model& m, const SplitBatch& b) {
+  m.recon.params().zero_grad();
+  m.discr.params().zero_grad();
+  std::optional<profile::Scope> phase("R forward");  // the census's labels, as split_step's
+  Tensor rec = m.recon.forward(b.x_aug, true);
+  Tensor l2 = l2_loss(rec, b.x_clean), ssim = ssim_loss(rec, b.x_clean), rec_y;
+  {
+    NoGradGuard no_grad;
+    rec_y = m.recon.forward(b.y_aug, false);
+  }
+  phase.reset();
+  phase.emplace("S forward");
+  Tensor focal = focal_loss(m.discr.forward(concat_channels(b.y_aug, rec_y), true), b.y_mask);
+  phase.reset();
+  Tensor total = add(add(l2, ssim), focal);
+  total.backward();
+  m.opt_recon->step();
+  m.opt_discr->step();
+  m.step++;
+  return {l2.detach(), ssim.detach(), focal.detach(), total.detach()};
+}
+
+TEST_CASE("split step: R goes backward before S goes forward; the same training, at a lower peak") {
+  test::RuntimeSwitches keep;
+  set_precision(Precision::fp32);
+  Model split(small_config(), Device::cpu), joint(small_config(), Device::cpu);
+  Allocator& a = allocator(Device::cpu);
+  int64_t split_peak = 0, joint_peak = 0;
+  bool split_both = true, joint_both = false;  // R's and S's forward allocations alive together
+  auto run = [&](auto step, Model& m, const SplitBatch& b, int64_t& peak, bool& both) {
+    a.set_census(true);
+    a.reset_peak();
+    const int64_t base = a.stats().bytes_in_use;  // parameters, Adam's moments, the batch
+    StepLosses l = step(m, b);
+    peak = a.stats().peak_bytes - base;
+    bool r = false, s = false;
+    for (const CensusRow& row : a.census().rows) {
+      r |= row.label.rfind("R forward ·", 0) == 0;
+      s |= row.label.rfind("S forward ·", 0) == 0;
+    }
+    both = r && s;
+    a.set_census(false);
+    return l.values();
+  };
+  for (int k = 0; k < 3; ++k) {
+    CAPTURE(k);
+    const SplitBatch b = batch(k);
+    // Same seeds, same batches: bit-identical losses, and after Adam, parameters and moments.
+    auto ls = run(split_step, split, b, split_peak, split_both);
+    auto lj = run(one_backward_split_step, joint, b, joint_peak, joint_both);
+    CHECK(ls == lj);
+    CHECK(split.recon.params().params_flat().to_vector() == joint.recon.params().params_flat().to_vector());
+    CHECK(split.discr.params().params_flat().to_vector() == joint.discr.params().params_flat().to_vector());
+    CHECK(split.opt_recon->exp_avg_sq().to_vector() == joint.opt_recon->exp_avg_sq().to_vector());
+    CHECK(split.opt_discr->exp_avg().to_vector() == joint.opt_discr->exp_avg().to_vector());
+  }
+  // At the step's peak R's forward allocations (its saved activations) and S's are never alive
+  // together; so the peak above the parameters is lower than one backward's, where they are.
+  CHECK_FALSE(split_both);
+  CHECK(joint_both);  // the census tells them apart
+  CHECK(split_peak < joint_peak);
+  MESSAGE("peak above parameters and batch: split step " << split_peak << " B, one backward " << joint_peak << " B");
 }
 
 TEST_CASE("steps make no host round trip: no copy, no synchronisation (a CUDA graph can hold them)") {
