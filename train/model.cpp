@@ -112,7 +112,9 @@ StepLosses split_step(Model& m, const SplitBatch& b) {
   Tensor logits, focal;
   {
     profile::Scope p("S forward", "S");
-    logits = m.discr.forward(concat_channels(b.y_aug, std::move(rec_y)), true);
+    Tensor input = concat_channels(b.y_aug, rec_y);
+    rec_y = Tensor();  // S's first convolution reads only the concatenation
+    logits = m.discr.forward(input, true);
   }
   {
     profile::Scope p("losses S", "S loss");
@@ -127,7 +129,7 @@ StepLosses draem_step(Model& m, const Tensor& clean, const Tensor& aug, const Te
   Tensor logits, total;
   {
     profile::Scope p("S forward", "S");
-    logits = m.discr.forward(concat_channels(aug, std::move(r.rec)), true);
+    logits = m.discr.forward(concat_channels(aug, r.rec), true);
   }
   Tensor focal;
   {
