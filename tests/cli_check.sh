@@ -39,6 +39,9 @@ test -f "$D/model/report/report.json"
 grep -q 'host round trips per step: 0.00 copies, 0.00 synchronisations' "$D/bench.log"
 grep -q 'fwd conv2d' "$D/bench.log"
 grep -q '"ph": "X"' "$D/trace.json" && grep -q '"phases_ms"' "$D/bench.json"
+# The phase table in the order the split step runs: R's backward before S's forward.
+sed -nE 's/^ +(backward \(R\)|R forward \(Y|S forward|backward \(S\)|optimizer)[ ,].*/\1/p' "$D/bench.log" \
+  | tr '\n' '|' | grep -qx 'backward (R)|R forward (Y|S forward|backward (S)|optimizer|'
 "$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 2 --warmup 1 --augment --graph --ops >"$D/graph.log"
 grep -q 'CUDA graph: one step captured' "$D/graph.log"
 grep -q 'profiled eager steps' "$D/graph.log" && grep -q 'bwd conv2d' "$D/graph.log"  # --ops after the replays
