@@ -71,6 +71,12 @@ void* CachingAllocator::allocate(size_t bytes) {
     census_.requested[size_t(id)] += int64_t(bytes);
     census_.blocks[size_t(id)] += 1;
     if (stats_.bytes_in_use > census_.peak) census_.snapshot(stats_.bytes_in_use);
+    const CensusLabel& label = census_label();
+    const std::string phase = label.phase ? *label.phase : std::string("outside any phase");
+    auto [it, added] = census_.phase_ids.emplace(phase, census_.phases.size());
+    if (added) census_.phases.push_back({phase, 0});
+    int64_t& phase_peak = census_.phases[it->second].peak_bytes;
+    phase_peak = std::max(phase_peak, stats_.bytes_in_use);
   }
   return p;
 }
@@ -130,6 +136,8 @@ void CachingAllocator::set_census(bool on) {
   census_.peak_requested.clear();
   census_.peak_blocks.clear();
   census_.peak = -1;
+  census_.phase_ids.clear();
+  census_.phases.clear();
   if (on) {
     // label 0: what was in use when the census began (its blocks are not known one by one)
     census_.id("before the census");
@@ -151,6 +159,7 @@ MemoryCensus CachingAllocator::census() const {
     }
   std::stable_sort(c.rows.begin(), c.rows.end(),
                    [](const CensusRow& a, const CensusRow& b) { return a.bytes > b.bytes; });
+  c.phases = census_.phases;
   return c;
 }
 
@@ -167,7 +176,11 @@ AllocStats CachingAllocator::stats() const {
 void CachingAllocator::reset_peak() {
   std::lock_guard<std::mutex> lock(mutex_);
   stats_.peak_bytes = stats_.bytes_in_use;
-  if (census_.on) census_.snapshot(stats_.bytes_in_use);
+  if (census_.on) {
+    census_.snapshot(stats_.bytes_in_use);
+    census_.phase_ids.clear();
+    census_.phases.clear();
+  }
 }
 
 void CachingAllocator::empty_cache() {

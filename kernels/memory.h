@@ -31,17 +31,24 @@ struct AllocStats {
 // --memory`). While it is on, every allocation is filed under its CensusLabel (below: "R
 // forward · fwd conv2d": the phase and op that asked for it, kernels/profile.h), and the allocator
 // keeps the bytes per label at the highest bytes_in_use since the census began or reset_peak().
-// Bytes are the size classes the allocator hands out, so the rows add up to the peak exactly.
+// Bytes are the size classes the allocator hands out, so the rows add up to the peak exactly. It
+// also keeps, per phase, the highest bytes_in_use at that phase's allocations (reset likewise).
 struct CensusRow {
   std::string label;
   int64_t bytes = 0;      // in use at the peak (size classes)
   int64_t requested = 0;  // what was asked for (bytes - requested: the size classes' rounding)
   int64_t blocks = 0;     // allocations they make up
 };
+// The highest bytes in use when a phase allocated: where in the step the memory rises and falls.
+struct CensusPhase {
+  std::string phase;  // the innermost profile::Scope, or "outside any phase"
+  int64_t peak_bytes = 0;
+};
 struct MemoryCensus {
   bool on = false;
-  int64_t peak_bytes = 0;       // the rows' sum
-  std::vector<CensusRow> rows;  // largest first
+  int64_t peak_bytes = 0;           // the rows' sum
+  std::vector<CensusRow> rows;      // largest first
+  std::vector<CensusPhase> phases;  // in the order they first allocated
 };
 // What the census files this thread's allocations under: the innermost phase (profile::Scope) and
 // op (profile::OpScope), which keep it (kernels/profile.h). text(): "R forward · fwd conv2d", or
@@ -121,6 +128,8 @@ class CachingAllocator : public Allocator {
     std::vector<int64_t> bytes, requested, blocks;               // in use now, per label
     std::vector<int64_t> peak_bytes, peak_requested, peak_blocks;  // at the peak
     int64_t peak = -1;                                           // bytes_in_use at the peak
+    std::map<std::string, size_t> phase_ids;                     // phase -> index into phases
+    std::vector<CensusPhase> phases;
     std::unordered_map<void*, Block> live;
     int id(const std::string& label);
     void snapshot(int64_t in_use);

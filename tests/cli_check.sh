@@ -101,6 +101,9 @@ grep -q 'memory at the peak' "$D/memory.log" && grep -q '^    parameters  ' "$D/
 grep -q 'R forward · fwd conv2d  ' "$D/memory.log"
 [ "$(grep -o '"peak_mib": [0-9.e+-]*' "$D/memory.json" | sort -u | wc -l)" = 1 ]
 [ "$(grep -c '"peak_mib"' "$D/memory.json")" = 2 ]
+# per phase, in the step's order; the step's peak is one phase's
+grep -q '"phases"' "$D/memory.json" && [ "$(grep -c '<- the peak$' "$D/memory.log")" = 1 ]
+sed -n '/peak in use by phase/,/phases (median/p' "$D/memory.log" | grep -q '^    backward (R)  '
 if "$CAF" bench step --device cpu --memory --graph 2>"$D/err.log"; then exit 1; fi
 grep -q 'drop --graph' "$D/err.log"
 # Errors name the problem and exit non-zero.

@@ -332,7 +332,7 @@ int bench_step(int argc, char** argv) {
               a.write_first.c_str(), a.layout.c_str(), a.activations.c_str(), a.bf16_grads.c_str());
   auto v = last.values();
   std::printf("  last losses: l2 %.5f ssim %.5f focal %.5f\n", v["l2"], v["ssim"], v["focal"]);
-  nlohmann::json census_rows = nlohmann::json::array();
+  nlohmann::json census_rows = nlohmann::json::array(), census_phases = nlohmann::json::array();
   if (census.on) {
     // The rows add up to the peak: every byte in use at that moment, filed under the phase and
     // op that allocated it (kernels/memory.h). Backward rows are gradient buffers and temporaries.
@@ -356,6 +356,13 @@ int bench_step(int argc, char** argv) {
                   rest / 1048576.0);
     std::printf("    (of which the allocator's size classes round up %.1f MiB)\n",
                 (census.peak_bytes - requested) / 1048576.0);
+    // Where in the step memory rises and falls: the highest in use when each phase allocated.
+    std::printf("  peak in use by phase (the highest when the phase allocated), in the step's order:\n");
+    for (const CensusPhase& ph : census.phases) {
+      census_phases.push_back({{"phase", ph.phase}, {"mib", ph.peak_bytes / 1048576.0}});
+      std::printf("    %-48s %9.1f MiB%s\n", ph.phase.c_str(), ph.peak_bytes / 1048576.0,
+                  ph.peak_bytes == census.peak_bytes ? "  <- the peak" : "");
+    }
   }
 
   // Phase breakdown: separate profiled steps (CUDA events on caf's stream, or the CPU clock),
@@ -459,7 +466,8 @@ int bench_step(int argc, char** argv) {
                         {"host_copies_per_step", copies_per_step},
                         {"host_syncs_per_step", syncs_per_step},
                         {"losses", v}};
-    if (census.on) j["memory_census"] = {{"peak_mib", census.peak_bytes / 1048576.0}, {"rows", census_rows}};
+    if (census.on) j["memory_census"] = {{"peak_mib", census.peak_bytes / 1048576.0}, {"rows", census_rows},
+                                         {"phases", census_phases}};
     const std::string text = j.dump(2) + "\n";
     write_file_atomic(a.json, {text});
     std::printf("  json: %s\n", a.json.c_str());

@@ -110,11 +110,22 @@ TEST_CASE("allocator: the memory census files the bytes at the peak under their 
   CHECK(m["phase A · fwd op1"] == std::make_pair(3 * MiB, int64_t(1)));
   CHECK(m["phase B · bwd op2"] == std::make_pair(1 * MiB, int64_t(1)));  // the innermost Scope and op
   CHECK(m["before the census"].first == before);  // the 2 MiB block and whatever other tests keep
+  // Per phase, the highest in use at its allocations, in the order the phases first allocated:
+  // phase A's 5 MiB came with its 3 MiB block alive; its last 1 MiB came after both 5 and 1 MiB
+  // were freed; the 1,000 bytes after the 2 MiB block from before the census was released.
+  REQUIRE(c.phases.size() == 3);
+  CHECK(c.phases[0].phase == "phase A");
+  CHECK(c.phases[0].peak_bytes == before + 8 * MiB);
+  CHECK(c.phases[1].phase == "phase B");
+  CHECK(c.phases[1].peak_bytes == before + 9 * MiB);
+  CHECK(c.phases[2].phase == "outside any phase");
+  CHECK(c.phases[2].peak_bytes == before - 2 * MiB + 3 * MiB + 1024);
   // reset_peak starts the peak over from what is in use now: the kept block, the 1000 bytes (one
   // 1,024-byte class, outside any phase) and the rest of "before the census"
   a.reset_peak();
   c = a.census();
   CHECK(c.peak_bytes == a.stats().bytes_in_use);
+  CHECK(c.phases.empty());  // phases start over too
   m = rows(c);
   CHECK(m.size() == (before > 2 * MiB ? 3u : 2u));
   CHECK(m["phase A · fwd op1"] == std::make_pair(3 * MiB, int64_t(1)));
