@@ -112,6 +112,9 @@ def main():
     if census:
         print(f"\nmemory at the peak, caf bf16 with channels-last bf16 activations ({census['peak_mib']:.1f} MiB): " +
               ", ".join(f"{r['label']} {r['mib']:.1f} MiB" for r in census["rows"][:12]))
+        if census.get("phases"):
+            print("peak in use by phase, in the step's order (MiB): " +
+                  ", ".join(f"{p['phase']} {p['mib']:.1f}" for p in census["phases"]))
     for key in ("tf32", "tf32_unfused", "augment", "bf16", "bf16act", "bf16act_nhwc_graph"):
         r = caf[key]
         if r and r.get("phases_ms"):
