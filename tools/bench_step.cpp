@@ -255,11 +255,11 @@ int bench_step(int argc, char** argv) {
   // given simulated anomalies (bottle's selection, 64 procedural textures) before the networks.
   const Tensor pool = texture_bank_procedural(64, int(a.size), 7, d).images;  // 64 "training images"
   Simulator sim(SimConfig{}, class_selection("bottle"), texture_bank_procedural(64, int(a.size), 8, d), 1);
-  label.reset();
   // The step number: a host counter for eager steps; in graph mode a device counter the graph
   // itself advances (kernel arguments are frozen at capture), read through step_ptr.
   uint32_t step_no = 0;
   Buffer counter(d, sizeof(uint32_t));
+  label.reset();
   uint32_t* const counter_ptr = static_cast<uint32_t*>(counter.data());
   auto sample = [&](int64_t first, int64_t stride, int64_t choices, uint32_t offset, const uint32_t* sp) {
     Tensor out = Tensor::empty({a.batch, 3, a.size, a.size}, DType::f32, d);
