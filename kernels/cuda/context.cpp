@@ -4,6 +4,7 @@
 // process; one stream keeps every operation ordered, so the caching allocator can hand a freed
 // block to the next request without events.
 #include <mutex>
+#include <string>
 
 #include "kernels/cuda/check.h"
 #include "kernels/graph.h"
@@ -88,6 +89,14 @@ void* workspace(size_t bytes) {
     // still address it (kernels/graph.h).
     keep_for_graphs(std::move(c.workspace));
     c.workspace = Buffer();
+    // The memory census files it under its own name, not the op that happened to grow it: every
+    // convolution shares it, and how large it gets is cuDNN's choice (the algorithms Find picks).
+    static const std::string kLabel = "cuDNN workspace";
+    struct Relabel {
+      CensusLabel saved = census_label();
+      Relabel() { census_label() = {&kLabel, nullptr, false}; }
+      ~Relabel() { census_label() = saved; }
+    } relabel;
     c.workspace = Buffer(Device::cuda, bytes);
   }
   return c.workspace.data();

@@ -8,6 +8,13 @@
 #include "kernels/memory.h"
 #include "kernels/profile.h"
 #include "kernels/runtime.h"
+#include "nn/ops.h"
+#include "nn/tensor.h"
+#include "tests/test_util.h"
+
+#if defined(CAF_WITH_CUDA)
+#include "kernels/cuda/check.h"
+#endif
 
 using namespace caf;
 
@@ -137,6 +144,36 @@ TEST_CASE("allocator: the memory census files the bytes at the peak under their 
   CHECK_FALSE(a.census().on);
   CHECK(a.census().rows.empty());
 }
+
+#if defined(CAF_WITH_CUDA)
+TEST_SUITE("gpu") {
+TEST_CASE("gpu: the census files cuDNN's shared workspace under its own name, not a convolution's") {
+  CAF_NEED_GPU();
+  Allocator& a = allocator(Device::cuda);
+  // 32 MiB of input: on the emulator larger than any earlier convolution's, so the workspace grows
+  const Tensor x = Tensor::uniform({1, 32, 512, 512}, 3, -1.f, 1.f, Device::cuda);
+  const Tensor w = Tensor::uniform({8, 32, 3, 3}, 4, -0.1f, 0.1f, Device::cuda);
+  const size_t before = cuda::workspace_size();
+  a.set_census(true);
+  Tensor y;
+  {
+    profile::Scope phase("convolve");
+    y = conv2d(x, w, Tensor());
+  }
+  std::map<std::string, int64_t> rows;
+  for (const CensusRow& r : a.census().rows) rows[r.label] = r.bytes;
+  a.set_census(false);
+  const size_t after = cuda::workspace_size();
+  // The convolution's row is its output and nothing else; the workspace, if it grew, is its own row.
+  CHECK(rows["convolve · fwd conv2d"] == int64_t(alloc_size_class(size_t(y.numel()) * 4)));
+  if (after > before)
+    CHECK(rows["cuDNN workspace"] == int64_t(alloc_size_class(after)));
+  else
+    CHECK(rows.count("cuDNN workspace") == 0);
+  MESSAGE("cuDNN workspace " << before << " -> " << after << " bytes");
+}
+}
+#endif
 
 TEST_CASE("runtime: device names and parsing") {
   CHECK(parse_device("cpu") == Device::cpu);
