@@ -31,8 +31,12 @@ CensusLabel& census_label() {
   return label;
 }
 
+namespace {
+const char* const kNoPhase = "outside any phase";  // the census's phase when no Scope is open
+}  // namespace
+
 std::string CensusLabel::text() const {
-  std::string s = phase ? *phase : std::string("outside any phase");
+  std::string s = phase ? *phase : std::string(kNoPhase);
   if (op) s += std::string(backward ? " · bwd " : " · fwd ") + op;
   return s;
 }
@@ -72,7 +76,7 @@ void* CachingAllocator::allocate(size_t bytes) {
     census_.blocks[size_t(id)] += 1;
     if (stats_.bytes_in_use > census_.peak) census_.snapshot(stats_.bytes_in_use);
     const CensusLabel& label = census_label();
-    const std::string phase = label.phase ? *label.phase : std::string("outside any phase");
+    const std::string phase = label.phase ? *label.phase : std::string(kNoPhase);
     auto [it, added] = census_.phase_ids.emplace(phase, census_.phases.size());
     if (added) census_.phases.push_back({phase, 0});
     int64_t& phase_peak = census_.phases[it->second].peak_bytes;
