@@ -82,12 +82,16 @@ def main():
     rows.append(ratio("compile-bf16-cl", ">= 1.3x faster", "torch.compile + bf16 + channels_last"))
     rows.append(ratio("bf16-cl", "-", "eager bf16 + channels_last"))
     tp = torch.get("tf32", {}).get("peak_mib")
+    tpr = torch.get("tf32-rfirst", {}).get("peak_mib")
     for key, name in (("augment", "TF32"), ("tf32", "TF32 (networks only)"), ("bf16", "bf16"),
                       ("bf16act", "bf16 with bf16 activations"), ("tf32_unfused", "TF32 as run 8 (networks only)"),
                       ("memory_bf16act_nhwc", "bf16 with channels-last bf16 activations")):
         r = caf[key]
         if r:
-            rel = f" ({r['peak_mib'] / tp:.2f}x PyTorch eager TF32's {tp / 1024:.2f} GiB)" if tp else ""
+            rel = f" ({r['peak_mib'] / tp:.2f}x PyTorch eager TF32's {tp / 1024:.2f} GiB" if tp else ""
+            if tp and tpr:  # PyTorch in caf's order: what the reordering alone would give it
+                rel += f"; {r['peak_mib'] / tpr:.2f}x its {tpr / 1024:.2f} GiB with R's backward first"
+            rel += ")" if tp else ""
             rows.append((f"peak GPU memory in use, {name}, eager", "<= 6 GB and <= 0.5x PyTorch eager",
                          f"{r['peak_mib'] / 1024:.2f} GiB{rel}"))
     rows.append(("augmentation, batch 8", ">= 20,000 images/s", f"{aug:,.0f} images/s" if aug else "not run"))

@@ -11,6 +11,9 @@ Prints the median ms/step, images/s (both halves of the split batch) and peak me
 layout of caf's output. --mode chooses how PyTorch runs it (issue 7's comparison points):
   fp32             exact fp32, TF32 off: caf's default math (the default)
   tf32             eager fp32 with TF32 convolutions and matmuls, NCHW: DRAEM-style code as it runs
+  tf32-rfirst      tf32 with R's losses sent backward before S runs forward, as caf's split step
+                   does (the same gradients; R's saved activations freed before S's exist): what
+                   the reordering alone gives PyTorch's memory
   bf16-cl          eager, bf16 autocast, channels_last
   compile-bf16-cl  torch.compile + bf16 autocast + channels_last: PyTorch at its best
   all              each of the above in turn (a mode the installed torch lacks is reported, skipped)
@@ -38,7 +41,7 @@ import make_net_fixtures as ref  # noqa: E402
 from torch_setup import setup  # noqa: E402
 
 
-MODES = ["fp32", "tf32", "bf16-cl", "compile-bf16-cl"]
+MODES = ["fp32", "tf32", "tf32-rfirst", "bf16-cl", "compile-bf16-cl"]
 
 
 def closed_form_batch(size, batch, t):
@@ -103,6 +106,27 @@ def step_forward_mixed(nets, autocast, x_clean, x_aug, y_aug, y_mask):
     return dict(loss_l2=l2, loss_ssim=l_ssim, loss_focal=l_focal, loss_total=l2 + l_ssim + l_focal)
 
 
+def step_r_first(nets, x_clean, x_aug, y_aug, y_mask):
+    """ref.step_forward's step, with both backward passes, in caf's order: R's losses go backward
+    before S runs forward. The two graphs share nothing (R's pass on Y is detached), so the
+    gradients are those of the summed loss, and R's saved activations are freed before S's exist."""
+    R, S = nets.recon, nets.discr
+    R.train()
+    rec_x = R(x_aug)
+    l2, l_ssim = F.mse_loss(rec_x, x_clean), 1 - ref.ssim(rec_x, x_clean)
+    (l2 + l_ssim).backward()
+    del rec_x
+    R.eval()
+    with torch.no_grad():
+        rec_y = R(y_aug)
+    R.train()
+    S.train()
+    l_focal = ref.focal_loss(S(torch.cat([y_aug, rec_y], 1)), y_mask)
+    l_focal.backward()
+    return dict(loss_l2=l2.detach(), loss_ssim=l_ssim.detach(), loss_focal=l_focal.detach(),
+                loss_total=(l2 + l_ssim + l_focal).detach())
+
+
 def track(a, mode, perturb=0.0, seed=1):
     """Losses of a.track steps; perturb > 0 multiplies every initial weight by (1 + perturb * N(0,1))
     first: PyTorch against its own perturbed run measures how fast rounding-level differences grow."""
@@ -146,6 +170,7 @@ def run(a, mode):
         print(f"torch {torch.__version__} step: mode {mode}: skipped (this torch has no torch.compile)")
         return None
     wr, ws = (int(v) for v in a.widths.split(","))
+    torch.manual_seed(0)  # every mode starts from the same weights
     nets = ref.Nets(wr, ws).to(dev)
     fmt = torch.channels_last if mode.endswith("-cl") else torch.contiguous_format
     nets = nets.to(memory_format=fmt)
@@ -165,11 +190,16 @@ def run(a, mode):
         forward = torch.compile(ref.step_forward)
 
     def step():
-        with autocast:
-            out = forward(nets, **batch)
-        opt_r.zero_grad(set_to_none=False)
-        opt_s.zero_grad(set_to_none=False)
-        out["loss_total"].backward()
+        if mode.endswith("-rfirst"):
+            opt_r.zero_grad(set_to_none=False)
+            opt_s.zero_grad(set_to_none=False)
+            out = step_r_first(nets, **batch)  # both backward passes done
+        else:
+            with autocast:
+                out = forward(nets, **batch)
+            opt_r.zero_grad(set_to_none=False)
+            opt_s.zero_grad(set_to_none=False)
+            out["loss_total"].backward()
         opt_r.step()
         opt_s.step()
         sync()

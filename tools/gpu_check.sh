@@ -11,7 +11,7 @@
 # Knobs: CAF_FULL=1 runs everything (without it the quick set runs: no full ctest, sync-debug,
 # gpu-suite memcheck, op timings or exact-fp32 step); CAF_SKIP_OPS_PERF=1 skips the op timings
 # alone; CAF_QUICK_EPOCHS (50) the README job's epochs; CAF_BOTTLE_EPOCHS=0 skips the bottle run
-# when data is carried; CAF_TORCH_MODES (comma list, default tf32,bf16-cl; torch.compile runs in
+# when data is carried; CAF_TORCH_MODES (comma list, default tf32,tf32-rfirst,bf16-cl; torch.compile runs in
 # the background from the start, timed at the first checkpoint after it is compiled, within
 # CAF_COMPILE_TIMEOUT, unless CAF_SKIP_COMPILE=1); CAF_TRACK_MODES (default "tf32 bf16");
 # CAF_TRACK_STEPS (50); CAF_ENVELOPE_RUNS (2). CAF_DRY=1: a dry run of this script's flow at toy
@@ -214,9 +214,10 @@ step bench-step-bf16act-nhwc-graph "$B/caf" bench step $CAFB --precision bf16 --
 [ -z "${CAF_QUICK:-}" ] && step bench-step-fp32 "$B/caf" bench step $CAFB --precision fp32 --steps 10 --warmup 3 \
   --json "$RES/caf_fp32.json"
 if [ -n "$PY" ]; then
-  # PyTorch: TF32 eager (DRAEM-style code), bf16 channels_last, exact fp32; torch.compile last.
+  # PyTorch: TF32 eager (DRAEM-style code), the same with R's backward first (caf's order: what
+  # the reordering alone gives PyTorch's memory), bf16 channels_last; torch.compile last.
   step torch-reference $PY bench/torch_reference.py $PAPER --steps 50 --warmup 5 \
-    --mode "${CAF_TORCH_MODES:-tf32,bf16-cl}" --json "$RES/torch.json"
+    --mode "${CAF_TORCH_MODES:-tf32,tf32-rfirst,bf16-cl}" --json "$RES/torch.json"
 fi
 # Anomaly-simulation throughput (issue goal on an H200: >= 20,000 images/s at batch 8).
 step bench-augment-8 bash -c "set -o pipefail; '$B/caf' bench augment --device cuda --batch 8 --steps $AUG8 | tee '$RES/augment_8.txt'"
