@@ -185,6 +185,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
   };
   const auto started = std::chrono::steady_clock::now();
   const Device d = opt.device;
+  allocator(d).reset_peak();  // the log's peak_mib is this run's: the bytes in use, at most
   // The run's arithmetic, restored on the way out: precision and determinism are process-wide.
   struct ArithmeticScope {
     Precision precision_before = precision();
@@ -368,15 +369,18 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
       const double elapsed = std::chrono::duration<double>(now - started).count();
       const double per_s = double(window_steps * per_step_images) / window_s;
       const double eta = double(total - m.step) * window_s / double(window_steps);
-      char line[320];
+      const double peak_mib = double(allocator(d).stats().peak_bytes) / 1048576.0;  // a host counter
+      char line[352];
       std::snprintf(line, sizeof line,
-                    "epoch %lld/%lld step %lld/%lld | l2 %.5f ssim %.5f focal %.5f | lr %.1e | %.1f img/s | ETA %s",
+                    "epoch %lld/%lld step %lld/%lld | l2 %.5f ssim %.5f focal %.5f | lr %.1e | %.1f img/s | "
+                    "peak %.0f MiB | ETA %s",
                     (long long)(epoch + 1), (long long)cfg.epochs, (long long)m.step, (long long)total,
-                    double(v.at("l2")), double(v.at("ssim")), double(v.at("focal")), lr, per_s,
+                    double(v.at("l2")), double(v.at("ssim")), double(v.at("focal")), lr, per_s, peak_mib,
                     format_duration(eta).c_str());
       print(line);
-      log << json{{"step", m.step}, {"epoch", epoch + 1}, {"l2", v.at("l2")}, {"ssim", v.at("ssim")},
-                  {"focal", v.at("focal")}, {"lr", lr}, {"images_per_s", per_s}, {"elapsed_s", elapsed}}
+      log << json{{"step", m.step},        {"epoch", epoch + 1},    {"l2", v.at("l2")},
+                  {"ssim", v.at("ssim")},  {"focal", v.at("focal")}, {"lr", lr},
+                  {"images_per_s", per_s}, {"elapsed_s", elapsed},  {"peak_mib", peak_mib}}
                  .dump()
           << "\n"
           << std::flush;

@@ -104,9 +104,19 @@ static void check_same_run(const fs::path& dir_a, const fs::path& dir_b) {
   }
   const SafetensorsFile fa = read_safetensors((dir_a / "model.safetensors").string());
   const SafetensorsFile fb = read_safetensors((dir_b / "model.safetensors").string());
-  int64_t differing = 0;
-  for (const auto& [name, t] : fa.tensors) differing += t.bytes != fb.tensors.at(name).bytes;
+  int64_t differing = 0, model_bytes = 0;
+  for (const auto& [name, t] : fa.tensors) {
+    differing += t.bytes != fb.tensors.at(name).bytes;
+    model_bytes += int64_t(t.bytes.size());
+  }
   CHECK(differing == 0);
+  // The logged peak: the run's high-water mark of bytes in use, at least everything the model
+  // file holds (weights, running statistics, Adam's moments: all on the device while training),
+  // and never falling within one uninterrupted run (a; b may have been resumed, a new process).
+  auto peak = [](const nlohmann::json& line) { return line["peak_mib"].get<double>() * 1048576.0; };
+  for (const auto* log : {&a, &b})
+    for (const nlohmann::json& line : *log) CHECK(peak(line) >= double(model_bytes));
+  for (size_t i = 1; i < a.size(); ++i) CHECK(peak(a[i]) >= peak(a[i - 1]));
   CHECK(fb.metadata.at("step") == "9");
   CHECK(fb.metadata.at("adam_steps_recon") == "9");
 }
@@ -347,9 +357,19 @@ TEST_CASE("trainer: an interrupted run resumes exactly; outputs are written") {
   }
   const SafetensorsFile fa = read_safetensors((data.root / "full" / "model.safetensors").string());
   const SafetensorsFile fb = read_safetensors((data.root / "split" / "model.safetensors").string());
-  int64_t differing = 0;
-  for (const auto& [name, t] : fa.tensors) differing += t.bytes != fb.tensors.at(name).bytes;
+  int64_t differing = 0, model_bytes = 0;
+  for (const auto& [name, t] : fa.tensors) {
+    differing += t.bytes != fb.tensors.at(name).bytes;
+    model_bytes += int64_t(t.bytes.size());
+  }
   CHECK(differing == 0);
+  // The logged peak: the run's high-water mark of bytes in use, at least everything the model
+  // file holds (weights, running statistics, Adam's moments: all on the device while training),
+  // and never falling within one uninterrupted run (a; b may have been resumed, a new process).
+  auto peak = [](const nlohmann::json& line) { return line["peak_mib"].get<double>() * 1048576.0; };
+  for (const auto* log : {&a, &b})
+    for (const nlohmann::json& line : *log) CHECK(peak(line) >= double(model_bytes));
+  for (size_t i = 1; i < a.size(); ++i) CHECK(peak(a[i]) >= peak(a[i - 1]));
 
   // The trained model loads back for evaluation with its config.
   const TrainedModel tm = load_trained_model((data.root / "full").string(), Device::cpu);
