@@ -185,7 +185,7 @@ TrainResult train(const TrainConfig& cfg, const TrainOptions& opt) {
   };
   const auto started = std::chrono::steady_clock::now();
   const Device d = opt.device;
-  allocator(d).reset_peak();  // the log's peak_mib is this run's: the bytes in use, at most
+  allocator(d).reset_peak();  // the log's peak_mib: this run's high-water mark of bytes in use
   // The run's arithmetic, restored on the way out: precision and determinism are process-wide.
   struct ArithmeticScope {
     Precision precision_before = precision();
