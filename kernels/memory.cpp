@@ -69,13 +69,13 @@ void* CachingAllocator::allocate(size_t bytes) {
   stats_.bytes_in_use += size;
   stats_.peak_bytes = std::max(stats_.peak_bytes, stats_.bytes_in_use);
   if (census_.on) {
-    const int id = census_.id(census_label().text());  // this thread's phase and op
+    const CensusLabel& label = census_label();  // this thread's phase and op
+    const int id = census_.id(label.text());
     census_.live[p] = {id, int64_t(size), int64_t(bytes)};
     census_.bytes[size_t(id)] += int64_t(size);
     census_.requested[size_t(id)] += int64_t(bytes);
     census_.blocks[size_t(id)] += 1;
     if (stats_.bytes_in_use > census_.peak) census_.snapshot(stats_.bytes_in_use);
-    const CensusLabel& label = census_label();
     const std::string phase = label.phase ? *label.phase : std::string(kNoPhase);
     auto [it, added] = census_.phase_ids.emplace(phase, census_.phases.size());
     if (added) census_.phases.push_back({phase, 0});

@@ -77,7 +77,7 @@ const CommandHelp kCommands[] = {
      "          --layout nhwc); --bf16-grads off keeps their gradients fp32 (with bf16\n"
      "          activations a gradient between a convolution and its batch norm is bf16 by default);\n"
      "          --memory lists the bytes in use at the peak by the phase and op that allocated\n"
-     "          them (not with --graph); --trace writes\n"
+     "          them, then the peak per phase (not with --graph); --trace writes\n"
      "          a Chrome trace (Perfetto), --json the result for scripts; --track N prints the\n"
      "          losses of N steps from a checkpoint (the gate against bench/torch_reference.py)\n"
      "  bench augment [--device cpu|cuda|auto] [--batch B] [--size S] [--steps N] [--warmup N]\n"
