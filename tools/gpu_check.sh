@@ -14,7 +14,8 @@
 # when data is carried; CAF_TORCH_MODES (comma list, default tf32,tf32-rfirst,bf16-cl; torch.compile runs in
 # the background from the start, timed at the first checkpoint after it is compiled, within
 # CAF_COMPILE_TIMEOUT, unless CAF_SKIP_COMPILE=1); CAF_TRACK_MODES (default "tf32 bf16");
-# CAF_TRACK_STEPS (50); CAF_ENVELOPE_RUNS (2). CAF_DRY=1: a dry run of this script's flow at toy
+# CAF_TRACK_STEPS (50); CAF_ENVELOPE_RUNS (2); CAF_STEP_TIMEOUT (300 s a step); CAF_RESUME=1 (a second call
+# continues the first: see RES below). CAF_DRY=1: a dry run of this script's flow at toy
 # shapes and lengths (32 px, batch 2, widths 8/4, 2 steps per benchmark, 1 epoch, 3 tracked steps,
 # no torch.compile), e.g. on the CPU emulator without a GPU: BUILD=build-emu CAF_DRY=1 bash
 # tools/gpu_check.sh (build-emu configured with -DCAF_EMU=ON by tools/emu_check.sh; PyTorch's and
@@ -31,13 +32,19 @@ cd "$(dirname "$0")/.."
 if [ -z "${CAF_FULL:-}" ]; then CAF_QUICK=${CAF_QUICK:-1}; else CAF_QUICK=; fi
 OUTDIR=${OUT:-/tmp}
 LOG=$OUTDIR/gpu_check.log
-RES=${CAF_RESULTS:-/tmp/caf_results}  # JSON results, the trace, the gate inputs (archived into $OUTDIR)
+# JSON results, the trace, the gate inputs (archived into $OUTDIR). In an ignored folder of the
+# checkout, which a lent machine keeps between calls while it is warm: CAF_RESUME=1 (the same call
+# again, at once) skips every step that already ran there (passed or failed; a step cut off by the
+# time limit runs again) and keeps its results, so one check can span two calls when a single
+# 10-minute call cannot hold it all. Without CAF_RESUME the folder starts empty.
+RES=${CAF_RESULTS:-$PWD/.gpu_results}
+[ -z "${CAF_RESUME:-}" ] && rm -rf "$RES"
 mkdir -p "$RES" "$OUTDIR"
+touch "$RES/done.txt"
 : >"$LOG"
 exec 3>&1  # the caller's stdout, for the signal handler (the tee below may be gone by then)
 exec > >(tee -a "$LOG") 2>&1
 BUILD=${BUILD:-build-gpu}
-declare -a SUMMARY
 COMPILE_PID=""
 STEP_PID=""
 # On a time limit (timeout sends TERM): stop the background compile, print what finished and keep
@@ -48,24 +55,33 @@ on_term() {
   echo; echo "=== stopped by a signal (time limit?): results so far"
   [ -n "$COMPILE_PID" ] && kill "$COMPILE_PID" 2>/dev/null
   [ -n "$STEP_PID" ] && kill "$STEP_PID" 2>/dev/null
-  printf '%s\n' "${SUMMARY[@]}"
+  cat "$RES/summary.txt"
   [ -n "${PY:-}" ] && $PY bench/summary.py "$RES"
   tar czf "$OUTDIR/results.tgz" -C "$RES" . && echo "results: $OUTDIR/results.tgz"
   exit 124
 }
 trap on_term TERM INT
+ran() { grep -qx "$1" "$RES/done.txt"; }  # ran NAME: the step ran in an earlier call (CAF_RESUME)
 step() {  # step NAME CMD... : run, record pass/fail and seconds
   local name=$1; shift
+  # (configure and build always run: a no-op when nothing changed, a rebuild after a fix)
+  if [ "$name" != configure ] && [ "$name" != build ] && ran "$name"; then
+    echo; echo "=== $name: ran in the earlier call, skipped"; return 0
+  fi
   echo; echo "=== $name: $*"
   local t0=$SECONDS
   # In the background and waited for, so that a TERM is handled at once (bash runs traps only
   # between foreground commands).
-  "$@" &
+  # A step that hangs (a kernel that never returns) is stopped after CAF_STEP_TIMEOUT seconds
+  # (default 300) instead of eating the call.
+  timeout -k 5 "${CAF_STEP_TIMEOUT:-300}" "$@" &
   STEP_PID=$!
   wait "$STEP_PID"
   local rc=$?
   STEP_PID=""
-  SUMMARY+=("$(printf '%-28s %-5s %4ds' "$name" "$([ $rc -eq 0 ] && echo ok || echo FAIL:$rc)" $((SECONDS - t0)))")
+  printf '%-28s %-5s %4ds\n' "$name" "$([ $rc -eq 0 ] && echo ok || echo FAIL:$rc)" $((SECONDS - t0)) \
+    >>"$RES/summary.txt"
+  echo "$name" >>"$RES/done.txt"
   return 0
 }
 
@@ -115,7 +131,7 @@ fi
 # background on the upper half of the cores while the rest runs, and is timed at the first
 # checkpoint after it is done (compile_timing below), alone on the GPU
 # (bench/torch_reference.py --start-after). Its 5 warm-up steps may overlap a caf run.
-if [ -n "$PY" ] && [ -z "${CAF_SKIP_COMPILE:-}" ]; then
+if [ -n "$PY" ] && [ -z "${CAF_SKIP_COMPILE:-}" ] && ! ran torch-compile; then
   rm -f "$RES/compile_go"
   NP=$(nproc); HALF=$((NP / 2)); PIN=""
   if command -v taskset >/dev/null && [ "$NP" -ge 4 ]; then PIN="taskset -c $HALF-$((NP - 1))"; fi
@@ -225,23 +241,23 @@ step bench-augment-256 "$B/caf" bench augment --device cuda --batch 256 --steps 
 compile_timing
 if [ -n "$PY" ]; then
   # The correctness gate: 50 steps from the same weights on the same data, caf against PyTorch.
-  step checkpoint-init "$B/caf" checkpoint-new --widths $WIDTHS --out /tmp/caf_init.safetensors
+  step checkpoint-init "$B/caf" checkpoint-new --widths $WIDTHS --out "$B/caf_init.safetensors"
   for mode in ${CAF_TRACK_MODES:-tf32 bf16}; do
     step "track-caf-$mode" "$B/caf" bench step $CAFB --precision $mode --track "${CAF_TRACK_STEPS:-50}" \
-      --init /tmp/caf_init.safetensors --json "$RES/track_caf_$mode.json"
+      --init "$B/caf_init.safetensors" --json "$RES/track_caf_$mode.json"
     step "track-torch-$mode" $PY bench/torch_reference.py $PAPER --mode $mode --track "${CAF_TRACK_STEPS:-50}" \
-      --envelope-runs "${CAF_ENVELOPE_RUNS:-2}" --init /tmp/caf_init.safetensors --json "$RES/track_torch_$mode.json"
+      --envelope-runs "${CAF_ENVELOPE_RUNS:-2}" --init "$B/caf_init.safetensors" --json "$RES/track_torch_$mode.json"
     step "gate-$mode" $PY bench/compare_losses.py "$RES/track_caf_$mode.json" "$RES/track_torch_$mode.json"
   done
   if [ -f "$RES/track_torch_bf16.json" ]; then  # the channels-last convolutions against the same PyTorch run
     step track-caf-bf16-nhwc "$B/caf" bench step $CAFB --precision bf16 --layout nhwc --track "${CAF_TRACK_STEPS:-50}" \
-      --init /tmp/caf_init.safetensors --json "$RES/track_caf_bf16_nhwc.json"
+      --init "$B/caf_init.safetensors" --json "$RES/track_caf_bf16_nhwc.json"
     step gate-bf16-nhwc $PY bench/compare_losses.py "$RES/track_caf_bf16_nhwc.json" "$RES/track_torch_bf16.json"
     step track-caf-bf16act "$B/caf" bench step $CAFB --precision bf16 --activations bf16 \
-      --track "${CAF_TRACK_STEPS:-50}" --init /tmp/caf_init.safetensors --json "$RES/track_caf_bf16act.json"
+      --track "${CAF_TRACK_STEPS:-50}" --init "$B/caf_init.safetensors" --json "$RES/track_caf_bf16act.json"
     step gate-bf16act $PY bench/compare_losses.py "$RES/track_caf_bf16act.json" "$RES/track_torch_bf16.json"
     step track-caf-bf16act-nhwc "$B/caf" bench step $CAFB --precision bf16 --activations bf16 --layout nhwc \
-      --track "${CAF_TRACK_STEPS:-50}" --init /tmp/caf_init.safetensors --json "$RES/track_caf_bf16act_nhwc.json"
+      --track "${CAF_TRACK_STEPS:-50}" --init "$B/caf_init.safetensors" --json "$RES/track_caf_bf16act_nhwc.json"
     step gate-bf16act-nhwc $PY bench/compare_losses.py "$RES/track_caf_bf16act_nhwc.json" "$RES/track_torch_bf16.json"
   fi
 fi
@@ -303,8 +319,8 @@ if [ -d "$DATA/mvtec_bottle_256/bottle" ] && [ "${CAF_BOTTLE_EPOCHS:-30}" != 0 ]
     --class bottle --max-images 8 --device cuda
 fi
 
-echo; echo "=== summary"
-printf '%s\n' "${SUMMARY[@]}"
+echo; echo "=== summary${CAF_RESUME:+ (both calls)}"
+cat "$RES/summary.txt"
 if [ -n "$PY" ]; then
   echo; echo "=== issue 7 table (bench/summary.py $RES)"
   $PY bench/summary.py "$RES"
