@@ -318,6 +318,10 @@ TEST_CASE("trainer: --algorithms sets cuDNN's choice for the run and restores it
   CHECK((det.deterministic && det.timed));
   CHECK((!fast.deterministic && fast.timed));
   CHECK((repro.deterministic && !repro.timed));
+  // The default since run 9 on an H200 ("reproducible" resumed bit for bit there, "deterministic"
+  // did not, at the same speed for TF32): every preset's runs repeat and resume exactly on a GPU.
+  CHECK(TrainConfig{}.algorithms == "reproducible");
+  for (const char* preset : {"tiny", "paper"}) CHECK(TrainConfig::preset_named(preset).algorithms == "reproducible");
   // The CPU's convolutions have one algorithm: the same run, bit for bit, whatever the setting.
   check_same_run(data.root / "deterministic", data.root / "reproducible");
   check_same_run(data.root / "deterministic", data.root / "fastest");
