@@ -7,9 +7,12 @@
 
 #include <cmath>
 #include <functional>
+#include <vector>
 
+#include "kernels/batchnorm.h"
 #include "kernels/cast.h"
 #include "kernels/error.h"
+#include "kernels/memory.h"
 #include "kernels/runtime.h"
 #include "nn/autograd.h"
 #include "nn/modules.h"
@@ -379,6 +382,7 @@ TEST_CASE("gpu: bf16 activations' ops are their fp32 twins on the GPU, bit for b
   check_batchnorm_relu_last(Device::cuda, {2, 6, 5, 7}, true);
   check_batchnorm_relu_last(Device::cuda, {1, 40, 72, 72}, true);
   check_batchnorm_relu_last(Device::cuda, {2, 16, 4, 4}, false);
+  check_batchnorm_relu_last(Device::cuda, {2, 5, 6, 7}, true);  // odd C: one channel per thread
   check_moving_op_last(Device::cuda, {2, 3, 6, 10}, [](const Tensor& x) { return maxpool2d(x); });
   check_moving_op_last(Device::cuda, {1, 2, 7, 5}, [](const Tensor& x) { return maxpool2d(x); });
   check_moving_op_last(Device::cuda, {2, 3, 5, 4}, [](const Tensor& x) { return upsample_bilinear2x(x); });
@@ -386,6 +390,60 @@ TEST_CASE("gpu: bf16 activations' ops are their fp32 twins on the GPU, bit for b
   check_moving_op(Device::cuda, {2, 3, 6, 10}, [](const Tensor& x) { return maxpool2d(x); });
   check_moving_op(Device::cuda, {2, 3, 5, 4}, [](const Tensor& x) { return upsample_bilinear2x(x); });
   check_moving_op(Device::cuda, {2, 3, 4, 4}, [](const Tensor& x) { return concat_channels(x, upsample_bilinear2x(maxpool2d(x))); });
+}
+
+// The forward's channels-last statistics take two neighbouring channels per thread when C is even
+// and x is 8-byte aligned (kernels/cuda/batchnorm_relu.cu, stats_partials_last2), else one per
+// thread: the same sums in the same order, so the same statistics and y, bit for bit. x placed
+// one element into its buffer is only 2-byte aligned, which takes the one-channel kernel.
+TEST_CASE("gpu: channels-last statistics, two channels per thread, are one channel per thread's bit for bit") {
+  CAF_NEED_GPU();
+  // One partial channel tile; two tiles, the second partial, and two row chunks; three tiles.
+  for (const Shape4 s : {Shape4{2, 8, 5, 7}, Shape4{1, 66, 40, 40}, Shape4{3, 130, 9, 11}}) {
+    CAPTURE(s.c);
+    const size_t n = size_t(s.numel()), c = size_t(s.c);
+    std::vector<uint16_t> x;  // a convolution's raw bf16 output, channels-last
+    for (float v : Tensor::randn({s.n, s.h, s.w, s.c}, 21, 0.f, 2.f, Device::cpu).to_vector()) x.push_back(f32_to_bf16(v));
+    const std::vector<float> bias = Tensor::uniform({s.c}, 22, -0.5f, 0.5f, Device::cpu).to_vector();
+    const std::vector<float> gamma = Tensor::uniform({s.c}, 23, 0.5f, 1.5f, Device::cpu).to_vector();
+    const std::vector<float> beta = Tensor::uniform({s.c}, 24, -0.5f, 0.5f, Device::cpu).to_vector();
+    struct Out {
+      std::vector<uint16_t> y;
+      std::vector<float> mean, invstd, running_mean, running_var;
+    };
+    const auto run = [&](size_t offset) {
+      const auto up = [](const auto& h) {
+        Buffer b(Device::cuda, h.size() * sizeof(h[0]));
+        copy_bytes(Device::cuda, b.data(), Device::cpu, h.data(), h.size() * sizeof(h[0]));
+        return b;
+      };
+      Buffer xb(Device::cuda, (n + 1) * sizeof(uint16_t)), yb(Device::cuda, n * sizeof(uint16_t));
+      uint16_t* xd = static_cast<uint16_t*>(xb.data()) + offset;
+      copy_bytes(Device::cuda, xd, Device::cpu, x.data(), n * sizeof(uint16_t));
+      Buffer bb = up(bias), gb = up(gamma), eb = up(beta), mb = up(std::vector<float>(c)), ib = up(std::vector<float>(c));
+      Buffer rm = up(std::vector<float>(c, 0.f)), rv = up(std::vector<float>(c, 1.f));
+      BatchNormArgs a;
+      a.s = s;
+      a.nhwc = true;
+      batchnorm_relu_train_forward_bf16(Device::cuda, xd, static_cast<float*>(bb.data()), static_cast<float*>(gb.data()),
+                                        static_cast<float*>(eb.data()), static_cast<uint16_t*>(yb.data()),
+                                        static_cast<float*>(mb.data()), static_cast<float*>(ib.data()),
+                                        static_cast<float*>(rm.data()), static_cast<float*>(rv.data()), a);
+      const auto down = [](const Buffer& b, auto& h) {
+        copy_bytes(Device::cpu, h.data(), Device::cuda, b.data(), h.size() * sizeof(h[0]));
+      };
+      Out o{std::vector<uint16_t>(n), std::vector<float>(c), std::vector<float>(c), std::vector<float>(c),
+            std::vector<float>(c)};
+      down(yb, o.y), down(mb, o.mean), down(ib, o.invstd), down(rm, o.running_mean), down(rv, o.running_var);
+      return o;
+    };
+    const Out pairs = run(0), single = run(1);
+    CHECK(pairs.mean == single.mean);
+    CHECK(pairs.invstd == single.invstd);
+    CHECK(pairs.running_mean == single.running_mean);
+    CHECK(pairs.running_var == single.running_var);
+    CHECK(pairs.y == single.y);
+  }
 }
 
 TEST_CASE("gpu: bf16 activations' convolutions and chains as on the CPU") {
