@@ -4,7 +4,9 @@
 
 DIR holds what gpu_check.sh wrote: caf_*.json (caf bench step --json: tf32, tf32_unfused, augment,
 graph, bf16, bf16_graph, bf16_nhwc_graph, bf16act, bf16act_graph, bf16act_nhwc_graph,
-bf16act_nhwc_graph_f32grads, fastest, reproducible, fp32, memory_bf16act_nhwc: --memory's census), torch.json and torch_compile.json (bench/torch_reference.py --json),
+bf16act_nhwc_graph_f32grads, fastest, reproducible, fp32, memory_bf16act_nhwc: --memory's census),
+convs_{bf16,tf32}.json and torch_convs_{bf16,tf32}.json (caf bench convs, bench/torch_convs.py),
+torch.json and torch_compile.json (bench/torch_reference.py --json),
 augment_8.txt (caf bench augment's output), quickstart_gpu.json (the README's main job on the GPU:
 eval metrics). A missing file leaves its cells "not run".
 """
@@ -127,6 +129,23 @@ def main():
         if r and r.get("ops_ms"):
             top = sorted(r["ops_ms"].items(), key=lambda kv: -kv[1])[:12]
             print(f"ops, caf {key} (ms per step): " + ", ".join(f"{k} {v:.2f}" for k, v in top))
+    for prec in ("bf16", "tf32"):  # every convolution alone (caf bench convs), PyTorch beside it
+        c, t = load(d, f"convs_{prec}.json"), load(d, f"torch_convs_{prec}.json")
+        if not c:
+            continue
+        tflops = c["flops_per_step"] / c["per_step_ms"] * 1e-9 if c["per_step_ms"] > 0 else 0.0
+        line = (f"\nconvolutions alone, caf {prec} ({len(c['layers'])} layers): {c['per_step_ms']:.2f} ms per step, "
+                f"{tflops:.0f} TFLOP/s")
+        if t:
+            line += f"; PyTorch {t['torch_per_step_ms']:.2f} ms (PyTorch / caf {t['torch_per_step_ms'] / c['per_step_ms']:.2f})"
+        print(line)
+        torch_by = {(r["net"], r["cin"], r["cout"], r["h"], r["first"]): r for r in (t or {}).get("layers", [])}
+        for r in sorted(c["layers"], key=lambda r: -r["per_step_ms"])[:8]:
+            tr = torch_by.get((r["net"], r["cin"], r["cout"], r["h"], r["first"]))
+            passes = [(r["fwd_ms"], "fwd"), (r["data_ms"], "data"), (r["filter_ms"], "filter")]
+            rate = ", ".join(f"{name} {r['flops_per_pass'] / ms * 1e-9:.0f}" for ms, name in passes if ms > 0)
+            print(f"  {r['net']} {r['cin']}->{r['cout']} @{r['h']}x{r['w']} x{r['count']}: {r['per_step_ms']:.2f} ms/step "
+                  f"(TFLOP/s {rate})" + (f"; PyTorch {tr['torch_per_step_ms']:.2f}" if tr else ""))
 
 
 if __name__ == "__main__":

@@ -106,6 +106,21 @@ grep -q '"phases"' "$D/memory.json" && [ "$(grep -c '<- the peak$' "$D/memory.lo
 sed -n '/peak in use by phase/,/phases (median/p' "$D/memory.log" | grep -q '^    backward (R)  '
 if "$CAF" bench step --device cpu --memory --graph 2>"$D/err.log"; then exit 1; fi
 grep -q 'drop --graph' "$D/err.log"
+# Every convolution alone: one row per distinct layer; the per-step FLOPs are bench step's (two
+# counts made separately: the layer list with its per-step multiplicities, the networks' analytic
+# count), and the layers' counts add up to both networks' convolutions (R 23 + S 28).
+"$CAF" bench convs --device cpu --size 32 --widths 4,2 --batch 2 --trials 1 --calls 1 --json "$D/convs.json" \
+  >"$D/convs.log"
+"$CAF" bench step --device cpu --size 32 --widths 4,2 --batch 2 --steps 1 --warmup 0 --json "$D/step.json" >/dev/null
+grep -q 'distinct layers of 51 convolutions' "$D/convs.log" && grep -q '^  R   3->4 @32x32 (first) ' "$D/convs.log"
+[ "$(grep -o '"flops_per_step": [0-9.e+-]*' "$D/convs.json" | sed 's/.*: //')" = \
+  "$(grep -o '"conv_flops_per_step": [0-9.e+-]*' "$D/step.json" | sed 's/.*: //')" ]
+[ "$(grep -o '"count": [0-9]*' "$D/convs.json" | awk '{n += $2} END {print n}')" = 51 ]
+[ "$(grep -c '"first": true' "$D/convs.json")" = 2 ]
+"$CAF" bench convs --device cpu --size 32 --widths 4,2 --batch 2 --trials 1 --calls 1 --precision bf16 --layout nhwc \
+  | grep -q 'precision bf16, layout nhwc'
+if "$CAF" bench convs --device cpu --layout nhwc 2>"$D/err.log"; then exit 1; fi
+grep -q 'add --precision bf16' "$D/err.log"
 # Errors name the problem and exit non-zero.
 if "$CAF" train --data "$D/nowhere" --class toy --out "$D/x" >/dev/null 2>"$D/err.log"; then exit 1; fi
 grep -q 'nowhere' "$D/err.log"

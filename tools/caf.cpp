@@ -1,7 +1,7 @@
 // tools/caf.cpp: the caf command line. Library code throws; this main catches, prints one clear
 // message (with its hint) and exits non-zero.
 //
-// Today: `caf info` (build, devices, allocator), `caf bench step|augment`, `caf preview` and
+// Today: `caf info` (build, devices, allocator), `caf bench step|augment|convs`, `caf preview` and
 // `caf checkpoint-new`. Training and evaluation arrive with their issues; the usage text lists only
 // what works.
 #include <cstdio>
@@ -17,6 +17,7 @@
 namespace caf {
 int bench_step(int argc, char** argv);     // tools/bench_step.cpp
 int bench_augment(int argc, char** argv);  // tools/bench_augment.cpp
+int bench_convs(int argc, char** argv);    // tools/bench_convs.cpp
 int preview(int argc, char** argv);        // tools/preview.cpp
 int make_toy(int argc, char** argv);       // tools/make_toy.cpp
 int train_command(int argc, char** argv);  // tools/train_cmd.cpp
@@ -82,7 +83,12 @@ const CommandHelp kCommands[] = {
      "          losses of N steps from a checkpoint (the gate against bench/torch_reference.py)\n"
      "  bench augment [--device cpu|cuda|auto] [--batch B] [--size S] [--steps N] [--warmup N]\n"
      "          [--class NAME] [--textures DIR] [--mix]\n"
-     "          anomaly-simulation throughput (images/s) of the batch pipeline\n"},
+     "          anomaly-simulation throughput (images/s) of the batch pipeline\n"
+     "  bench convs [--device cpu|cuda|auto] [--size S] [--batch B] [--widths R,S]\n"
+     "          [--precision tf32|bf16|fp32] [--layout nchw|nhwc]\n"
+     "          [--algos deterministic|fastest|reproducible] [--trials N] [--calls N] [--json FILE]\n"
+     "          every convolution of both networks timed alone (forward, input and weight\n"
+     "          gradients; ms, TFLOP/s, cost per training step), the costliest first\n"},
     {"checkpoint-new",
      "  checkpoint-new --widths R,S [--seed N] --out FILE\n"
      "          write freshly initialised networks as a checkpoint (.safetensors)\n"},
@@ -175,6 +181,8 @@ int main(int argc, char** argv) {
       return caf::bench_step(argc - 3, argv + 3);
     if (std::strcmp(argv[1], "bench") == 0 && argc >= 3 && std::strcmp(argv[2], "augment") == 0)
       return caf::bench_augment(argc - 3, argv + 3);
+    if (std::strcmp(argv[1], "bench") == 0 && argc >= 3 && std::strcmp(argv[2], "convs") == 0)
+      return caf::bench_convs(argc - 3, argv + 3);
     if (std::strcmp(argv[1], "preview") == 0) return caf::preview(argc - 2, argv + 2);
     if (std::strcmp(argv[1], "make-toy") == 0) return caf::make_toy(argc - 2, argv + 2);
     if (std::strcmp(argv[1], "train") == 0) return caf::train_command(argc - 2, argv + 2);

@@ -5,7 +5,8 @@
 #   "cuda" against the CPU) -> the gpu test suite -> the README's main job with --device cuda
 #   (short) -> a killed and resumed run on "cuda" -> caf bench step at a small shape in each
 #   configuration gpu_check.sh times (eager, graph, bf16, channels-last, bf16 activations,
-#   reproducible algorithms; with the host round-trip and allocation counters); the kernel harness
+#   reproducible algorithms; with the host round-trip and allocation counters) -> caf bench convs
+#   (bf16 channels-last, TF32); the kernel harness
 #   bench/kernels (kdev_batchnorm_relu --quick: its checks against the CPU, in CI too).
 # What a pass means: caf's own CUDA code (kernels, launch configurations, the cuDNN/cuBLAS call
 # sequences, graph capture, the trainer's device paths) computes what the CPU computes. What it
@@ -93,6 +94,11 @@ step bench-bf16act-nhwc-graph "$B/caf" bench step $SMALL --precision bf16 --acti
   --augment --graph --json "$OUT/bf16act_nhwc_graph.json"
 step bench-bf16act-nhwc-f32grads "$B/caf" bench step $SMALL --precision bf16 --activations bf16 --layout nhwc \
   --bf16-grads off --augment --graph
+# Every convolution alone (caf bench convs), bf16 channels-last and TF32: the kernels/conv2d.h
+# calls gpu_check.sh's bench-convs steps make.
+CONVS="--device cuda --size 32 --batch 2 --widths 8,4 --trials 1 --calls 1"
+step bench-convs-bf16-nhwc "$B/caf" bench convs $CONVS --precision bf16 --layout nhwc
+step bench-convs-tf32 "$B/caf" bench convs $CONVS --precision tf32
 step bench-augment "$B/caf" bench augment --device cuda --batch 8 --steps 2
 
 echo; echo "=== summary (emulated: caf's CUDA code on the CPU, not a GPU)"

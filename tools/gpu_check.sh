@@ -4,8 +4,8 @@
 #   (toy class, tiny preset, evaluation, thresholds) -> (full set: full ctest, sync-debug, the gpu
 #   suite's memcheck, op timings) -> the whole training step at the paper's shapes (caf in each
 #   configuration, PyTorch) -> augmentation throughput -> the loss-tracking gates (50 steps, caf
-#   against PyTorch) -> killed-and-resumed runs -> compute-sanitizer on training steps and the
-#   fused batch norm -> a short paper-preset training run on MVTec bottle and its evaluation (when
+#   against PyTorch) -> every convolution alone (caf, PyTorch) -> killed-and-resumed runs ->
+#   compute-sanitizer on training steps and the fused batch norm -> a short paper-preset training run on MVTec bottle and its evaluation (when
 #   the data is carried) -> the summary and issue 7's table (bench/summary.py).
 # Without a GPU, tools/emu_check.sh runs the same CUDA paths on the CPU emulator first (free).
 # Knobs: CAF_FULL=1 runs everything (without it the quick set runs: no full ctest, sync-debug,
@@ -118,12 +118,12 @@ B=$BUILD
 WIDTHS=128,64
 PAPER="--device cuda --size 256 --batch 8 --widths $WIDTHS"
 CAFB=$PAPER  # caf bench step's shape arguments
-AUG8=200; AUG256=20; KR_EPOCHS=200
+AUG8=200; AUG256=20; KR_EPOCHS=200; CONVS_ARGS=""
 if [ -n "${CAF_DRY:-}" ]; then
   WIDTHS=8,4
   PAPER="--device cuda --size 32 --batch 2 --widths $WIDTHS"
   CAFB="$PAPER --steps 2 --warmup 1"
-  AUG8=2; AUG256=1; KR_EPOCHS=6
+  AUG8=2; AUG256=1; KR_EPOCHS=6; CONVS_ARGS="--trials 1 --calls 1"
   CAF_QUICK_EPOCHS=${CAF_QUICK_EPOCHS:-1}; CAF_TRACK_STEPS=${CAF_TRACK_STEPS:-3}; CAF_SKIP_COMPILE=1
   echo "CAF_DRY: toy shapes and lengths; the numbers below mean nothing"
 fi
@@ -275,6 +275,15 @@ step bench-step-bf16act-nhwc-graph-f32grads "$B/caf" bench step $CAFB --precisio
 # that allocated it; --memory costs a label per allocation, so it is not a timed row; about 20 s).
 step bench-memory-bf16act-nhwc "$B/caf" bench step $CAFB --precision bf16 --activations bf16 --layout nhwc \
   --augment --memory --steps 3 --warmup 1 --json "$RES/caf_memory_bf16act_nhwc.json"
+# Every convolution of both networks alone (caf bench convs: forward, input and weight gradients
+# per distinct layer, the costliest first), then PyTorch's time for the same list
+# (bench/torch_convs.py): which layers fall short of the rest, and whether PyTorch's cuDNN calls
+# do better on any. bf16 as the fastest step runs them (planar), then TF32 (about 30 s each).
+for prec in bf16 tf32; do
+  step "bench-convs-$prec" "$B/caf" bench convs $PAPER $CONVS_ARGS --precision $prec --json "$RES/convs_$prec.json"
+  [ -n "$PY" ] && step "torch-convs-$prec" $PY bench/torch_convs.py "$RES/convs_$prec.json" \
+    --json "$RES/torch_convs_$prec.json"
+done
 # A run killed (SIGKILL, SIGINT) and resumed, against an uninterrupted one, on the GPU (after the
 # table and the loss gates, which issue 7 needs first; tools/emu_check.sh checks caf's side of it
 # without a GPU): with the trainer's default algorithms ("reproducible": cuDNN's heuristics, the
