@@ -5,8 +5,9 @@
 #   suite's memcheck, op timings) -> the whole training step at the paper's shapes (caf in each
 #   configuration, PyTorch) -> augmentation throughput -> the loss-tracking gates (50 steps, caf
 #   against PyTorch) -> every convolution alone (caf, PyTorch) -> killed-and-resumed runs ->
-#   compute-sanitizer on training steps and the fused batch norm -> a short paper-preset training run on MVTec bottle and its evaluation (when
-#   the data is carried) -> the summary and issue 7's table (bench/summary.py).
+#   compute-sanitizer on training steps and the fused batch norm -> a short paper-preset training
+#   run on MVTec bottle and its evaluation (when the data is carried) -> the summary and issue 7's
+#   table (bench/summary.py).
 # Without a GPU, tools/emu_check.sh runs the same CUDA paths on the CPU emulator first (free).
 # Knobs: CAF_FULL=1 runs everything (without it the quick set runs: no full ctest, sync-debug,
 # gpu-suite memcheck, op timings or exact-fp32 step); CAF_SKIP_OPS_PERF=1 skips the op timings
@@ -14,8 +15,8 @@
 # when data is carried; CAF_TORCH_MODES (comma list, default tf32,tf32-rfirst,bf16-cl; torch.compile runs in
 # the background from the start, timed at the first checkpoint after it is compiled, within
 # CAF_COMPILE_TIMEOUT, unless CAF_SKIP_COMPILE=1); CAF_TRACK_MODES (default "tf32 bf16");
-# CAF_TRACK_STEPS (50); CAF_ENVELOPE_RUNS (2); CAF_STEP_TIMEOUT (300 s a step); CAF_RESUME=1 (a second call
-# continues the first: see RES below). CAF_DRY=1: a dry run of this script's flow at toy
+# CAF_TRACK_STEPS (50); CAF_ENVELOPE_RUNS (2); CAF_STEP_TIMEOUT (300 s a step); CAF_RESUME=1 (a
+# second call continues the first: see RES below). CAF_DRY=1: a dry run of this script's flow at toy
 # shapes and lengths (32 px, batch 2, widths 8/4, 2 steps per benchmark, 1 epoch, 3 tracked steps,
 # no torch.compile), e.g. on the CPU emulator without a GPU: BUILD=build-emu CAF_DRY=1 bash
 # tools/gpu_check.sh (build-emu configured with -DCAF_EMU=ON by tools/emu_check.sh; PyTorch's and

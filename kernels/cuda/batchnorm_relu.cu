@@ -356,9 +356,10 @@ __global__ void eval_apply(In in, const float* gamma, const float* beta, const f
 // every 8th); each thread sums its column in double, then the 8 sums of a channel are added in
 // order through shared memory: one partial per (chunk, channel) in the same [P][C] table the
 // planar kernels fill, finalised by the same kernels. The forward's statistics take two
-// neighbouring channels per thread when C is even (64 per tile; the same sums in the same order). The elementwise passes are grid-stride
-// loops over the elements with c = i % C, four neighbouring channels per thread (one wide access)
-// when C % 4 == 0 and the pointers are 16-byte aligned. Deterministic; the order of the sums
+// neighbouring channels per thread when C is even (64 per tile; the same sums in the same order).
+// The elementwise passes are grid-stride loops over the elements with c = i % C, four
+// neighbouring channels per thread (one wide access) when C % 4 == 0 and the pointers are 16-byte
+// aligned. Deterministic; the order of the sums
 // differs from the planar kernels', so statistics agree with them up to double rounding.
 constexpr int kLastTile = 32, kLastLanes = 8;
 constexpr int64_t kLastRows = 1024;
