@@ -16,7 +16,8 @@
 //    no input gradient: the count behind caf bench step's FLOPs, so the two totals agree.
 //  - Time: --calls calls back to back between two synchronisations, the median over --trials
 //    (the steady clock; one synchronisation per trial is small against calls of 0.1-2 ms).
-//  - Operands are random, never zeros (tensor cores can run faster on zeros).
+//  - Operands are random, never zeros (tensor cores can run faster on zeros), in buffers shared by
+//    every layer.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -31,6 +32,7 @@
 #include "kernels/cast.h"
 #include "kernels/conv2d.h"
 #include "kernels/error.h"
+#include "kernels/memory.h"
 #include "kernels/runtime.h"
 #include "nn/networks.h"
 #include "train/atomic_file.h"
@@ -134,35 +136,52 @@ double median_ms(Device d, const std::function<void()>& f, const Args& a) {
   return ms[ms.size() / 2];
 }
 
-// Random operands of one layer, in the precision's storage (bf16: rounded once, here).
+// The operands of every layer: one buffer each, as large as the largest layer needs, filled once
+// by tiling a block of random values (drawn on the host) across it with device copies: random,
+// never zeros, without drawing hundreds of millions of values on the host of a lent GPU. bf16:
+// rounded once, on the device.
 struct Operands {
-  Tensor x, w, b, y, gy, gx, gw;  // fp32, or bf16 (b and the bias gradient stay fp32)
+  Tensor x, w, gy, b, y, gx, gw;
 };
-Tensor random_like(const Dims& shape, uint64_t seed, Device d, bool bf16) {
-  const Tensor f = Tensor::randn(shape, seed, 0.f, 1.f, d);
+Tensor random_buffer(int64_t numel, uint64_t seed, Device d, bool bf16) {
+  const int64_t block = std::min<int64_t>(numel, int64_t(1) << 20);
+  const Tensor pool = Tensor::randn({block}, seed, 0.f, 1.f, d);
+  Tensor f = Tensor::empty({numel}, DType::f32, d);
+  for (int64_t at = 0; at < numel; at += block)
+    copy_bytes(d, f.data<float>() + at, d, pool.data<float>(), size_t(std::min(block, numel - at)) * sizeof(float));
   if (!bf16) return f;
-  Tensor h = Tensor::empty(shape, DType::bf16, d);
-  cast_to_bf16(d, f.data<float>(), h.data<uint16_t>(), f.numel());
+  Tensor h = Tensor::empty({numel}, DType::bf16, d);
+  cast_to_bf16(d, f.data<float>(), h.data<uint16_t>(), numel);
   return h;
 }
+Operands operands_for(const std::vector<Layer>& layers, const Args& a, Device d, bool bf16) {
+  int64_t x = 1, y = 1, w = 1, c = 1;
+  for (const Layer& l : layers) {
+    const int64_t hw = (a.size >> l.level) * (a.size >> l.level);
+    x = std::max(x, a.batch * l.cin * hw);
+    y = std::max(y, a.batch * l.cout * hw);
+    w = std::max(w, l.cout * l.cin * 9);
+    c = std::max(c, l.cout);
+  }
+  const DType t = bf16 ? DType::bf16 : DType::f32;
+  Operands o;
+  o.x = random_buffer(x, 1, d, bf16);
+  o.w = random_buffer(w, 2, d, bf16);
+  o.gy = random_buffer(y, 3, d, bf16);
+  o.b = Tensor::randn({c}, 4, 0.f, 1.f, d);
+  o.y = Tensor::empty({y}, t, d);
+  o.gx = Tensor::empty({x}, t, d);
+  o.gw = bf16 ? Tensor::empty({w}, t, d) : Tensor::zeros({w}, t, d);  // bf16: written, not added
+  return o;
+}
 
-void time_layer(Layer& l, const Args& a, Device d) {
+void time_layer(Layer& l, const Operands& o, const Args& a, Device d) {
   const bool bf16 = precision() == Precision::bf16;
   Conv2dShape s;
   s.x = Shape4{a.batch, l.cin, a.size >> l.level, a.size >> l.level};
   s.k_out = l.cout;
   s.k = 3;
   s.nhwc = bf16 && channels_last_convs();
-  const Dims xd{s.x.n, s.x.c, s.x.h, s.x.w}, yd{s.x.n, s.k_out, s.x.h, s.x.w}, wd{s.k_out, s.x.c, 3, 3};
-  uint64_t seed = uint64_t(l.cin * 131 + l.cout * 7 + l.level);
-  Operands o;
-  o.x = random_like(xd, ++seed, d, bf16);
-  o.w = random_like(wd, ++seed, d, bf16);
-  o.b = Tensor::randn({s.k_out}, ++seed, 0.f, 1.f, d);
-  o.gy = random_like(yd, ++seed, d, bf16);
-  o.y = Tensor::empty(yd, bf16 ? DType::bf16 : DType::f32, d);
-  o.gx = Tensor::empty(xd, bf16 ? DType::bf16 : DType::f32, d);
-  o.gw = bf16 ? Tensor::empty(wd, DType::bf16, d) : Tensor::zeros(wd, DType::f32, d);  // bf16: written, not added
   if (bf16) {
     auto H = [](const Tensor& t) { return t.data<uint16_t>(); };
     l.fwd_ms = median_ms(d, [&] { conv2d_forward_bf16(d, H(o.x), H(o.w), H(o.y), s); }, a);
@@ -201,7 +220,8 @@ int bench_convs(int argc, char** argv) {
               (long long)a.size, (long long)a.size, (long long)a.batch, (long long)a.rw, (long long)a.sw,
               layers.size(), r.convs().size() + sn.convs().size());
   std::fflush(stdout);
-  for (Layer& l : layers) time_layer(l, a, d);
+  const Operands o = operands_for(layers, a, d, precision() == Precision::bf16);
+  for (Layer& l : layers) time_layer(l, o, a, d);
   std::vector<const Layer*> order;
   for (const Layer& l : layers) order.push_back(&l);
   std::stable_sort(order.begin(), order.end(),
