@@ -35,6 +35,7 @@
 #include "kernels/memory.h"
 #include "kernels/runtime.h"
 #include "nn/networks.h"
+#include "tools/cli.h"
 #include "train/atomic_file.h"
 
 namespace caf {
@@ -57,16 +58,7 @@ Args parse(int argc, char** argv) {
       if (i + 1 >= argc) throw ConfigError("bench convs: " + k + " needs a value", options);
       return argv[++i];
     };
-    auto num = [&](const std::string& v) {
-      try {
-        size_t used = 0;
-        const long long n = std::stoll(v, &used);
-        if (used != v.size() || n < 1) throw 0;
-        return int64_t(n);
-      } catch (...) {
-        throw ConfigError("bench convs: " + k + " expects an integer >= 1, got '" + v + "'");
-      }
-    };
+    auto num = [&](const std::string& v) { return int64_t(cli_integer("bench convs: " + k, v, 1, 1000000)); };
     if (k == "--device") a.device = val();
     else if (k == "--size") a.size = num(val());
     else if (k == "--batch") a.batch = num(val());
